@@ -1,0 +1,1 @@
+"""The Dagster definitions: one asset per shared step, each a single call into `shared_tasks`."""

@@ -1,0 +1,1 @@
+"""The control side: the CLI, the embedded local stack and everything run on a person's machine."""

@@ -1,0 +1,62 @@
+"""Create an origin: a bare Git repository whose first commit versions the seed dataset.
+
+The committed .dvc/config names only the remote's S3 URL; how to reach the S3 API (the
+endpoint, credentials) comes from each user's environment and is never committed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from shared_tasks.dvcops import Dvc
+from shared_tasks.generate import SEED_DATASET_ROWS, write_seed_dataset
+from shared_tasks.gitops import Git
+from shared_tasks.redact import Redactor
+from shared_tasks.settings import Settings
+from shared_tasks.versions import commit_message
+
+SEED_RUN_ID = "seed"
+
+
+def create_origin(
+    settings: Settings,
+    bare_repo: Path,
+    remote_url: str,
+    rows: int = SEED_DATASET_ROWS,
+    seed: int = 0,
+) -> str:
+    """Make `bare_repo` and push the seed version to it and to the DVC remote; returns the commit."""
+    from dvc.repo import Repo
+
+    redactor = Redactor.from_environment(settings.secret_values())
+    bare_repo.parent.mkdir(parents=True, exist_ok=True)
+    Git(settings, bare_repo, redactor).run(
+        "init",
+        "--quiet",
+        "--bare",
+        f"--initial-branch={settings.git_branch}",
+        str(bare_repo),
+        cwd=bare_repo.parent,
+    )
+    with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.work_root.parent) as tmp:
+        work = Path(tmp) / "repo"
+        work.mkdir()
+        git = Git(settings, work, redactor)
+        git.run("init", "--quiet", f"--initial-branch={settings.git_branch}")
+        with Repo.init(str(work)) as repo:
+            repo.config  # noqa: B018 - materialise the config before editing it
+            with repo.config.edit() as config:
+                config["core"]["remote"] = settings.dvc_remote
+                config["remote"][settings.dvc_remote] = {"url": remote_url}
+        write_seed_dataset(work / settings.dataset_path, rows=rows, seed=seed)
+        dvc = Dvc(settings, work, redactor)
+        dvc.add()
+        dvc.push()
+        git.run("add", "--", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
+        git.run("add", "--", settings.pointer_path, str(Path(settings.dataset_path).parent / ".gitignore"))
+        git.run("commit", "--quiet", "--file", "-", input_text=commit_message(SEED_RUN_ID, "seed", rows, rows))
+        git.run("remote", "add", "origin", "--", bare_repo.as_uri())
+        git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{settings.git_branch}")
+        commit = git.rev("HEAD")
+    return commit

@@ -1,0 +1,244 @@
+"""The embedded local stack: everything on 127.0.0.1, all state in one folder.
+
+Folder layout: s3/ (persisted S3 objects), origin.git (bare Git origin), work/ (run
+workspaces, DVC cache and DVC site cache), settings.env (what the steps read), and per
+service a log and a ready file holding its pid and port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataset_pipeline.s3server import FAKE_CREDENTIALS, LOOPBACK, s3_client
+from dataset_pipeline.seed import create_origin
+from shared_tasks.generate import SEED_DATASET_ROWS
+from shared_tasks.settings import ENV_PREFIX, Settings
+
+DEFAULT_STACK_DIR = ".stack"
+DEFAULT_S3_PORT = 9000
+DEFAULT_BUCKET = "dataset-pipeline"
+REMOTE_PREFIX = "datasets"
+START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 30
+
+
+class StackError(RuntimeError):
+    """The stack cannot be brought to the asked state; the message says why."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    root: Path
+    s3_port: int = DEFAULT_S3_PORT
+    bucket: str = DEFAULT_BUCKET
+    seed_rows: int = SEED_DATASET_ROWS
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> StackConfig:
+        root = Path(os.environ.get("DATASET_PIPELINE_STACK_DIR", DEFAULT_STACK_DIR)).resolve()
+        port = int(os.environ.get("DATASET_PIPELINE_S3_PORT", DEFAULT_S3_PORT))
+        values: dict[str, Any] = {"root": root, "s3_port": port}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        values["root"] = Path(values["root"]).resolve()
+        return cls(**values)
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.root = config.root
+
+    # paths ---------------------------------------------------------------------------------
+    @property
+    def origin(self) -> Path:
+        return self.root / "origin.git"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "settings.env"
+
+    @property
+    def s3_ready_file(self) -> Path:
+        return self.root / "s3.ready"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self._s3_port()}"
+
+    def _s3_port(self) -> int:
+        ready = self._ready(self.s3_ready_file)
+        return int(ready["port"]) if ready else self.config.s3_port
+
+    @property
+    def remote_url(self) -> str:
+        return f"s3://{self.config.bucket}/{REMOTE_PREFIX}"
+
+    def env(self) -> dict[str, str]:
+        """What a plain `git clone` + `dvc pull` (or any S3 client) needs to reach this stack."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
+            "DVC_SITE_CACHE_DIR": str(self.root / "work" / "dvc-site-cache"),
+        }
+
+    def settings_env(self) -> dict[str, str]:
+        return {
+            f"{ENV_PREFIX}GIT_URL": self.origin.as_uri(),
+            f"{ENV_PREFIX}GIT_BRANCH": "main",
+            f"{ENV_PREFIX}WORK_ROOT": str(self.root / "work"),
+            f"{ENV_PREFIX}DVC_REMOTE": "storage",
+            **self.env(),
+        }
+
+    def settings(self) -> Settings:
+        env = self.settings_env()
+        return Settings(
+            git_url=env[f"{ENV_PREFIX}GIT_URL"],
+            work_root=Path(env[f"{ENV_PREFIX}WORK_ROOT"]),
+            s3_endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        )
+
+    # lifecycle -----------------------------------------------------------------------------
+    def up(self) -> dict[str, Any]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".gitignore").write_text("*\n")
+        os.environ.update({k: v for k, v in FAKE_CREDENTIALS.items() if k not in os.environ})
+        if not self._s3_alive():
+            self._start_s3()
+        self._ensure_bucket()
+        if not (self.origin / "HEAD").exists():
+            os.environ["DVC_SITE_CACHE_DIR"] = self.env()["DVC_SITE_CACHE_DIR"]
+            create_origin(self.settings(), self.origin, self.remote_url, rows=self.config.seed_rows)
+        self._write_settings_file()
+        return self.status()
+
+    def down(self) -> dict[str, Any]:
+        ready = self._ready(self.s3_ready_file)
+        if ready:
+            _stop_process(int(ready["pid"]))
+            self.s3_ready_file.unlink(missing_ok=True)
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        running = self._s3_alive()
+        return {
+            "running": running,
+            "stack_dir": str(self.root),
+            "git_url": self.origin.as_uri(),
+            "git_branch": "main",
+            "s3_endpoint": self.s3_endpoint,
+            "bucket": self.config.bucket,
+            "dvc_remote_url": self.remote_url,
+            "settings_file": str(self.settings_file),
+            "services": {"s3": {"running": running, "url": self.s3_endpoint}},
+            "env": self.env(),
+        }
+
+    # internals -----------------------------------------------------------------------------
+    def _write_settings_file(self) -> None:
+        lines = [f"{key}={value}" for key, value in sorted(self.settings_env().items())]
+        tmp = self.settings_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.settings_file)
+
+    @staticmethod
+    def _ready(path: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if _pid_alive(int(data.get("pid", 0))) else None
+
+    def _s3_alive(self) -> bool:
+        if self._ready(self.s3_ready_file) is None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.s3_endpoint}/moto-api/", timeout=5):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _start_s3(self) -> None:
+        self.s3_ready_file.unlink(missing_ok=True)
+        log_path = self.root / "s3.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dataset_pipeline.s3server",
+                    "--port",
+                    str(self.config.s3_port),
+                    "--state-dir",
+                    str(self.root / "s3"),
+                    "--ready-file",
+                    str(self.s3_ready_file),
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                hint = ""
+                if any("Address already in use" in line for line in tail):
+                    hint = f" (port {self.config.s3_port} is in use: choose another with --s3-port)"
+                raise StackError(f"the S3 API did not start{hint}: {' | '.join(tail)}")
+            if self.s3_ready_file.exists() and self._s3_alive():
+                return
+            time.sleep(0.1)
+        _stop_process(process.pid)
+        raise StackError(f"the S3 API did not become ready in {START_TIMEOUT_SECONDS} s; see {log_path}")
+
+    def _ensure_bucket(self) -> None:
+        client = s3_client(self.s3_endpoint)
+        existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+        if self.config.bucket not in existing:
+            client.create_bucket(Bucket=self.config.bucket)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_process(pid: int) -> None:
+    """SIGTERM, wait, then SIGKILL: `down` must really stop what `up` started."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+            if finished == pid:
+                return
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,150 @@
+"""DVC through its Python API: one `Repo` per workspace, absolute paths, pinned DVC.
+
+`dvc.repo.Repo` is not a supported public API, so every call used here is covered by the
+tests and DVC is pinned in the lock file. The cache is shared by all runs; its link type
+is forced to reflink-or-copy so that no workspace file is ever a hardlink or symlink into
+the cache (an in-place write could otherwise corrupt a cached object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
+import yaml
+
+from shared_tasks.redact import RedactingFilter, Redactor
+from shared_tasks.settings import Settings
+
+SAFE_CACHE_TYPES = "reflink,copy"
+# DVC's INFO lines are CLI hints ("To track the changes with git, run: ..."), not step
+# output; what it still logs passes through the redactor.
+_DVC_LOG_REDACTOR = Redactor.from_environment()
+logging.getLogger("dvc").setLevel(logging.WARNING)
+for _handler in logging.getLogger("dvc").handlers:
+    _handler.addFilter(RedactingFilter(_DVC_LOG_REDACTOR))
+HASH_CHUNK = 1 << 20
+
+
+class DvcError(RuntimeError):
+    """A DVC operation failed; the message is already redacted."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a `.dvc` pointer file says about the tracked output."""
+
+    md5: str
+    size: int | None
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> Pointer:
+        try:
+            data = yaml.safe_load(text)
+            out = data["outs"][0]
+            return cls(md5=str(out["md5"]), size=out.get("size"), path=str(out["path"]))
+        except (yaml.YAMLError, KeyError, IndexError, TypeError) as error:
+            raise DvcError(f"not a valid .dvc pointer ({type(error).__name__}: {error})") from None
+
+    @classmethod
+    def read(cls, path: Path) -> Pointer:
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+
+def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Config merged over the committed .dvc/config: nothing of it is written to disk."""
+    remote: dict[str, Any] = {}
+    if settings.dvc_remote_url:
+        remote["url"] = settings.dvc_remote_url
+    if settings.s3_endpoint_url:
+        remote["endpointurl"] = settings.s3_endpoint_url
+    config: dict[str, Any] = {
+        "core": {"site_cache_dir": str(settings.site_cache_dir), "analytics": False},
+        "cache": {"dir": str(cache_dir or settings.cache_dir), "type": SAFE_CACHE_TYPES},
+    }
+    if remote:
+        config["remote"] = {settings.dvc_remote: remote}
+    return config
+
+
+def s3_object_url(remote_url: str, md5: str) -> str:
+    """Where DVC 3 stores a file's content on the remote."""
+    return f"{remote_url.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Dvc:
+    """The DVC operations of one workspace clone."""
+
+    def __init__(self, settings: Settings, root: Path, redactor: Redactor, cache_dir: Path | None = None):
+        self.settings = settings
+        self.root = root.resolve()
+        self.redact = redactor
+        self.cache_dir = cache_dir
+        _DVC_LOG_REDACTOR.extend(redactor.secrets)
+
+    @contextmanager
+    def _repo(self) -> Iterator[Any]:
+        from dvc.repo import Repo
+
+        try:
+            repo = Repo(str(self.root), config=repo_config(self.settings, self.cache_dir))
+        except Exception as error:  # DVC raises many unrelated types
+            raise DvcError(self.redact(f"cannot open DVC repository: {error}")) from None
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    @property
+    def data_path(self) -> Path:
+        return self.root / self.settings.dataset_path
+
+    @property
+    def pointer_file(self) -> Path:
+        return self.root / self.settings.pointer_path
+
+    def _call(self, what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(*args, **kwargs)
+        except Exception as error:
+            raise DvcError(self.redact(f"dvc {what} failed: {type(error).__name__}: {error}")) from None
+
+    def pull(self) -> None:
+        with self._repo() as repo:
+            self._call(
+                "pull",
+                repo.pull,
+                targets=[str(self.pointer_file)],
+                remote=self.settings.dvc_remote,
+                force=True,
+            )
+
+    def add(self) -> Pointer:
+        with self._repo() as repo:
+            self._call("add", repo.add, str(self.data_path))
+        return Pointer.read(self.pointer_file)
+
+    def push(self) -> int:
+        with self._repo() as repo:
+            pushed = self._call("push", repo.push, targets=[str(self.pointer_file)], remote=self.settings.dvc_remote)
+        return int(pushed or 0)
+
+    def remote_url(self) -> str:
+        with self._repo() as repo:
+            url = repo.config["remote"][self.settings.dvc_remote]["url"]
+        return str(url)

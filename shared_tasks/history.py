@@ -1,0 +1,133 @@
+"""Every published version, and proof that a version's data can still be had.
+
+History reads a bare mirror of the origin (no data needed). Verify takes a version from
+scratch: a fresh clone and an empty DVC cache, so its data really comes from the remote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from shared_tasks.dataset import file_facts
+from shared_tasks.dvcops import Dvc, Pointer
+from shared_tasks.gitops import Git, GitError
+from shared_tasks.redact import Redactor
+from shared_tasks.settings import Settings
+from shared_tasks.validate import DataValidationError, read_header
+from shared_tasks.versions import VersionRecord, list_versions
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    rev: str
+    commit: str
+    expected_md5: str
+    actual_md5: str | None
+    expected_size: int | None
+    actual_size: int | None
+    expected_rows: int | None
+    actual_rows: int | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+class Mirror:
+    """A bare mirror of the origin under the work root, refreshed before each read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.work_root / "mirror.git"
+        self.redact = Redactor.from_environment(settings.secret_values())
+        self.git = Git(settings, self.path, self.redact)
+
+    def refresh(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path.parent / ".mirror.lock"), timeout=600):
+            if not (self.path / "HEAD").exists():
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.git.run("init", "--quiet", "--bare", str(self.path), cwd=self.path.parent)
+                self.git.run("remote", "add", "origin", "--", self.settings.git_url)
+            self.git.fetch()
+
+    def resolve(self, rev: str) -> str:
+        if rev.startswith("-"):
+            raise ValueError(f"not a revision: {rev!r}")
+        for candidate in (rev, f"refs/remotes/origin/{rev}"):
+            completed = self.git.run("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False)
+            if completed.returncode == 0:
+                return completed.stdout.strip()
+        raise ValueError(f"no commit {rev!r} on the origin's {self.settings.git_branch} branch")
+
+
+def history(settings: Settings) -> list[VersionRecord]:
+    mirror = Mirror(settings)
+    mirror.refresh()
+    return list_versions(mirror.git, mirror.git.origin_ref, settings.pointer_path)
+
+
+def verify(settings: Settings, rev: str) -> VerifyResult:
+    mirror = Mirror(settings)
+    mirror.refresh()
+    commit = mirror.resolve(rev)
+    pointer = Pointer.parse(mirror.git.show(commit, settings.pointer_path))
+    expected = {v.commit: v for v in list_versions(mirror.git, commit, settings.pointer_path)}
+    expected_rows = expected[commit].rows if commit in expected else None
+    scratch = settings.work_root / "verify" / uuid.uuid4().hex
+    try:
+        return _verify_in(settings, mirror, scratch, rev, commit, pointer, expected_rows)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _verify_in(
+    settings: Settings,
+    mirror: Mirror,
+    scratch: Path,
+    rev: str,
+    commit: str,
+    pointer: Pointer,
+    expected_rows: int | None,
+) -> VerifyResult:
+    repo = scratch / "repo"
+    git = Git(settings, repo, mirror.redact)
+    git.clone(repo)
+    git.run("checkout", "--quiet", "--detach", commit)
+    problems: list[str] = []
+    actual_md5 = actual_size = actual_rows = None
+    try:
+        Dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
+        data = repo / settings.dataset_path
+        facts = file_facts(data)
+        actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
+        read_header(data)
+    except (GitError, RuntimeError, DataValidationError) as error:
+        problems.append(str(error))
+    if actual_md5 is not None and actual_md5 != pointer.md5:
+        problems.append(f"md5 {actual_md5} differs from the pointer's {pointer.md5}")
+    if actual_size is not None and pointer.size is not None and actual_size != pointer.size:
+        problems.append(f"size {actual_size} differs from the pointer's {pointer.size}")
+    if actual_rows is not None and expected_rows is not None and actual_rows != expected_rows:
+        problems.append(f"{actual_rows} rows, the commit says {expected_rows}")
+    return VerifyResult(
+        rev=rev,
+        commit=commit,
+        expected_md5=pointer.md5,
+        actual_md5=actual_md5,
+        expected_size=pointer.size,
+        actual_size=actual_size,
+        expected_rows=expected_rows,
+        actual_rows=actual_rows,
+        problems=problems,
+    )

@@ -1,0 +1,127 @@
+"""The one settings object, read from the environment.
+
+Pods get these variables from the chart values, a settings ConfigMap and the
+`git-credentials` Secret; the local stack writes the same names into an env file.
+Credentials are only ever read from the environment and are kept as SecretStr so
+they never show up in a repr, a log line or a serialised settings dump.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PIPELINE_"
+
+
+class Layout(StrEnum):
+    """How the dataset is stored; the single CSV file is the original system's layout."""
+
+    SINGLE_FILE = "single-file"
+
+
+class Settings(BaseSettings):
+    """Everything a step needs to know that is not in the run's workspace."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    git_url: str = Field(description="Origin repository (https://, ssh:// or file://); no credentials.")
+    git_branch: str = "main"
+    dataset_path: str = Field(
+        default="data/employee_attrition.csv",
+        description="Path of the DVC-tracked dataset inside the repository.",
+    )
+    dvc_remote: str = "storage"
+    dvc_remote_url: str | None = Field(
+        default=None,
+        description="Overrides the remote's URL from the committed .dvc/config (s3://bucket/prefix).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="Only for a local S3 API; unset on AWS.",
+    )
+    work_root: Path = Field(description="Shared volume: run workspaces live below it.")
+    dvc_cache_dir: Path | None = Field(
+        default=None, description="DVC cache shared by all runs; defaults to <work_root>/dvc-cache."
+    )
+    git_author_name: str = "dataset-pipeline"
+    git_author_email: str = "dataset-pipeline@localhost"
+    layout: Layout = Layout.SINGLE_FILE
+    push_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    push_backoff_max_seconds: Annotated[float, Field(gt=0)] = 10.0
+
+    git_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("GIT_SYNC_USERNAME", "GITSYNC_USERNAME")
+    )
+    git_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GIT_SYNC_PASSWORD", "GITSYNC_PASSWORD")
+    )
+
+    @field_validator("git_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]+@", value, re.IGNORECASE) and "://git@" not in value:
+            raise ValueError("git_url must not carry credentials; set GIT_SYNC_USERNAME and GIT_SYNC_PASSWORD")
+        if not value.strip():
+            raise ValueError("git_url is empty")
+        return value
+
+    @field_validator("dataset_path")
+    @classmethod
+    def _relative_dataset_path(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or not path.name:
+            raise ValueError(f"dataset_path must be a relative path inside the repository, got {value!r}")
+        return str(path)
+
+    @field_validator("dvc_remote_url")
+    @classmethod
+    def _remote_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9]+://", value):
+            raise ValueError(f"dvc_remote_url must be a URL such as s3://bucket/prefix, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        if not self.work_root.is_absolute():
+            raise ValueError(f"work_root must be an absolute path, got {str(self.work_root)!r}")
+        if self.dvc_cache_dir is not None and not self.dvc_cache_dir.is_absolute():
+            raise ValueError(f"dvc_cache_dir must be an absolute path, got {str(self.dvc_cache_dir)!r}")
+        return self
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.dvc_cache_dir or self.work_root / "dvc-cache"
+
+    @property
+    def site_cache_dir(self) -> Path:
+        return self.work_root / "dvc-site-cache"
+
+    @property
+    def pointer_path(self) -> str:
+        return f"{self.dataset_path}.dvc"
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in output (used by the redactor)."""
+        values = []
+        if self.git_password is not None and self.git_password.get_secret_value():
+            values.append(self.git_password.get_secret_value())
+        return values
+
+
+def load_settings(env_file: str | Path | None = None) -> Settings:
+    """Build settings from the environment; an env file only fills what the environment lacks."""
+    if env_file is not None:
+        return Settings(_env_file=env_file)
+    return Settings()

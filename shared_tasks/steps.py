@@ -1,0 +1,357 @@
+"""The three steps both orchestrators call: pull, modify, push.
+
+Each step reads its inputs from settings and the run's workspace, so each can run in its
+own pod; each returns a small serialisable record. Every step may be retried: modify
+applies the run's change exactly once, and push recognises a version it already published
+by the Run-Id trailer on the origin, so a retry never duplicates or drops a version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from shared_tasks.dataset import append_records, file_facts, records_to_csv_bytes, scan_ids
+from shared_tasks.dvcops import Dvc, DvcError, s3_object_url
+from shared_tasks.generate import generate_run_records
+from shared_tasks.gitops import Git
+from shared_tasks.redact import Redactor
+from shared_tasks.schema import ID_COLUMN
+from shared_tasks.settings import Settings
+from shared_tasks.validate import (
+    DataValidationError,
+    Problem,
+    read_change_file,
+    read_header,
+    validate_records,
+)
+from shared_tasks.versions import VersionRecord, commit_message, find_run_version
+from shared_tasks.workspace import RunState, Workspace, WorkspaceError, atomic_write_text
+
+MAX_RECORDS_PER_RUN = 100_000
+_ORCHESTRATOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class PushRejected(RuntimeError):
+    """The origin moved while this run was publishing (another run got there first)."""
+
+
+class PushConflictError(RuntimeError):
+    """Publishing kept losing the race; the change is kept and the step can be rerun."""
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    run_id: str
+    commit: str
+    md5: str
+    size: int
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    run_id: str
+    base_commit: str
+    rows_added: int
+    first_id: int | None
+    last_id: int | None
+    md5: str | None
+    rows: int | None
+    already_published: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    run_id: str
+    orchestrator: str | None
+    commit: str
+    md5: str
+    size: int | None
+    rows: int | None
+    rows_added: int | None
+    s3_url: str
+    attempts: int
+    already_published: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RunContext:
+    """The composition root of one run: its workspace and its Git and DVC clients."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.workspace = Workspace.for_run(settings.work_root, run_id)
+        self.redact = Redactor.from_environment(settings.secret_values())
+        self.git = Git(settings, self.workspace.repo, self.redact)
+        self.dvc = Dvc(settings, self.workspace.repo, self.redact)
+
+    def published(self, ref: str) -> VersionRecord | None:
+        return find_run_version(self.git, ref, self.settings.pointer_path, self.run_id)
+
+    def checkout_head_data(self) -> dict[str, Any]:
+        """Pull the data of the checked-out commit and check it; returns the base facts."""
+        self.dvc.pull()
+        read_header(self.dvc.data_path)
+        facts = file_facts(self.dvc.data_path)
+        pointer_md5 = self.dvc_pointer_md5()
+        if facts.md5 != pointer_md5:
+            raise DvcError(f"pulled {self.settings.dataset_path} has md5 {facts.md5}, its pointer says {pointer_md5}")
+        return {"commit": self.git.rev("HEAD"), "md5": facts.md5, "size": facts.size, "rows": facts.rows}
+
+    def dvc_pointer_md5(self) -> str:
+        from shared_tasks.dvcops import Pointer
+
+        return Pointer.read(self.dvc.pointer_file).md5
+
+
+# pull -------------------------------------------------------------------------------------
+
+
+def pull_data(settings: Settings, run_id: str) -> PullRecord:
+    """Bring the run's workspace to the branch head with its data, checked against the schema."""
+    ctx = RunContext(settings, run_id)
+    workspace = ctx.workspace
+    with workspace.locked():
+        if (workspace.repo / ".git").is_dir():
+            ctx.git.fetch()
+        else:
+            _remove_tree(workspace.repo)  # a clone interrupted half-way
+            ctx.git.clone(workspace.repo)
+            ctx.git.fetch()
+        ctx.git.reset_hard(ctx.git.origin_ref)
+        base = ctx.checkout_head_data()
+        state = workspace.load_state()
+        state.pulled, state.applied = base, None
+        workspace.save_state(state)
+    return PullRecord(run_id=run_id, **base)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+
+
+# modify -----------------------------------------------------------------------------------
+
+
+def modify_data(
+    settings: Settings,
+    run_id: str,
+    records: int = 1,
+    change_file: Path | None = None,
+) -> ChangeSummary:
+    """Produce the run's change (same run id, same change), validate it, apply it exactly once."""
+    if not 1 <= records <= MAX_RECORDS_PER_RUN:
+        raise ValueError(f"records must be between 1 and {MAX_RECORDS_PER_RUN}, got {records}")
+    ctx = RunContext(settings, run_id)
+    workspace = ctx.workspace
+    with workspace.locked():
+        state = workspace.load_state()
+        if state.pulled is None:
+            raise WorkspaceError(f"pull_data has not run for run {run_id!r}; run it first")
+        done = ctx.published("HEAD")
+        if done is not None:
+            return _summary_of_published(done, state)
+        change, assign_ids = _kept_change(workspace, state, records, change_file)
+        current_md5 = file_facts(ctx.dvc.data_path).md5
+        if state.applied is not None and current_md5 == state.applied["md5"]:
+            return _summary(run_id, state)
+        if current_md5 != state.pulled["md5"]:
+            raise WorkspaceError(
+                f"the dataset in run {run_id!r}'s workspace changed since pull_data "
+                f"(md5 {current_md5}, pulled {state.pulled['md5']}); rerun pull_data"
+            )
+        state.applied = _apply_change(ctx, change, assign_ids)
+        workspace.save_state(state)
+    return _summary(run_id, state)
+
+
+def _kept_change(
+    workspace: Workspace, state: RunState, records: int, change_file: Path | None
+) -> tuple[pd.DataFrame, bool]:
+    """The run's change: made once, then kept beside the workspace and reused on every retry."""
+    if workspace.change_file.exists():
+        kept = read_change_file(workspace.change_file)
+        meta = state.extra.get("change", {})
+        if change_file is not None:
+            offered = read_change_file(change_file)
+            if not offered.equals(kept):
+                raise WorkspaceError(f"run {state.run_id!r} already has a different change; use a new run id")
+        elif meta.get("source") == "generated" and len(kept) != records:
+            raise WorkspaceError(
+                f"run {state.run_id!r} already generated {len(kept)} record(s), not {records}; use a new run id"
+            )
+        return kept, bool(meta.get("assign_ids", True))
+    if change_file is not None:
+        change, assign_ids, source = read_change_file(change_file), False, "file"
+    else:
+        change, assign_ids, source = generate_run_records(state.run_id, records), True, "generated"
+        validate_records(change, source=f"generated change of run {state.run_id!r}")
+    atomic_write_text(workspace.change_file, records_to_csv_bytes(change, header=True).decode("utf-8"))
+    state.extra["change"] = {"source": source, "assign_ids": assign_ids, "records": len(change)}
+    return change, assign_ids
+
+
+def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> dict[str, Any]:
+    data = ctx.dvc.data_path
+    offered_ids = [] if assign_ids else [int(value) for value in change[ID_COLUMN]]
+    largest, taken = scan_ids(data, offered_ids)
+    if taken:
+        raise DataValidationError(
+            f"change of run {ctx.run_id!r}",
+            [Problem("already in the dataset", column=ID_COLUMN, value=str(v)) for v in taken],
+        )
+    if assign_ids:
+        change = change.assign(**{ID_COLUMN: range(largest + 1, largest + 1 + len(change))})
+    validate_records(change, source=f"change of run {ctx.run_id!r}")
+    facts = append_records(data, change)
+    ids = change[ID_COLUMN]
+    return {
+        "md5": facts.md5,
+        "size": facts.size,
+        "rows": facts.rows,
+        "rows_added": len(change),
+        "first_id": int(ids.min()),
+        "last_id": int(ids.max()),
+    }
+
+
+def _summary(run_id: str, state: RunState) -> ChangeSummary:
+    assert state.pulled is not None and state.applied is not None
+    applied = state.applied
+    return ChangeSummary(
+        run_id=run_id,
+        base_commit=state.pulled["commit"],
+        rows_added=applied["rows_added"],
+        first_id=applied["first_id"],
+        last_id=applied["last_id"],
+        md5=applied["md5"],
+        rows=applied["rows"],
+    )
+
+
+def _summary_of_published(version: VersionRecord, state: RunState) -> ChangeSummary:
+    assert state.pulled is not None
+    return ChangeSummary(
+        run_id=state.run_id,
+        base_commit=state.pulled["commit"],
+        rows_added=version.rows_added or 0,
+        first_id=None,
+        last_id=None,
+        md5=version.md5,
+        rows=version.rows,
+        already_published=True,
+    )
+
+
+# push -------------------------------------------------------------------------------------
+
+
+def push_data(settings: Settings, run_id: str, orchestrator: str = "direct") -> PublishedVersion:
+    """Publish the run's change: data to the DVC remote first, then the pointer to Git."""
+    if not _ORCHESTRATOR_NAME.match(orchestrator):
+        raise ValueError(f"orchestrator must be a short lower-case name, got {orchestrator!r}")
+    ctx = RunContext(settings, run_id)
+    workspace = ctx.workspace
+    with workspace.locked():
+        state = workspace.load_state()
+        if state.applied is None:
+            if state.pulled is not None:
+                ctx.git.fetch()
+                done = ctx.published(ctx.git.origin_ref)
+                if done is not None:
+                    return _published(ctx, done, attempts=0, already=True)
+            raise WorkspaceError(f"modify_data has not run for run {run_id!r}; nothing to publish")
+        retrying = Retrying(
+            stop=stop_after_attempt(settings.push_attempts),
+            wait=wait_random_exponential(multiplier=0.2, max=settings.push_backoff_max_seconds),
+            retry=retry_if_exception_type(PushRejected),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    return _publish_once(ctx, state, orchestrator, number)
+        except PushRejected:
+            raise PushConflictError(
+                f"run {run_id!r}: the origin kept moving; gave up after {settings.push_attempts} "
+                "attempts. Nothing was lost: the change is kept in the run's workspace; rerun push_data"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _publish_once(ctx: RunContext, state: RunState, orchestrator: str, attempt: int) -> PublishedVersion:
+    git = ctx.git
+    git.fetch()
+    origin_head = git.rev(git.origin_ref)
+    done = ctx.published(git.origin_ref)
+    if done is not None:
+        return _published(ctx, done, attempts=attempt, already=True)
+    head_is_ours = ctx.published("HEAD") is not None
+    if head_is_ours and git.rev("HEAD^") == origin_head:
+        ctx.dvc.push()  # the data may not have gone out before the step died
+        return _push_pointer(ctx, orchestrator, attempt)
+    if head_is_ours or git.rev("HEAD") != origin_head:
+        _rebase_change(ctx, state)
+    assert state.applied is not None
+    pointer = ctx.dvc.add()
+    if pointer.md5 != state.applied["md5"]:
+        _rebase_change(ctx, state)  # the workspace no longer held exactly this run's change
+        pointer = ctx.dvc.add()
+    ctx.dvc.push()
+    message = commit_message(ctx.run_id, orchestrator, state.applied["rows_added"], state.applied["rows"])
+    git.commit_paths(message, [ctx.settings.pointer_path])
+    return _push_pointer(ctx, orchestrator, attempt)
+
+
+def _push_pointer(ctx: RunContext, orchestrator: str, attempt: int) -> PublishedVersion:
+    outcome = ctx.git.push()
+    if not outcome.accepted:
+        raise PushRejected(outcome.detail)
+    version = ctx.published("HEAD")
+    assert version is not None
+    return _published(ctx, version, attempts=attempt, already=False)
+
+
+def _rebase_change(ctx: RunContext, state: RunState) -> None:
+    """Start again from the origin's new head: its data, then this run's change re-applied."""
+    ctx.git.reset_hard(ctx.git.origin_ref)
+    state.pulled = ctx.checkout_head_data()
+    state.applied = None
+    change = read_change_file(ctx.workspace.change_file)
+    state.applied = _apply_change(ctx, change, bool(state.extra.get("change", {}).get("assign_ids", True)))
+    ctx.workspace.save_state(state)
+
+
+def _published(ctx: RunContext, version: VersionRecord, attempts: int, already: bool) -> PublishedVersion:
+    remote_url = ctx.settings.dvc_remote_url or ctx.dvc.remote_url()
+    return PublishedVersion(
+        run_id=ctx.run_id,
+        orchestrator=version.orchestrator,
+        commit=version.commit,
+        md5=version.md5,
+        size=version.size,
+        rows=version.rows,
+        rows_added=version.rows_added,
+        s3_url=s3_object_url(remote_url, version.md5),
+        attempts=attempts,
+        already_published=already,
+    )

@@ -1,0 +1,81 @@
+"""Versions of the dataset as Git records them: pointer commits and their trailers.
+
+A published commit carries trailers naming the run that made it; they are how a retried
+push recognises its own earlier success, and how history says who made each version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from shared_tasks.dvcops import Pointer
+from shared_tasks.gitops import Git
+
+TRAILER_RUN_ID = "Run-Id"
+TRAILER_ORCHESTRATOR = "Orchestrator"
+TRAILER_ROWS_ADDED = "Rows-Added"
+TRAILER_ROWS = "Rows"
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    commit: str
+    time: str
+    md5: str
+    size: int | None
+    rows: int | None
+    rows_added: int | None
+    run_id: str | None
+    orchestrator: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def commit_message(run_id: str, orchestrator: str, rows_added: int, rows: int) -> str:
+    return (
+        f"Publish dataset version: +{rows_added} record(s) from {orchestrator}\n\n"
+        f"{TRAILER_RUN_ID}: {run_id}\n"
+        f"{TRAILER_ORCHESTRATOR}: {orchestrator}\n"
+        f"{TRAILER_ROWS_ADDED}: {rows_added}\n"
+        f"{TRAILER_ROWS}: {rows}\n"
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _record(commit: str, time: str, trailers: dict[str, str], pointer_text: str) -> VersionRecord:
+    pointer = Pointer.parse(pointer_text)
+    return VersionRecord(
+        commit=commit,
+        time=time,
+        md5=pointer.md5,
+        size=pointer.size,
+        rows=_int_or_none(trailers.get(TRAILER_ROWS)),
+        rows_added=_int_or_none(trailers.get(TRAILER_ROWS_ADDED)),
+        run_id=trailers.get(TRAILER_RUN_ID),
+        orchestrator=trailers.get(TRAILER_ORCHESTRATOR),
+    )
+
+
+def list_versions(git: Git, ref: str, pointer_path: str) -> list[VersionRecord]:
+    """Every commit on `ref` that changed the pointer, newest first."""
+    records = []
+    for commit, time, trailers in git.trailers_log(ref, pointer_path):
+        shown = git.run("show", f"{commit}:{pointer_path}", check=False)
+        if shown.returncode == 0:  # else the commit deleted the pointer
+            records.append(_record(commit, time, trailers, shown.stdout))
+    return records
+
+
+def find_run_version(git: Git, ref: str, pointer_path: str, run_id: str) -> VersionRecord | None:
+    for commit, time, trailers in git.trailers_log(ref, pointer_path):
+        if trailers.get(TRAILER_RUN_ID) == run_id:
+            return _record(commit, time, trailers, git.show(commit, pointer_path))
+    return None

@@ -1,0 +1,143 @@
+"""Fixtures: a hermetic environment, a real S3 API on loopback, real bare Git origins.
+
+Modelled on DVC's own test fixtures: the origin is seeded once per session (template) and
+copied per test; moto's server runs on 127.0.0.1 with fake credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
+from dataset_pipeline.seed import create_origin
+from shared_tasks.settings import Settings
+
+TEST_BUCKET = "pipeline-test"
+TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
+TEST_SEED_ROWS = 1_000
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_")
+
+
+def hermetic_environment(home: Path) -> dict[str, str]:
+    """The variables every test (and every process it starts) runs with."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
+    env.update(FAKE_CREDENTIALS)
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        DVC_NO_ANALYTICS="1",
+        DVC_GLOBAL_CONFIG_DIR=str(home / ".config" / "dvc"),
+        DVC_SYSTEM_CONFIG_DIR=str(home / ".config" / "dvc-system"),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def isolate(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own git, DVC and AWS configuration never reaches a test."""
+    for key in list(os.environ):
+        if key.startswith(_SCRUBBED_PREFIXES):
+            monkeypatch.delenv(key)
+    for key, value in hermetic_environment(session_home).items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def s3_server(session_home: Path) -> Iterator[S3Server]:
+    os.environ.update(FAKE_CREDENTIALS)
+    with S3Server(port=0) as server:
+        s3_client(server.endpoint).create_bucket(Bucket=TEST_BUCKET)
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> Any:
+    """A boto3 client of the loopback S3 API."""
+    return s3_client(s3_server.endpoint)
+
+
+def make_settings(git_url: str, work_root: Path, endpoint: str, **extra: Any) -> Settings:
+    return Settings(git_url=git_url, work_root=work_root, s3_endpoint_url=endpoint, **extra)
+
+
+@pytest.fixture(scope="session")
+def origin_template(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, session_home: Path) -> Path:
+    root = tmp_path_factory.mktemp("template")
+    previous = dict(os.environ)
+    os.environ.update(hermetic_environment(session_home))
+    try:
+        settings = make_settings("file:///unused", root / "work", s3_server.endpoint)
+        create_origin(settings, root / "origin.git", TEST_REMOTE_URL, rows=TEST_SEED_ROWS)
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+    return root / "origin.git"
+
+
+@pytest.fixture
+def origin(tmp_path: Path, origin_template: Path) -> Path:
+    """A bare origin of this test's own, holding the seed version."""
+    target = tmp_path / "origin.git"
+    shutil.copytree(origin_template, target)
+    return target
+
+
+@pytest.fixture
+def settings(origin: Path, tmp_path: Path, s3_server: S3Server) -> Settings:
+    return make_settings(origin.as_uri(), tmp_path / "work", s3_server.endpoint)
+
+
+@pytest.fixture
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a separate process needs to run the steps on this test's origin."""
+    env = dict(os.environ)
+    env.update(
+        PIPELINE_GIT_URL=settings.git_url,
+        PIPELINE_WORK_ROOT=str(settings.work_root),
+        AWS_ENDPOINT_URL_S3=str(settings.s3_endpoint_url),
+    )
+    return env
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def origin_head(origin: Path) -> str:
+    return git(origin, "rev-parse", "refs/heads/main")
+
+
+def bucket_listing(s3: Any) -> dict[str, str]:
+    listing: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=TEST_BUCKET):
+        for item in page.get("Contents", []):
+            listing[item["Key"]] = item["ETag"]
+    return listing
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The console script, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "dataset_pipeline.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )

@@ -1,0 +1,46 @@
+"""Dependencies point one way: the steps never import an orchestrator."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+ORCHESTRATORS = {"airflow", "dagster", "dagster_k8s", "dagster_aws", "kubernetes"}
+
+
+def imported_roots(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (REPO_ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("package", ["shared_tasks", "dataset_pipeline"])
+def test_package_imports_no_orchestrator(package: str) -> None:
+    imports = imported_roots(package)
+    offenders = {name: files for name, files in imports.items() if name in ORCHESTRATORS}
+    assert offenders == {}
+
+
+def test_shared_tasks_does_not_import_the_control_side() -> None:
+    assert "dataset_pipeline" not in imported_roots("shared_tasks")
+
+
+def test_the_layering_check_would_catch_an_orchestrator_import(tmp_path: Path) -> None:
+    tree = ast.parse("from airflow.sdk import task\nimport dagster as dg\n")
+    roots = {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    roots |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert roots & ORCHESTRATORS == {"airflow", "dagster"}
