@@ -125,9 +125,22 @@ class Dvc:
             raise DvcError(self.redact(f"dvc {what} failed: {type(error).__name__}: {error}")) from None
 
     def pull(self) -> None:
+        """Check out the pointer's data: from the shared cache when it has it, else from the remote.
+
+        Checking out from the cache opens no S3 session, which is most of a warm pull's cost.
+        """
+        from dvc.exceptions import CheckoutError
+
         with self._repo() as repo:
+            try:
+                repo.checkout(targets=[str(self.pointer_file)], force=True)
+                return
+            except CheckoutError:
+                pass  # some object is not in the shared cache yet
+            except Exception as error:
+                raise DvcError(self.redact(f"dvc checkout failed: {type(error).__name__}: {error}")) from None
             self._call(
-                "pull",
+                f"pull from remote {self.settings.dvc_remote!r}",
                 repo.pull,
                 targets=[str(self.pointer_file)],
                 remote=self.settings.dvc_remote,
@@ -138,6 +151,19 @@ class Dvc:
         with self._repo() as repo:
             self._call("add", repo.add, str(self.data_path))
         return Pointer.read(self.pointer_file)
+
+    def add_and_push(self) -> tuple[Pointer, str]:
+        """`dvc add` then `dvc push` in one Repo; returns the pointer and the remote's URL."""
+        with self._repo() as repo:
+            self._call("add", repo.add, str(self.data_path))
+            self._call(
+                f"push to remote {self.settings.dvc_remote!r}",
+                repo.push,
+                targets=[str(self.pointer_file)],
+                remote=self.settings.dvc_remote,
+            )
+            url = str(repo.config["remote"][self.settings.dvc_remote]["url"])
+        return Pointer.read(self.pointer_file), url
 
     def push(self) -> int:
         with self._repo() as repo:

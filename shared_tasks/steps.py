@@ -9,6 +9,7 @@ by the Run-Id trailer on the origin, so a retry never duplicates or drops a vers
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared_tasks.dataset import append_records, file_facts, records_to_csv_bytes, scan_ids
-from shared_tasks.dvcops import Dvc, DvcError, s3_object_url
+from shared_tasks.dvcops import Dvc, DvcError, Pointer, s3_object_url
 from shared_tasks.generate import generate_run_records
 from shared_tasks.gitops import Git
 from shared_tasks.redact import Redactor
@@ -108,15 +109,10 @@ class RunContext:
         self.dvc.pull()
         read_header(self.dvc.data_path)
         facts = file_facts(self.dvc.data_path)
-        pointer_md5 = self.dvc_pointer_md5()
+        pointer_md5 = Pointer.read(self.dvc.pointer_file).md5
         if facts.md5 != pointer_md5:
             raise DvcError(f"pulled {self.settings.dataset_path} has md5 {facts.md5}, its pointer says {pointer_md5}")
         return {"commit": self.git.rev("HEAD"), "md5": facts.md5, "size": facts.size, "rows": facts.rows}
-
-    def dvc_pointer_md5(self) -> str:
-        from shared_tasks.dvcops import Pointer
-
-        return Pointer.read(self.dvc.pointer_file).md5
 
 
 # pull -------------------------------------------------------------------------------------
@@ -130,7 +126,7 @@ def pull_data(settings: Settings, run_id: str) -> PullRecord:
         if (workspace.repo / ".git").is_dir():
             ctx.git.fetch()
         else:
-            _remove_tree(workspace.repo)  # a clone interrupted half-way
+            shutil.rmtree(workspace.repo, ignore_errors=True)  # a clone interrupted half-way
             ctx.git.clone(workspace.repo)
             ctx.git.fetch()
         ctx.git.reset_hard(ctx.git.origin_ref)
@@ -139,13 +135,6 @@ def pull_data(settings: Settings, run_id: str) -> PullRecord:
         state.pulled, state.applied = base, None
         workspace.save_state(state)
     return PullRecord(run_id=run_id, **base)
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    if path.exists():
-        shutil.rmtree(path)
 
 
 # modify -----------------------------------------------------------------------------------
@@ -312,23 +301,22 @@ def _publish_once(ctx: RunContext, state: RunState, orchestrator: str, attempt: 
     if head_is_ours or git.rev("HEAD") != origin_head:
         _rebase_change(ctx, state)
     assert state.applied is not None
-    pointer = ctx.dvc.add()
+    pointer, remote_url = ctx.dvc.add_and_push()
     if pointer.md5 != state.applied["md5"]:
         _rebase_change(ctx, state)  # the workspace no longer held exactly this run's change
-        pointer = ctx.dvc.add()
-    ctx.dvc.push()
+        pointer, remote_url = ctx.dvc.add_and_push()
     message = commit_message(ctx.run_id, orchestrator, state.applied["rows_added"], state.applied["rows"])
     git.commit_paths(message, [ctx.settings.pointer_path])
-    return _push_pointer(ctx, orchestrator, attempt)
+    return _push_pointer(ctx, orchestrator, attempt, remote_url)
 
 
-def _push_pointer(ctx: RunContext, orchestrator: str, attempt: int) -> PublishedVersion:
+def _push_pointer(ctx: RunContext, orchestrator: str, attempt: int, remote_url: str | None = None) -> PublishedVersion:
     outcome = ctx.git.push()
     if not outcome.accepted:
         raise PushRejected(outcome.detail)
     version = ctx.published("HEAD")
     assert version is not None
-    return _published(ctx, version, attempts=attempt, already=False)
+    return _published(ctx, version, attempts=attempt, already=False, remote_url=remote_url)
 
 
 def _rebase_change(ctx: RunContext, state: RunState) -> None:
@@ -341,8 +329,10 @@ def _rebase_change(ctx: RunContext, state: RunState) -> None:
     ctx.workspace.save_state(state)
 
 
-def _published(ctx: RunContext, version: VersionRecord, attempts: int, already: bool) -> PublishedVersion:
-    remote_url = ctx.settings.dvc_remote_url or ctx.dvc.remote_url()
+def _published(
+    ctx: RunContext, version: VersionRecord, attempts: int, already: bool, remote_url: str | None = None
+) -> PublishedVersion:
+    remote_url = ctx.settings.dvc_remote_url or remote_url or ctx.dvc.remote_url()
     return PublishedVersion(
         run_id=ctx.run_id,
         orchestrator=version.orchestrator,

@@ -111,7 +111,7 @@ def test_verify_reports_a_version_whose_data_is_gone_from_the_remote(settings: S
     finally:
         s3.put_object(Bucket="pipeline-test", Key=key, Body=body)
     assert not result.ok
-    assert any("dvc pull failed" in problem for problem in result.problems)
+    assert any("dvc pull from remote 'storage' failed" in problem for problem in result.problems)
 
 
 def test_verify_of_an_unknown_revision_is_a_clear_error(settings: Settings) -> None:
@@ -345,3 +345,18 @@ def test_two_runs_have_separate_workspaces(settings: Settings) -> None:
     second = Workspace.for_run(settings.work_root, "manual__2026-11-24T10:00:00+00_00")
     assert first.root != second.root
     assert first.root.parent == settings.work_root / "runs"
+
+
+def test_a_warm_pull_comes_from_the_shared_cache_and_a_cold_one_names_the_failure(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from shared_tasks.dvcops import DvcError
+
+    published = run_pipeline(settings, "first")  # the shared cache now holds the head version
+    unreachable = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
+    pulled = pull_data(unreachable, "second")
+    assert pulled.md5 == published["md5"] and pulled.rows == TEST_SEED_ROWS + 1
+
+    cold = unreachable.model_copy(update={"work_root": tmp_path / "cold"})
+    with pytest.raises(DvcError, match=r"dvc pull from remote .storage. failed: DownloadError"):
+        pull_data(cold, "third")
