@@ -7,6 +7,9 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: install demo test lint clean
 
 $(UV):
@@ -19,6 +22,11 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
+# The browser tests drive Debian's Chromium (a test tool's own browser download cannot work here).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
 demo: install
 	$(BIN)/dataset-pipeline demo
 
@@ -28,7 +36,7 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
 clean:

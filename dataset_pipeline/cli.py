@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dataset_pipeline.stack import LocalStack, StackConfig, StackError
+from dataset_pipeline.stack import LocalStack, StackConfig, StackError, parse_services, service_module
 from shared_tasks.dvcops import DvcError
 from shared_tasks.gitops import GitError
 from shared_tasks.settings import ENV_PREFIX, Settings, load_settings
@@ -59,8 +59,8 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _stack(dir_: Path | None = None, s3_port: int | None = None, seed_rows: int | None = None) -> LocalStack:
-    return LocalStack(StackConfig.from_environment(root=dir_, s3_port=s3_port, seed_rows=seed_rows))
+def _stack(dir_: Path | None = None, **overrides: Any) -> LocalStack:
+    return LocalStack(StackConfig.from_environment(root=dir_, **overrides))
 
 
 def current_settings() -> Settings:
@@ -96,12 +96,28 @@ DirOption = Annotated[
 def stack_up(
     dir_: DirOption = None,
     s3_port: Annotated[int | None, typer.Option(help="Port of the S3 API (default 9000).")] = None,
+    airflow_port: Annotated[
+        int | None, typer.Option(help="Port of Airflow's API server and UI (default 8080).")
+    ] = None,
+    dagster_port: Annotated[int | None, typer.Option(help="Port of Dagster's webserver (default 3000).")] = None,
+    services: Annotated[
+        str | None, typer.Option(help="Orchestrators to run: airflow,dagster (default) or none.")
+    ] = None,
     seed_rows: Annotated[int | None, typer.Option(help="Rows of the seed dataset for a new origin.")] = None,
 ) -> None:
     """Start the stack (idempotent) and seed the origin on first start."""
     with reported_errors():
+        chosen = parse_services(services) if services is not None else None
+        stack = _stack(
+            dir_,
+            s3_port=s3_port,
+            airflow_port=airflow_port,
+            dagster_port=dagster_port,
+            services=chosen,
+            seed_rows=seed_rows,
+        )
         with out.status("starting the local stack…"):
-            status = _stack(dir_, s3_port, seed_rows).up()
+            status = stack.up()
         _print_status(status)
 
 
@@ -132,6 +148,9 @@ def _print_status(status: dict[str, Any]) -> None:
     table.add_row("running", "yes" if status["running"] else "no")
     for key in ("git_url", "s3_endpoint", "bucket", "dvc_remote_url", "settings_file"):
         table.add_row(key, str(status[key]))
+    for name, service in status["services"].items():
+        if name != "s3":
+            table.add_row(f"{name}_url", f"{service['url']} ({'running' if service['running'] else 'stopped'})")
     out.print(table)
 
 
@@ -143,19 +162,25 @@ def run(
     records: Annotated[int, typer.Option(min=1, help="Generated records to add.")] = 1,
     change_file: Annotated[Path | None, typer.Option(help="CSV of records to add instead of generated ones.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume or retry a run.")] = None,
+    via: Annotated[
+        str, typer.Option(help="direct (in this process), airflow or dagster (through their APIs).")
+    ] = "direct",
     as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
 ) -> None:
-    """Pull, modify and push directly (no orchestrator); prints the new version."""
+    """Pull, modify and push, directly or through an orchestrator; prints the new version."""
     from shared_tasks.pipeline import new_run_id, run_pipeline
 
     with reported_errors():
-        settings = current_settings()
-        the_run_id = run_id or new_run_id("direct")
         console = err if as_json else out
-        console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
-        version = run_pipeline(
-            settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
-        )
+        if via == "direct":
+            settings = current_settings()
+            the_run_id = run_id or new_run_id("direct")
+            console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
+            version = run_pipeline(
+                settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
+            )
+        else:
+            version = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
         if as_json:
             _print_json(version)
         else:
@@ -165,6 +190,21 @@ def run(
                 f"{version['rows']} rows (+{version['rows_added']}), {version['s3_url']}",
                 highlight=False,
             )
+
+
+def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> dict[str, Any]:
+    """Run through an orchestrator's public API, as a user of its UI would."""
+    module = service_module(via) if via in ("airflow", "dagster") else None
+    if module is None:
+        raise ValueError(f"--via must be direct, airflow or dagster, got {via!r}")
+    if change_file is not None:
+        raise ValueError("--change-file is only available with --via direct")
+    stack = _stack()
+    status = stack.status()
+    if not status["services"].get(via, {}).get("running"):
+        raise StackError(f"{via} is not running: start it with `dataset-pipeline stack up`")
+    result: dict[str, Any] = module.run_via(stack, records=records, run_id=run_id, console=console)
+    return result
 
 
 def _progress(console: Console) -> Callable[[str, str, dict[str, Any] | None], None]:

@@ -8,6 +8,7 @@ service a log and a ready file holding its pid and port.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -16,9 +17,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, LOOPBACK, s3_client
 from dataset_pipeline.seed import create_origin
@@ -27,6 +29,10 @@ from shared_tasks.settings import ENV_PREFIX, Settings
 
 DEFAULT_STACK_DIR = ".stack"
 DEFAULT_S3_PORT = 9000
+DEFAULT_AIRFLOW_PORT = 8080
+DEFAULT_DAGSTER_PORT = 3000
+# Orchestrator services and the module providing each (`Service` class, `run_via` function).
+SERVICE_MODULES = {"airflow": "dataset_pipeline.airflow_stack", "dagster": "dataset_pipeline.dagster_stack"}
 DEFAULT_BUCKET = "dataset-pipeline"
 REMOTE_PREFIX = "datasets"
 START_TIMEOUT_SECONDS = 60
@@ -37,21 +43,64 @@ class StackError(RuntimeError):
     """The stack cannot be brought to the asked state; the message says why."""
 
 
+class StackService(Protocol):
+    """An orchestrator run by the stack: started after the origin exists, stopped before S3."""
+
+    name: str
+
+    def up(self) -> None: ...
+
+    def down(self) -> None: ...
+
+    def status(self) -> dict[str, Any]:
+        """At least {"running": bool, "url": str}."""
+        ...
+
+
 @dataclass(frozen=True)
 class StackConfig:
     root: Path
     s3_port: int = DEFAULT_S3_PORT
+    airflow_port: int = DEFAULT_AIRFLOW_PORT
+    dagster_port: int = DEFAULT_DAGSTER_PORT
     bucket: str = DEFAULT_BUCKET
     seed_rows: int = SEED_DATASET_ROWS
+    services: tuple[str, ...] = tuple(SERVICE_MODULES)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StackConfig:
-        root = Path(os.environ.get("DATASET_PIPELINE_STACK_DIR", DEFAULT_STACK_DIR)).resolve()
-        port = int(os.environ.get("DATASET_PIPELINE_S3_PORT", DEFAULT_S3_PORT))
-        values: dict[str, Any] = {"root": root, "s3_port": port}
+        env = os.environ
+        values: dict[str, Any] = {
+            "root": env.get("DATASET_PIPELINE_STACK_DIR", DEFAULT_STACK_DIR),
+            "s3_port": int(env.get("DATASET_PIPELINE_S3_PORT", DEFAULT_S3_PORT)),
+            "airflow_port": int(env.get("DATASET_PIPELINE_AIRFLOW_PORT", DEFAULT_AIRFLOW_PORT)),
+            "dagster_port": int(env.get("DATASET_PIPELINE_DAGSTER_PORT", DEFAULT_DAGSTER_PORT)),
+        }
+        if "DATASET_PIPELINE_SERVICES" in env:
+            values["services"] = parse_services(env["DATASET_PIPELINE_SERVICES"])
         values.update({key: value for key, value in overrides.items() if value is not None})
         values["root"] = Path(values["root"]).resolve()
         return cls(**values)
+
+
+def parse_services(text: str) -> tuple[str, ...]:
+    """`airflow,dagster`, `dagster`, or `none`."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip() and name.strip() != "none")
+    unknown = [name for name in names if name not in SERVICE_MODULES]
+    if unknown:
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_MODULES)} or none")
+    return names
+
+
+def service_module(name: str) -> Any | None:
+    """The module implementing an orchestrator service, or None while it is not part of the product."""
+    module_name = SERVICE_MODULES[name]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name:
+            return None
+        raise
 
 
 class LocalStack:
@@ -109,6 +158,15 @@ class LocalStack:
             s3_endpoint_url=env["AWS_ENDPOINT_URL_S3"],
         )
 
+    def services(self) -> list[StackService]:
+        found = []
+        for name in self.config.services:
+            module = service_module(name)
+            if module is not None:
+                factory: Callable[[LocalStack], StackService] = module.Service
+                found.append(factory(self))
+        return found
+
     # lifecycle -----------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -121,9 +179,13 @@ class LocalStack:
             os.environ["DVC_SITE_CACHE_DIR"] = self.env()["DVC_SITE_CACHE_DIR"]
             create_origin(self.settings(), self.origin, self.remote_url, rows=self.config.seed_rows)
         self._write_settings_file()
+        for service in self.services():
+            service.up()
         return self.status()
 
     def down(self) -> dict[str, Any]:
+        for service in self.services():
+            service.down()
         ready = self._ready(self.s3_ready_file)
         if ready:
             _stop_process(int(ready["pid"]))
@@ -132,6 +194,11 @@ class LocalStack:
 
     def status(self) -> dict[str, Any]:
         running = self._s3_alive()
+        services: dict[str, Any] = {"s3": {"running": running, "url": self.s3_endpoint}}
+        urls = {}
+        for service in self.services():
+            services[service.name] = service.status()
+            urls[f"{service.name}_url"] = services[service.name]["url"]
         return {
             "running": running,
             "stack_dir": str(self.root),
@@ -141,7 +208,8 @@ class LocalStack:
             "bucket": self.config.bucket,
             "dvc_remote_url": self.remote_url,
             "settings_file": str(self.settings_file),
-            "services": {"s3": {"running": running, "url": self.s3_endpoint}},
+            "services": services,
+            **urls,
             "env": self.env(),
         }
 

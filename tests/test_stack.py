@@ -24,6 +24,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     env["DATASET_PIPELINE_STACK_DIR"] = str(tmp_path / "stack")
     env["DATASET_PIPELINE_S3_PORT"] = str(free_port())
+    env["DATASET_PIPELINE_SERVICES"] = "none"  # the orchestrators have tests of their own
     yield env
     cli("stack", "down", env=env)
 
@@ -105,3 +106,15 @@ def test_commands_without_settings_or_stack_say_what_to_do(stack_env: dict[str, 
     completed = cli("history", env=stack_env)
     assert completed.returncode == 1
     assert "dataset-pipeline stack up" in completed.stderr
+
+
+def test_an_unknown_service_is_refused_by_name(stack_env: dict[str, str]) -> None:
+    up = cli("stack", "up", "--services", "airflow,prefect", env=stack_env)
+    assert up.returncode == 1
+    assert "unknown service(s) prefect" in up.stderr
+
+
+def test_run_via_an_unknown_orchestrator_is_refused(stack_env: dict[str, str]) -> None:
+    completed = cli("run", "--via", "luigi", env=stack_env)
+    assert completed.returncode == 1
+    assert "--via must be direct, airflow or dagster" in completed.stderr
