@@ -297,7 +297,7 @@ def _publish_once(ctx: RunContext, state: RunState, orchestrator: str, attempt: 
     head_is_ours = ctx.published("HEAD") is not None
     if head_is_ours and git.rev("HEAD^") == origin_head:
         ctx.dvc.push()  # the data may not have gone out before the step died
-        return _push_pointer(ctx, orchestrator, attempt)
+        return _push_pointer(ctx, attempt)
     if head_is_ours or git.rev("HEAD") != origin_head:
         _rebase_change(ctx, state)
     assert state.applied is not None
@@ -307,10 +307,10 @@ def _publish_once(ctx: RunContext, state: RunState, orchestrator: str, attempt: 
         pointer, remote_url = ctx.dvc.add_and_push()
     message = commit_message(ctx.run_id, orchestrator, state.applied["rows_added"], state.applied["rows"])
     git.commit_paths(message, [ctx.settings.pointer_path])
-    return _push_pointer(ctx, orchestrator, attempt, remote_url)
+    return _push_pointer(ctx, attempt, remote_url)
 
 
-def _push_pointer(ctx: RunContext, orchestrator: str, attempt: int, remote_url: str | None = None) -> PublishedVersion:
+def _push_pointer(ctx: RunContext, attempt: int, remote_url: str | None = None) -> PublishedVersion:
     outcome = ctx.git.push()
     if not outcome.accepted:
         raise PushRejected(outcome.detail)
