@@ -29,6 +29,7 @@ stack_app = typer.Typer(help="The embedded local stack on 127.0.0.1.", no_args_i
 app.add_typer(stack_app, name="stack")
 
 out = Console(soft_wrap=True)
+TABLE_WIDTH = 170  # history rows hold full md5s and run ids: never truncate them
 err = Console(stderr=True, soft_wrap=True)
 
 KNOWN_ERRORS = (
@@ -256,7 +257,7 @@ def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
                 str(v["orchestrator"]),
                 str(v["run_id"]),
             )
-        out.print(table)
+        Console(width=max(out.width, TABLE_WIDTH)).print(table)
 
 
 @app.command("verify")

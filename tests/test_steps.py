@@ -28,6 +28,7 @@ from shared_tasks.steps import (
 from shared_tasks.validate import DataValidationError
 from shared_tasks.workspace import Workspace, WorkspaceError
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, git, origin_head
+from tests.test_validate import bad_input_corpus
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
 
@@ -272,19 +273,23 @@ def test_push_gives_up_after_its_attempts_and_loses_nothing(settings: Settings, 
     assert git(origin, "log", "--format=%s", "-1", "main^") == "interloper"
 
 
+@pytest.mark.parametrize("case", sorted(bad_input_corpus()))
 def test_bad_change_file_leaves_origin_and_s3_unchanged(
-    settings: Settings, origin: Path, s3: Any, tmp_path: Path
+    settings: Settings, origin: Path, s3: Any, tmp_path: Path, case: str
 ) -> None:
+    data, expected = bad_input_corpus()[case]
     before_head, before_objects = origin_head(origin), bucket_listing(s3)
     pulled = pull_data(settings, RUN)
     bad = tmp_path / "change.csv"
-    bad.write_text("Employee ID,Age\n1,2\n")
-    with pytest.raises(DataValidationError, match="column 'Gender': missing column"):
+    bad.write_bytes(data)
+    with pytest.raises(DataValidationError) as caught:
         modify_data(settings, RUN, change_file=bad)
+    assert expected in str(caught.value)
     with pytest.raises(WorkspaceError, match="modify_data has not run"):
         push_data(settings, RUN)
-    data = Workspace.for_run(settings.work_root, RUN).repo / settings.dataset_path
-    assert file_facts(data).md5 == pulled.md5
+    data_file = Workspace.for_run(settings.work_root, RUN).repo / settings.dataset_path
+    assert file_facts(data_file).md5 == pulled.md5
+    assert not Workspace.for_run(settings.work_root, RUN).change_file.exists()
     assert origin_head(origin) == before_head
     assert bucket_listing(s3) == before_objects
 
