@@ -22,6 +22,12 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
+# checkov cannot share Airflow's environment; it is locked in uv.lock as group deploy-scan.
+CHECKOV_VENV := $(TOOLS)/checkov
+$(CHECKOV_VENV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(abspath $(CHECKOV_VENV)) $(UV) sync --frozen --only-group deploy-scan --no-install-project --python $(PYTHON)
+	touch $@
+
 # The browser tests drive Debian's Chromium (a test tool's own browser download cannot work here).
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -36,8 +42,8 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint $(CHROMIUM)
-	$(BIN)/pytest
+test: lint $(CHROMIUM) $(CHECKOV_VENV)/.synced
+	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) $(TOOLS)
