@@ -297,12 +297,18 @@ def validate_cmd(path: Annotated[Path, typer.Argument(help="A dataset or change 
 
 @app.command("demo")
 def demo() -> None:
-    """Stack up, two runs, history, then verify every version."""
+    """Stack up, two direct runs, one run through each orchestrator, history, verify every version."""
     from shared_tasks.history import history, verify
 
-    stack_up(dir_=None, s3_port=None, seed_rows=None)
+    stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None)
     for _ in range(2):
-        run(records=1, change_file=None, run_id=None, as_json=False)
+        run(records=1, change_file=None, run_id=None, via="direct", as_json=False)
+    with reported_errors():
+        services = _stack().status()["services"]
+    for name, service in services.items():
+        if name != "s3" and service["running"]:
+            out.print(f"run through {name} ({service['url']})", highlight=False)
+            run(records=1, change_file=None, run_id=None, via=name, as_json=False)
     history_cmd(as_json=False)
     with reported_errors():
         settings = current_settings()
