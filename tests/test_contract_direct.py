@@ -1,0 +1,19 @@
+"""The bare run (no orchestrator) against the shared run contract."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+from shared_tasks.pipeline import run_pipeline
+from shared_tasks.settings import Settings
+from tests.contract import RunContract
+
+_run_numbers = itertools.count()
+
+
+class TestDirectRun(RunContract):
+    orchestrator: ClassVar[str] = "direct"
+
+    def publish(self, settings: Settings, records: int) -> dict[str, Any]:
+        return run_pipeline(settings, f"direct-contract-{next(_run_numbers)}", records=records)
