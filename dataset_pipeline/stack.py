@@ -147,6 +147,7 @@ class LocalStack:
             f"{ENV_PREFIX}GIT_BRANCH": "main",
             f"{ENV_PREFIX}WORK_ROOT": str(self.root / "work"),
             f"{ENV_PREFIX}DVC_REMOTE": "storage",
+            f"{ENV_PREFIX}DVC_REMOTE_URL": self.remote_url,
             **self.env(),
         }
 

@@ -125,3 +125,28 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     if env_file is not None:
         return Settings(_env_file=env_file)
     return Settings()
+
+
+class OrchestrationSettings(BaseSettings):
+    """What the orchestrators read when they load their definitions.
+
+    Airflow's DAG processor and Dagster's code server import the definitions with no repository,
+    workspace or credentials at hand, so this holds only what shapes the graph itself.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    schedule: str = Field(default="@daily", description="Cron expression or preset of the scheduled run.")
+    step_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
+    retry_delay_max_seconds: Annotated[float, Field(ge=0)] = 300.0
+    dvc_remote: str = "storage"
+    dvc_remote_url: str | None = None
+    dataset_path: str = "data/employee_attrition.csv"
+
+    @property
+    def dataset_uri(self) -> str:
+        """The dataset as an asset URI: its place on the S3 remote, or the remote's name if unset."""
+        if self.dvc_remote_url:
+            return f"{self.dvc_remote_url.rstrip('/')}/{self.dataset_path}"
+        return f"dvc://{self.dvc_remote}/{self.dataset_path}"

@@ -24,7 +24,7 @@ TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
 TEST_SEED_ROWS = 1_000
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_")
+_SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_", "AIRFLOW_", "DAGSTER_")
 
 
 def hermetic_environment(home: Path) -> dict[str, str]:

@@ -108,3 +108,20 @@ def test_logging_filter_redacts_rendered_messages(caplog: pytest.LogCaptureFixtu
     finally:
         handler.filters.clear()
     assert caplog.messages == [f"token is {MASK}"]
+
+
+def test_orchestration_settings_load_without_a_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared_tasks.settings import OrchestrationSettings
+
+    unset = OrchestrationSettings()
+    assert unset.schedule == "@daily"
+    assert unset.dataset_uri == "dvc://storage/data/employee_attrition.csv"
+    monkeypatch.setenv("PIPELINE_DVC_REMOTE_URL", "s3://bucket/datasets/")
+    monkeypatch.setenv("PIPELINE_SCHEDULE", "0 3 * * *")
+    monkeypatch.setenv("PIPELINE_STEP_RETRIES", "11")
+    with pytest.raises(ValueError, match="step_retries"):
+        OrchestrationSettings()
+    monkeypatch.setenv("PIPELINE_STEP_RETRIES", "3")
+    configured = OrchestrationSettings()
+    assert configured.dataset_uri == "s3://bucket/datasets/data/employee_attrition.csv"
+    assert (configured.schedule, configured.step_retries) == ("0 3 * * *", 3)
