@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     layout: Layout = Layout.SINGLE_FILE
     push_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     push_backoff_max_seconds: Annotated[float, Field(gt=0)] = 10.0
+    publish_lease_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=120.0,
+        description="How long a publisher waits for its turn on the shared volume; 0 publishes without turns.",
+    )
 
     git_username: str | None = Field(
         default=None, validation_alias=AliasChoices("GIT_SYNC_USERNAME", "GITSYNC_USERNAME")
@@ -107,6 +111,10 @@ class Settings(BaseSettings):
     @property
     def site_cache_dir(self) -> Path:
         return self.work_root / "dvc-site-cache"
+
+    @property
+    def publish_lease_file(self) -> Path:
+        return self.work_root / "publish.lease"
 
     @property
     def pointer_path(self) -> str:

@@ -8,13 +8,17 @@ by the Run-Id trailer on the origin, so a retry never duplicates or drops a vers
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared_tasks.dataset import append_records, file_facts, records_to_csv_bytes, scan_ids
@@ -35,6 +39,7 @@ from shared_tasks.versions import VersionRecord, commit_message, find_run_versio
 from shared_tasks.workspace import RunState, Workspace, WorkspaceError, atomic_write_text
 
 MAX_RECORDS_PER_RUN = 100_000
+log = logging.getLogger(__name__)
 _ORCHESTRATOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -275,15 +280,43 @@ def push_data(settings: Settings, run_id: str, orchestrator: str = "direct") -> 
             reraise=True,
         )
         try:
-            for attempt in retrying:
-                with attempt:
-                    number = attempt.retry_state.attempt_number
-                    return _publish_once(ctx, state, orchestrator, number)
+            with publish_turn(settings, run_id):
+                return _publish_with_retries(ctx, state, orchestrator, retrying)
         except PushRejected:
             raise PushConflictError(
                 f"run {run_id!r}: the origin kept moving; gave up after {settings.push_attempts} "
                 "attempts. Nothing was lost: the change is kept in the run's workspace; rerun push_data"
             ) from None
+
+
+@contextlib.contextmanager
+def publish_turn(settings: Settings, run_id: str) -> Iterator[None]:
+    """Let publishers on the shared volume take turns, so racing runs rarely upload in vain.
+
+    Turns only save work: correctness rests on Git's atomic ref update, so a publisher that
+    waited too long goes ahead without its turn. The lock is the kernel's, released when the
+    holder dies.
+    """
+    if settings.publish_lease_seconds <= 0:
+        yield
+        return
+    settings.work_root.mkdir(parents=True, exist_ok=True)
+    lease = FileLock(str(settings.publish_lease_file), timeout=settings.publish_lease_seconds)
+    try:
+        lease.acquire()
+    except Timeout:
+        log.warning("run %s: no publish turn after %.0f s; publishing without one", run_id, lease.timeout)
+    try:
+        yield
+    finally:
+        if lease.is_locked:
+            lease.release()
+
+
+def _publish_with_retries(ctx: RunContext, state: RunState, orchestrator: str, retrying: Retrying) -> PublishedVersion:
+    for attempt in retrying:
+        with attempt:
+            return _publish_once(ctx, state, orchestrator, attempt.retry_state.attempt_number)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -365,3 +365,18 @@ def test_a_warm_pull_comes_from_the_shared_cache_and_a_cold_one_names_the_failur
     cold = unreachable.model_copy(update={"work_root": tmp_path / "cold"})
     with pytest.raises(DvcError, match=r"dvc pull from remote .storage. failed: DownloadError"):
         pull_data(cold, "third")
+
+
+def test_a_publisher_that_waits_too_long_for_its_turn_goes_ahead(
+    settings: Settings, origin: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from filelock import FileLock
+
+    impatient = settings.model_copy(update={"publish_lease_seconds": 0.2})
+    impatient.work_root.mkdir(parents=True, exist_ok=True)
+    pull_data(impatient, "impatient")
+    modify_data(impatient, "impatient")
+    with FileLock(str(impatient.publish_lease_file)):  # a stuck publisher holds the turn
+        version = push_data(impatient, "impatient")
+    assert version.commit == origin_head(origin)
+    assert "no publish turn" in caplog.text
