@@ -285,6 +285,36 @@ def verify_cmd(
             raise typer.Exit(1)
 
 
+@app.command("migrate")
+def migrate_cmd(
+    part_rows: Annotated[int | None, typer.Option(min=1, help="Records per part file.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume the migration.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish the dataset as a directory of part files (the partitioned layout), as a new version.
+
+    Afterwards set PIPELINE_LAYOUT=partitioned wherever the steps run.
+    """
+    from shared_tasks.migrate import migrate_to_partitioned
+    from shared_tasks.pipeline import new_run_id
+
+    with reported_errors():
+        settings = current_settings()
+        if part_rows is not None:
+            settings = settings.model_copy(update={"part_rows": part_rows})
+        result = migrate_to_partitioned(settings, run_id or new_run_id("migrate"))
+        if as_json:
+            _print_json(result.to_dict())
+        elif result.already_partitioned:
+            out.print(f"already partitioned at {result.commit[:12]}: md5 {result.md5}", highlight=False)
+        else:
+            out.print(
+                f"[green]✓[/green] migrated at {result.commit[:12]}: {result.rows} rows in {result.parts} part(s), "
+                f"md5 {result.md5}. Set PIPELINE_LAYOUT=partitioned wherever the steps run.",
+                highlight=False,
+            )
+
+
 @app.command("validate")
 def validate_cmd(path: Annotated[Path, typer.Argument(help="A dataset or change CSV file.")]) -> None:
     """Check a CSV file against the dataset's schema."""

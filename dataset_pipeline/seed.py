@@ -12,8 +12,9 @@ from pathlib import Path
 from shared_tasks.dvcops import Dvc
 from shared_tasks.generate import SEED_DATASET_ROWS, write_seed_dataset
 from shared_tasks.gitops import Git
+from shared_tasks.layout import split_into_parts
 from shared_tasks.redact import Redactor
-from shared_tasks.settings import Settings
+from shared_tasks.settings import Layout, Settings
 from shared_tasks.versions import commit_message
 
 SEED_RUN_ID = "seed"
@@ -49,14 +50,25 @@ def create_origin(
             with repo.config.edit() as config:
                 config["core"]["remote"] = settings.dvc_remote
                 config["remote"][settings.dvc_remote] = {"url": remote_url}
-        write_seed_dataset(work / settings.dataset_path, rows=rows, seed=seed)
+        write_seed(settings, work, rows=rows, seed=seed)
         dvc = Dvc(settings, work, redactor)
         dvc.add()
         dvc.push()
         git.run("add", "--", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
-        git.run("add", "--", settings.pointer_path, str(Path(settings.dataset_path).parent / ".gitignore"))
+        git.run("add", "--", settings.pointer_path, str(Path(settings.data_relpath).parent / ".gitignore"))
         git.run("commit", "--quiet", "--file", "-", input_text=commit_message(SEED_RUN_ID, "seed", rows, rows))
         git.run("remote", "add", "origin", "--", bare_repo.as_uri())
         git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{settings.git_branch}")
         commit = git.rev("HEAD")
     return commit
+
+
+def write_seed(settings: Settings, work: Path, rows: int, seed: int) -> None:
+    """The seed dataset in the settings' layout."""
+    if settings.layout is Layout.SINGLE_FILE:
+        write_seed_dataset(work / settings.dataset_path, rows=rows, seed=seed)
+        return
+    single = work / f".seed-{Path(settings.dataset_path).name}"
+    write_seed_dataset(single, rows=rows, seed=seed)
+    split_into_parts(single, work / settings.data_relpath, settings.part_rows)
+    single.unlink()

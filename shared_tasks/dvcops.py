@@ -112,7 +112,7 @@ class Dvc:
 
     @property
     def data_path(self) -> Path:
-        return self.root / self.settings.dataset_path
+        return self.root / self.settings.data_relpath
 
     @property
     def pointer_file(self) -> Path:

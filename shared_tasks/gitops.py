@@ -203,10 +203,10 @@ class Git:
             return PushOutcome(False, self.redact(rejected_lines[0]))
         raise self._error(("push", "origin"), completed)
 
-    def trailers_log(self, ref: str, path: str) -> list[tuple[str, str, dict[str, str]]]:
-        """(commit, ISO time, trailers) of every commit on `ref` that touched `path`, newest first."""
+    def trailers_log(self, ref: str, *paths: str) -> list[tuple[str, str, dict[str, str]]]:
+        """(commit, ISO time, trailers) of every commit on `ref` that touched one of `paths`, newest first."""
         fmt = f"%H{TRAILER_SEPARATOR}%cI{TRAILER_SEPARATOR}%(trailers:only,unfold){RECORD_SEPARATOR}"
-        out = self.run("log", f"--format={fmt}", ref, "--", path).stdout
+        out = self.run("log", f"--format={fmt}", ref, "--", *paths).stdout
         entries = []
         for record in out.split(RECORD_SEPARATOR):
             record = record.strip("\n")

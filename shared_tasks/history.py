@@ -14,12 +14,12 @@ from typing import Any
 
 from filelock import FileLock
 
-from shared_tasks.dataset import file_facts
 from shared_tasks.dvcops import Dvc, Pointer
 from shared_tasks.gitops import Git, GitError
+from shared_tasks.layout import check_header, data_facts
 from shared_tasks.redact import Redactor
-from shared_tasks.settings import Settings
-from shared_tasks.validate import DataValidationError, read_header
+from shared_tasks.settings import Layout, Settings
+from shared_tasks.validate import DataValidationError
 from shared_tasks.versions import VersionRecord, list_versions
 
 
@@ -74,15 +74,25 @@ class Mirror:
 def history(settings: Settings) -> list[VersionRecord]:
     mirror = Mirror(settings)
     mirror.refresh()
-    return list_versions(mirror.git, mirror.git.origin_ref, settings.pointer_path)
+    return list_versions(mirror.git, mirror.git.origin_ref, settings.pointer_paths)
+
+
+def settings_for_commit(settings: Settings, git: Git, commit: str) -> Settings:
+    """The settings with the layout the commit holds its dataset in (a version predates a migration)."""
+    for layout in Layout:
+        candidate = settings.model_copy(update={"layout": layout})
+        if git.run("cat-file", "-e", f"{commit}:{candidate.pointer_path}", check=False).returncode == 0:
+            return candidate
+    raise ValueError(f"commit {commit[:12]} holds no dataset pointer ({', '.join(settings.pointer_paths)})")
 
 
 def verify(settings: Settings, rev: str) -> VerifyResult:
     mirror = Mirror(settings)
     mirror.refresh()
     commit = mirror.resolve(rev)
+    settings = settings_for_commit(settings, mirror.git, commit)
     pointer = Pointer.parse(mirror.git.show(commit, settings.pointer_path))
-    expected = {v.commit: v for v in list_versions(mirror.git, commit, settings.pointer_path)}
+    expected = {v.commit: v for v in list_versions(mirror.git, commit, settings.pointer_paths)}
     expected_rows = expected[commit].rows if commit in expected else None
     scratch = settings.work_root / "verify" / uuid.uuid4().hex
     try:
@@ -108,10 +118,10 @@ def _verify_in(
     actual_md5 = actual_size = actual_rows = None
     try:
         Dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
-        data = repo / settings.dataset_path
-        facts = file_facts(data)
+        data = repo / settings.data_relpath
+        facts = data_facts(settings.layout, data)
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
-        read_header(data)
+        check_header(settings.layout, data)
     except (GitError, RuntimeError, DataValidationError) as error:
         problems.append(str(error))
     if actual_md5 is not None and actual_md5 != pointer.md5:

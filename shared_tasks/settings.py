@@ -23,6 +23,7 @@ class Layout(StrEnum):
     """How the dataset is stored; the single CSV file is the original system's layout."""
 
     SINGLE_FILE = "single-file"
+    PARTITIONED = "partitioned"
 
 
 class Settings(BaseSettings):
@@ -57,7 +58,11 @@ class Settings(BaseSettings):
     )
     git_author_name: str = "dataset-pipeline"
     git_author_email: str = "dataset-pipeline@localhost"
-    layout: Layout = Layout.SINGLE_FILE
+    layout: Layout = Field(
+        default=Layout.SINGLE_FILE,
+        description="single-file: one CSV; partitioned: a directory of CSV parts named after the file's stem.",
+    )
+    part_rows: Annotated[int, Field(ge=1)] = 100_000
     push_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     push_backoff_max_seconds: Annotated[float, Field(gt=0)] = 10.0
     publish_lease_seconds: Annotated[float, Field(ge=0)] = Field(
@@ -116,9 +121,26 @@ class Settings(BaseSettings):
     def publish_lease_file(self) -> Path:
         return self.work_root / "publish.lease"
 
+    def data_relpath_for(self, layout: Layout) -> str:
+        """Where the data lives in the repository: the file, or a directory named after its stem."""
+        if layout is Layout.SINGLE_FILE:
+            return self.dataset_path
+        path = PurePosixPath(self.dataset_path)
+        return str(path.with_suffix("")) if path.suffix else f"{path}.parts"
+
+    @property
+    def data_relpath(self) -> str:
+        return self.data_relpath_for(self.layout)
+
     @property
     def pointer_path(self) -> str:
-        return f"{self.dataset_path}.dvc"
+        return f"{self.data_relpath}.dvc"
+
+    @property
+    def pointer_paths(self) -> tuple[str, ...]:
+        """This layout's pointer first, then the other's: history spans a migration."""
+        others = [f"{self.data_relpath_for(layout)}.dvc" for layout in Layout if layout is not self.layout]
+        return (self.pointer_path, *others)
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in output (used by the redactor)."""

@@ -21,10 +21,11 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared_tasks.dataset import append_records, file_facts, records_to_csv_bytes, scan_ids
+from shared_tasks.dataset import records_to_csv_bytes
 from shared_tasks.dvcops import Dvc, DvcError, Pointer, s3_object_url
 from shared_tasks.generate import generate_run_records
 from shared_tasks.gitops import Git
+from shared_tasks.layout import append_change, check_header, data_facts, dataset_ids
 from shared_tasks.redact import Redactor
 from shared_tasks.schema import ID_COLUMN
 from shared_tasks.settings import Settings
@@ -32,7 +33,6 @@ from shared_tasks.validate import (
     DataValidationError,
     Problem,
     read_change_file,
-    read_header,
     validate_records,
 )
 from shared_tasks.versions import VersionRecord, commit_message, find_run_version
@@ -107,16 +107,31 @@ class RunContext:
         self.dvc = Dvc(settings, self.workspace.repo, self.redact)
 
     def published(self, ref: str) -> VersionRecord | None:
-        return find_run_version(self.git, ref, self.settings.pointer_path, self.run_id)
+        return find_run_version(self.git, ref, self.settings.pointer_paths, self.run_id)
+
+    def check_layout(self) -> None:
+        """The repository must hold the dataset in the layout the settings name."""
+        if self.dvc.pointer_file.exists():
+            return
+        for other in self.settings.pointer_paths[1:]:
+            if (self.workspace.repo / other).exists():
+                raise WorkspaceError(
+                    f"the repository holds the dataset as {other}, not {self.settings.pointer_path}: "
+                    f"PIPELINE_LAYOUT={self.settings.layout.value} does not match it "
+                    "(migrate with `dataset-pipeline migrate`, or set the layout the repository uses)"
+                )
+        raise WorkspaceError(f"the repository has no {self.settings.pointer_path}: is PIPELINE_DATASET_PATH right?")
 
     def checkout_head_data(self) -> dict[str, Any]:
         """Pull the data of the checked-out commit and check it; returns the base facts."""
+        self.check_layout()
         self.dvc.pull()
-        read_header(self.dvc.data_path)
-        facts = file_facts(self.dvc.data_path)
+        layout = self.settings.layout
+        check_header(layout, self.dvc.data_path)
+        facts = data_facts(layout, self.dvc.data_path)
         pointer_md5 = Pointer.read(self.dvc.pointer_file).md5
         if facts.md5 != pointer_md5:
-            raise DvcError(f"pulled {self.settings.dataset_path} has md5 {facts.md5}, its pointer says {pointer_md5}")
+            raise DvcError(f"pulled {self.settings.data_relpath} has md5 {facts.md5}, its pointer says {pointer_md5}")
         return {"commit": self.git.rev("HEAD"), "md5": facts.md5, "size": facts.size, "rows": facts.rows}
 
 
@@ -164,7 +179,7 @@ def modify_data(
         if done is not None:
             return _summary_of_published(done, state)
         change, assign_ids = _kept_change(workspace, state, records, change_file)
-        current_md5 = file_facts(ctx.dvc.data_path).md5
+        current_md5 = data_facts(settings.layout, ctx.dvc.data_path).md5
         if state.applied is not None and current_md5 == state.applied["md5"]:
             return _summary(run_id, state)
         if current_md5 != state.pulled["md5"]:
@@ -206,7 +221,7 @@ def _kept_change(
 def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> dict[str, Any]:
     data = ctx.dvc.data_path
     offered_ids = [] if assign_ids else [int(value) for value in change[ID_COLUMN]]
-    largest, taken = scan_ids(data, offered_ids)
+    largest, taken = dataset_ids(ctx.settings.layout, data, offered_ids)
     if taken:
         raise DataValidationError(
             f"change of run {ctx.run_id!r}",
@@ -215,7 +230,7 @@ def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> di
     if assign_ids:
         change = change.assign(**{ID_COLUMN: range(largest + 1, largest + 1 + len(change))})
     validate_records(change, source=f"change of run {ctx.run_id!r}")
-    facts = append_records(data, change)
+    facts = append_change(ctx.settings.layout, data, change)
     ids = change[ID_COLUMN]
     return {
         "md5": facts.md5,

@@ -6,6 +6,7 @@ push recognises its own earlier success, and how history says who made each vers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,18 +65,27 @@ def _record(commit: str, time: str, trailers: dict[str, str], pointer_text: str)
     )
 
 
-def list_versions(git: Git, ref: str, pointer_path: str) -> list[VersionRecord]:
-    """Every commit on `ref` that changed the pointer, newest first."""
+def _pointer_at(git: Git, commit: str, pointer_paths: Sequence[str]) -> str | None:
+    for path in pointer_paths:
+        shown = git.run("show", f"{commit}:{path}", check=False)
+        if shown.returncode == 0:
+            return shown.stdout
+    return None
+
+
+def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[VersionRecord]:
+    """Every commit on `ref` that changed a pointer (in either layout), newest first."""
     records = []
-    for commit, time, trailers in git.trailers_log(ref, pointer_path):
-        shown = git.run("show", f"{commit}:{pointer_path}", check=False)
-        if shown.returncode == 0:  # else the commit deleted the pointer
-            records.append(_record(commit, time, trailers, shown.stdout))
+    for commit, time, trailers in git.trailers_log(ref, *pointer_paths):
+        pointer_text = _pointer_at(git, commit, pointer_paths)
+        if pointer_text is not None:  # else the commit deleted the dataset
+            records.append(_record(commit, time, trailers, pointer_text))
     return records
 
 
-def find_run_version(git: Git, ref: str, pointer_path: str, run_id: str) -> VersionRecord | None:
-    for commit, time, trailers in git.trailers_log(ref, pointer_path):
+def find_run_version(git: Git, ref: str, pointer_paths: Sequence[str], run_id: str) -> VersionRecord | None:
+    for commit, time, trailers in git.trailers_log(ref, *pointer_paths):
         if trailers.get(TRAILER_RUN_ID) == run_id:
-            return _record(commit, time, trailers, git.show(commit, pointer_path))
+            pointer_text = _pointer_at(git, commit, pointer_paths)
+            return None if pointer_text is None else _record(commit, time, trailers, pointer_text)
     return None

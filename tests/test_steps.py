@@ -16,6 +16,7 @@ from shared_tasks.dataset import file_facts
 from shared_tasks.dvcops import Dvc, Pointer
 from shared_tasks.gitops import Git, GitError
 from shared_tasks.history import history, verify
+from shared_tasks.layout import read_dataset
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
@@ -46,7 +47,7 @@ def dataset_at(settings: Settings, rev: str, tmp: Path) -> pd.DataFrame:
         check=True,
         capture_output=True,
     )
-    return pd.read_csv(clone / settings.dataset_path)
+    return read_dataset(clone / settings.data_relpath)
 
 
 def run_ids_on_origin(settings: Settings) -> list[str | None]:

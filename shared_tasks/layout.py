@@ -1,0 +1,148 @@
+"""The dataset on disk in either layout: one CSV file, or a directory of CSV part files.
+
+A single file is the original system's layout: every version re-uploads the whole file. In
+the partitioned layout a run writes its records into a new part file, so DVC uploads only
+that part and a version costs O(change) bytes. Both layouts answer the same questions (facts,
+header, ids, append, read), so the steps, history and verify never ask which one they hold.
+
+A directory's md5 is DVC 3's: the md5 of its sorted JSON manifest of part md5s, plus ".dir".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from shared_tasks.dataset import FileFacts, append_records, file_facts, records_to_csv_bytes, scan_ids
+from shared_tasks.settings import Layout
+from shared_tasks.validate import DataValidationError, Problem, read_header
+
+PART_PATTERN = re.compile(r"^part-(\d{6})\.csv$")
+DEFAULT_PART_ROWS = 100_000
+
+
+def part_name(number: int) -> str:
+    return f"part-{number:06d}.csv"
+
+
+def part_files(directory: Path) -> list[Path]:
+    """The part files in reading order; anything else in the directory is an error."""
+    if not directory.is_dir():
+        raise DataValidationError(f"dataset {directory.name}", [Problem("not a directory of part files")])
+    parts: list[Path] = []
+    strays: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        (parts if entry.is_file() and PART_PATTERN.match(entry.name) else strays).append(entry)
+    if strays:
+        problems = [Problem(f"unexpected entry {entry.name!r} (parts are named part-NNNNNN.csv)") for entry in strays]
+        raise DataValidationError(f"dataset {directory.name}", problems)
+    if not parts:
+        raise DataValidationError(f"dataset {directory.name}", [Problem("holds no part files")])
+    return parts
+
+
+def directory_md5(entries: dict[str, str]) -> str:
+    """DVC 3's hash of a directory from its files' md5s, keyed by relative path."""
+    manifest = [{"md5": entries[relpath], "relpath": relpath} for relpath in sorted(entries)]
+    text = json.dumps(manifest, sort_keys=True).encode("utf-8")
+    return hashlib.md5(text, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def data_facts(layout: Layout, path: Path) -> FileFacts:
+    """md5 (as the DVC pointer records it), size and record count of the dataset at `path`."""
+    if layout is Layout.SINGLE_FILE:
+        return file_facts(path)
+    facts = {part.name: file_facts(part) for part in part_files(path)}
+    return FileFacts(
+        md5=directory_md5({name: f.md5 for name, f in facts.items()}),
+        size=sum(f.size for f in facts.values()),
+        rows=sum(f.rows for f in facts.values()),
+    )
+
+
+def check_header(layout: Layout, path: Path) -> None:
+    for file in _files(layout, path):
+        read_header(file)
+
+
+def dataset_ids(layout: Layout, path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
+    """The largest Employee ID in the dataset and which of `wanted` it already holds."""
+    largest, taken = 0, set[int]()
+    for file in _files(layout, path):
+        file_largest, file_taken = scan_ids(file, wanted)
+        largest = max(largest, file_largest)
+        taken.update(file_taken)
+    return largest, sorted(taken)
+
+
+def append_change(layout: Layout, path: Path, records: pd.DataFrame) -> FileFacts:
+    """Add records: appended to the file, or written as the next part file (old parts untouched)."""
+    if layout is Layout.SINGLE_FILE:
+        return append_records(path, records)
+    existing = part_files(path)
+    last = PART_PATTERN.match(existing[-1].name)
+    assert last is not None
+    _write_part(path / part_name(int(last.group(1)) + 1), records)
+    return data_facts(layout, path)
+
+
+def read_dataset(path: Path) -> pd.DataFrame:
+    """The whole dataset as one DataFrame, from a file or a directory of parts."""
+    files = part_files(path) if path.is_dir() else [path]
+    return pd.concat((pd.read_csv(file) for file in files), ignore_index=True)
+
+
+def write_dataset_csv(path: Path, target: Path) -> None:
+    """The whole dataset as one CSV file (one header), streamed: memory stays flat."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            for index, file in enumerate(part_files(path) if path.is_dir() else [path]):
+                with file.open("rb") as source:
+                    if index:
+                        source.readline()  # the header, already written once
+                    shutil.copyfileobj(source, out)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def split_into_parts(source: Path, directory: Path, part_rows: int = DEFAULT_PART_ROWS) -> int:
+    """Write a single-file dataset as part files of `part_rows` records; returns how many."""
+    if part_rows < 1:
+        raise ValueError(f"part_rows must be at least 1, got {part_rows}")
+    directory.mkdir(parents=True, exist_ok=False)
+    count = 0
+    for count, chunk in enumerate(_chunks(source, part_rows), start=1):
+        _write_part(directory / part_name(count - 1), chunk)
+    if count == 0:
+        _write_part(directory / part_name(0), pd.read_csv(source, nrows=0))
+        count = 1
+    return count
+
+
+def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+    yield from pd.read_csv(source, chunksize=rows, dtype=str, keep_default_na=False)
+
+
+def _write_part(target: Path, records: pd.DataFrame) -> None:
+    """Write beside the directory, then rename in: a crash never leaves a half part inside it."""
+    tmp = target.parent.parent / f".{target.parent.name}.{target.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(records_to_csv_bytes(records, header=True))
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _files(layout: Layout, path: Path) -> list[Path]:
+    return [path] if layout is Layout.SINGLE_FILE else part_files(path)

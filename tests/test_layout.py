@@ -1,0 +1,178 @@
+"""The partitioned layout: a directory of CSV parts, versioned at the cost of the change.
+
+The run contract is the same as for the single file (the class below reruns it on a
+partitioned origin); what differs is what a version uploads, and the migration between them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import pytest
+
+from dataset_pipeline.seed import create_origin
+from shared_tasks.dataset import file_facts
+from shared_tasks.generate import write_seed_dataset
+from shared_tasks.history import history, verify
+from shared_tasks.layout import (
+    data_facts,
+    directory_md5,
+    part_files,
+    read_dataset,
+    split_into_parts,
+    write_dataset_csv,
+)
+from shared_tasks.migrate import migrate_to_partitioned
+from shared_tasks.pipeline import run_pipeline
+from shared_tasks.settings import Layout, Settings
+from shared_tasks.workspace import WorkspaceError
+from tests.conftest import TEST_BUCKET, TEST_REMOTE_URL, TEST_SEED_ROWS, cli, hermetic_environment, make_settings
+from tests.contract import RunContract
+from tests.test_steps import dataset_at
+
+PART_ROWS = 400  # the 1,000-row seed becomes three parts
+
+
+@pytest.fixture(scope="session")
+def partitioned_template(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, session_home: Path) -> Path:
+    root = tmp_path_factory.mktemp("partitioned-template")
+    previous = dict(os.environ)
+    os.environ.update(hermetic_environment(session_home))
+    try:
+        settings = make_settings(
+            "file:///unused", root / "work", s3_server.endpoint, layout=Layout.PARTITIONED, part_rows=PART_ROWS
+        )
+        create_origin(settings, root / "origin.git", TEST_REMOTE_URL, rows=TEST_SEED_ROWS)
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+    return root / "origin.git"
+
+
+@pytest.fixture
+def partitioned(tmp_path: Path, partitioned_template: Path, s3_server: Any) -> Settings:
+    origin = tmp_path / "partitioned.git"
+    shutil.copytree(partitioned_template, origin)
+    return make_settings(origin.as_uri(), tmp_path / "work", s3_server.endpoint, layout=Layout.PARTITIONED)
+
+
+class TestPartitionedRun(RunContract):
+    """The shared run contract, on an origin that holds part files."""
+
+    orchestrator: ClassVar[str] = "direct"
+
+    @pytest.fixture
+    def settings(self, partitioned: Settings) -> Settings:
+        return partitioned
+
+    @pytest.fixture
+    def origin(self, partitioned: Settings) -> Path:
+        return Path(partitioned.git_url.removeprefix("file://"))
+
+    def publish(self, settings: Settings, records: int) -> dict[str, Any]:
+        self.runs = getattr(self, "runs", 0) + 1
+        return run_pipeline(settings, f"partitioned-{self.runs}", records=records)
+
+
+def _objects(s3: Any) -> dict[str, int]:
+    listing = s3.list_objects_v2(Bucket=TEST_BUCKET, Prefix="datasets/")
+    return {item["Key"]: item["Size"] for item in listing.get("Contents", [])}
+
+
+def test_a_partitioned_version_uploads_only_its_new_part(partitioned: Settings, s3: Any, tmp_path: Path) -> None:
+    before = _objects(s3)
+    version = run_pipeline(partitioned, "small-change", records=3)
+    uploaded = {key: size for key, size in _objects(s3).items() if key not in before}
+    new_part_size = file_facts(_workspace_part(partitioned, "small-change", "part-000003.csv")).size
+    assert version["md5"].endswith(".dir")
+    assert len(uploaded) == 2  # the new part and the directory's manifest
+    assert new_part_size in uploaded.values()
+    assert sum(uploaded.values()) < new_part_size + 1_000
+    final = dataset_at(partitioned, version["commit"], tmp_path)
+    assert len(final) == TEST_SEED_ROWS + 3 and final["Employee ID"].is_unique
+
+
+def _workspace_part(settings: Settings, run_id: str, name: str) -> Path:
+    from shared_tasks.workspace import Workspace
+
+    return Workspace.for_run(settings.work_root, run_id).repo / settings.data_relpath / name
+
+
+def test_directory_md5_is_the_one_dvc_records(tmp_path: Path) -> None:
+    from dvc.repo import Repo
+
+    os.system(f"git init --quiet {tmp_path}")
+    with Repo.init(str(tmp_path)) as repo:
+        data = tmp_path / "parts"
+        data.mkdir()
+        (data / "part-000000.csv").write_text("a\n1\n")
+        (data / "part-000001.csv").write_text("a\n2\n")
+        repo.add(str(data))
+    recorded = (tmp_path / "parts.dvc").read_text()
+    expected = directory_md5({p.name: file_facts(p).md5 for p in sorted(data.iterdir())})
+    assert f"md5: {expected}" in recorded
+
+
+def test_split_and_read_round_trip(tmp_path: Path) -> None:
+    single = tmp_path / "employee_attrition.csv"
+    write_seed_dataset(single, rows=1_001)
+    count = split_into_parts(single, tmp_path / "employee_attrition", part_rows=250)
+    parts = part_files(tmp_path / "employee_attrition")
+    assert count == len(parts) == 5
+    assert data_facts(Layout.PARTITIONED, tmp_path / "employee_attrition").rows == 1_001
+    pd.testing.assert_frame_equal(read_dataset(tmp_path / "employee_attrition"), pd.read_csv(single))
+    joined = tmp_path / "joined.csv"
+    write_dataset_csv(tmp_path / "employee_attrition", joined)
+    assert joined.read_bytes() == single.read_bytes()
+
+
+def test_a_stray_file_among_the_parts_is_named(tmp_path: Path) -> None:
+    directory = tmp_path / "employee_attrition"
+    directory.mkdir()
+    (directory / "part-000000.csv").write_text("x\n")
+    (directory / "notes.txt").write_text("x\n")
+    with pytest.raises(ValueError, match=r"unexpected entry 'notes\.txt'"):
+        part_files(directory)
+
+
+@pytest.mark.slow
+def test_migration_keeps_every_record_and_every_earlier_version(settings: Settings, tmp_path: Path) -> None:
+    earlier = run_pipeline(settings, "before-migration", records=2)
+    target = settings.model_copy(update={"layout": Layout.PARTITIONED, "part_rows": 300})
+    migrated = migrate_to_partitioned(target, "migration-1")
+    assert (migrated.parts, migrated.rows, migrated.already_partitioned) == (4, TEST_SEED_ROWS + 2, False)
+
+    versions = history(target)
+    assert [v.run_id for v in versions[:2]] == ["migration-1", "before-migration"]
+    assert versions[0].md5.endswith(".dir") and versions[0].rows_added == 0
+    for version in versions:
+        result = verify(target, version.commit)
+        assert result.ok, (version.commit, result.problems)
+    before = dataset_at(settings, earlier["commit"], tmp_path)
+    after = dataset_at(target, migrated.commit, tmp_path)
+    pd.testing.assert_frame_equal(before, after)
+
+    assert migrate_to_partitioned(target, "migration-2").already_partitioned
+    with pytest.raises(WorkspaceError, match="PIPELINE_LAYOUT=single-file does not match"):
+        run_pipeline(settings, "stale-layout")
+    later = run_pipeline(target, "after-migration", records=1)
+    assert later["rows"] == TEST_SEED_ROWS + 3
+    assert json.loads(json.dumps(later))["md5"].endswith(".dir")
+
+
+@pytest.mark.slow
+def test_the_cli_migrates_and_runs_go_on_in_the_new_layout(settings_env: dict[str, str], settings: Settings) -> None:
+    migrated = cli("migrate", "--part-rows", "500", "--json", env=settings_env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["parts"] == 2
+    stale = cli("run", env=settings_env)
+    assert stale.returncode == 1 and "PIPELINE_LAYOUT=single-file does not match" in stale.stderr
+    ran = cli("run", "--json", env={**settings_env, "PIPELINE_LAYOUT": "partitioned"})
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["rows"] == TEST_SEED_ROWS + 1
+    assert history(settings)[0].md5 == json.loads(ran.stdout)["md5"]
