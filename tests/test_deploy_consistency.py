@@ -1,0 +1,377 @@
+"""One set of names across deploy/: manifests, both charts' values, the shared cluster description,
+the DAG's pod_override and the Dagster executor config.
+
+The orchestrator sides load in processes of their own with exactly the settings ConfigMap as their
+environment, as Airflow's DAG processor and Dagster's code server do on the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from shared_tasks.cluster import (
+    ClusterSettings,
+    worker_env_from,
+    worker_volume_mounts,
+    worker_volumes,
+)
+from shared_tasks.settings import Settings
+from tests.conftest import hermetic_environment
+from tests.deploy_support import (
+    AIRFLOW_VALUES,
+    DAGSTER_VALUES,
+    GIT_SECRET_SCRIPT,
+    REPO_ROOT,
+    all_manifests,
+    kubernetes_version,
+    load_yaml,
+    manifest,
+)
+
+DEFAULTS = ClusterSettings()
+GIT_SECRET_KEYS = {"GIT_SYNC_USERNAME", "GIT_SYNC_PASSWORD", "GITSYNC_USERNAME", "GITSYNC_PASSWORD"}
+
+
+def settings_data() -> dict[str, str]:
+    data: dict[str, str] = manifest("ConfigMap", DEFAULTS.settings_configmap)["data"]
+    return data
+
+
+def worker_image() -> str:
+    return settings_data()["PIPELINE_K8S_IMAGE"]
+
+
+def dagster_deployment() -> dict[str, Any]:
+    (deployment,) = load_yaml(DAGSTER_VALUES)["dagster-user-deployments"]["deployments"]
+    assert isinstance(deployment, dict)
+    return deployment
+
+
+def _image(spec: dict[str, Any]) -> str:
+    return f"{spec['repository']}:{spec['tag']}"
+
+
+# manifests and the shared cluster description ------------------------------------------------
+
+
+def test_manifests_use_the_shared_names() -> None:
+    assert manifest("Namespace", DEFAULTS.namespace)
+    namespaced = [doc for doc in all_manifests() if doc["kind"] not in ("Namespace", "StorageClass")]
+    assert {doc["metadata"]["namespace"] for doc in namespaced} == {DEFAULTS.namespace}
+    assert manifest("ServiceAccount", DEFAULTS.service_account)
+    binding = manifest("RoleBinding", "dataset-pipeline-step-jobs")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": DEFAULTS.service_account, "namespace": DEFAULTS.namespace}
+    ]
+    claim = manifest("PersistentVolumeClaim", DEFAULTS.workspace_claim)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    storage_class = manifest("StorageClass", claim["spec"]["storageClassName"])
+    assert storage_class["provisioner"] == "efs.csi.aws.com"
+    assert storage_class["parameters"]["uid"] == "50000", "files on EFS belong to the image's user"
+
+
+def test_the_settings_configmap_describes_the_same_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = settings_data()
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    described = ClusterSettings()
+    assert described.model_dump(exclude={"image"}) == DEFAULTS.model_dump(exclude={"image"})
+    assert described.image.endswith("/dataset-pipeline-worker:0.1.0")
+    unknown = {key for key in data if key.startswith("PIPELINE_K8S_")} - {
+        f"PIPELINE_K8S_{field.upper()}" for field in ClusterSettings.model_fields
+    }
+    assert not unknown, f"ConfigMap keys ClusterSettings does not read: {unknown}"
+    settings = Settings()  # what a step pod loads: the ConfigMap plus nothing else is enough
+    assert str(settings.work_root) == DEFAULTS.workspace_mount_path
+    assert settings.cache_dir.is_relative_to(settings.work_root), "the DVC cache lives on the shared volume"
+    assert settings.s3_endpoint_url is None, "on AWS the SDKs find S3 themselves"
+    assert settings.dvc_remote_url is not None and settings.dvc_remote_url.endswith("/datasets")
+
+
+def test_the_git_secret_holds_every_key_its_readers_use() -> None:
+    script = GIT_SECRET_SCRIPT.read_text(encoding="utf-8")
+    written = set(re.findall(r"(GIT_?SYNC_(?:USERNAME|PASSWORD))=%s", script))
+    assert written == GIT_SECRET_KEYS
+    read_by_steps = set()
+    for name in ("git_username", "git_password"):
+        alias = Settings.model_fields[name].validation_alias
+        read_by_steps |= {str(choice) for choice in getattr(alias, "choices", [])}
+    assert read_by_steps <= written
+    assert f"secret_name=${{SECRET_NAME:-{DEFAULTS.credentials_secret}}}" in script
+    assert f"namespace=${{NAMESPACE:-{DEFAULTS.namespace}}}" in script
+
+
+# chart values ---------------------------------------------------------------------------------
+
+
+def test_airflow_values_agree_with_the_cluster_description() -> None:
+    import airflow
+
+    values = load_yaml(AIRFLOW_VALUES)
+    assert values["executor"] == "KubernetesExecutor"
+    assert values["airflowVersion"] == values["defaultAirflowTag"] == airflow.__version__
+    assert _image(values["images"]["airflow"]) == _image(values["images"]["pod_template"]) == worker_image()
+    for account in (values["workers"]["serviceAccount"], values["workers"]["kubernetes"]["serviceAccount"]):
+        assert account == {"create": False, "name": DEFAULTS.service_account}
+    assert values["dags"]["gitSync"]["credentialsSecret"] == DEFAULTS.credentials_secret
+    assert values["dags"]["gitSync"]["subPath"] == "airflow_dags"
+    assert (REPO_ROOT / "airflow_dags" / "dataset_pipeline.py").is_file()
+    assert yaml.safe_load(values["extraEnvFrom"]) == [{"configMapRef": {"name": DEFAULTS.settings_configmap}}]
+    assert manifest("StorageClass", values["logs"]["persistence"]["storageClassName"])
+    assert manifest("StorageClass", values["postgresql"]["primary"]["persistence"]["storageClass"])
+    assert values["config"]["kubernetes_executor"]["namespace"] == DEFAULTS.namespace
+    assert values["apiServer"]["defaultUser"]["enabled"] is False
+    assert values["webserver"]["defaultUser"]["enabled"] is False
+    for key in ("fernetKeySecretName", "jwtSecretName", "apiSecretKeySecretName"):
+        assert values[key], f"{key} names a pre-created Secret"
+
+
+def test_dagster_values_agree_with_the_cluster_description() -> None:
+    import dagster
+
+    values = load_yaml(DAGSTER_VALUES)
+    deployment = dagster_deployment()
+    assert _image(deployment["image"]) == worker_image()
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "dagster_assets.definitions"]
+    assert {"name": "PIPELINE_EXECUTOR", "value": "k8s"} in deployment["env"]
+    env_from = worker_env_from(DEFAULTS)
+    assert deployment["envConfigMaps"] == [
+        {"name": ref["configMapRef"]["name"]} for ref in env_from if "configMapRef" in ref
+    ]
+    assert deployment["envSecrets"] == [{"name": ref["secretRef"]["name"]} for ref in env_from if "secretRef" in ref]
+    assert deployment["volumes"] == worker_volumes(DEFAULTS)
+    assert deployment["volumeMounts"] == worker_volume_mounts(DEFAULTS)
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert values["dagster-user-deployments"]["serviceAccount"]["name"] == DEFAULTS.service_account
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["jobNamespace"] == DEFAULTS.namespace
+    assert f"--version {dagster.__version__}" in DAGSTER_VALUES.read_text(encoding="utf-8")
+
+
+def test_the_run_queue_limits_the_job_by_the_tag_it_carries() -> None:
+    from dagster_assets.definitions import PUBLISH_TAG, dataset_pipeline
+
+    coordinator = load_yaml(DAGSTER_VALUES)["dagsterDaemon"]["runCoordinator"]
+    assert coordinator["enabled"] is True
+    assert coordinator["type"] == "QueuedRunCoordinator"
+    limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": PUBLISH_TAG, "limit": 1} in limits
+    assert PUBLISH_TAG in (dataset_pipeline.run_tags or {})
+
+
+# the orchestrators' own renderings ----------------------------------------------------------
+
+AIRFLOW_RENDER = """
+import json, sys
+from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+from kubernetes.client import ApiClient
+from airflow_dags.dataset_pipeline import dag
+
+templates = json.loads(sys.stdin.read())
+override = dag.get_task("pull_data").executor_config["pod_override"]
+client = ApiClient()
+pods = [
+    client.sanitize_for_serialization(PodGenerator.construct_pod(
+        dag_id=dag.dag_id, task_id="pull_data", pod_id="dataset-pipeline-pull-data", try_number=1,
+        kube_image="unused:0", date=None, run_id="manual__2026-01-01T00:00:00+00:00",
+        args=["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "{}"],
+        pod_override_object=override, base_worker_pod=PodGenerator.deserialize_model_dict(template),
+        namespace="dataset-pipeline", scheduler_job_id="1"))
+    for template in templates
+]
+print("RENDERED " + json.dumps({"override": client.sanitize_for_serialization(override), "pods": pods}))
+"""
+
+DAGSTER_RENDER = """
+import json
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_assets.definitions import defs
+from dagster_assets.k8s import k8s_executor_config
+
+deployment = json.loads(input())
+executor = defs.resolve_job_def("dataset_pipeline").executor_def
+config = k8s_executor_config()
+# What a step pod gets: the run's context (the user-code deployment's, includeConfigInLaunchedRuns)
+# merged with the executor's config, as k8s_job_executor merges them.
+run_context = K8sContainerContext(
+    env_config_maps=[item["name"] for item in deployment["envConfigMaps"]],
+    env_secrets=[item["name"] for item in deployment["envSecrets"]],
+    volumes=deployment["volumes"], volume_mounts=deployment["volumeMounts"],
+    service_account_name=deployment["serviceAccountName"],
+)
+step_context = run_context.merge(K8sContainerContext(
+    env_config_maps=config["env_config_maps"], env_secrets=config["env_secrets"],
+    volumes=config["volumes"], volume_mounts=config["volume_mounts"],
+    service_account_name=config["service_account_name"],
+))
+print("RENDERED " + json.dumps({
+    "executor": executor.name,
+    "config": config,
+    "step": step_context.run_k8s_config.to_dict(),
+}, default=str))
+"""
+
+
+def _render(script: str, stdin: str, tmp_path: Path, **extra_env: str) -> dict[str, Any]:
+    env = {
+        **hermetic_environment(tmp_path),
+        **settings_data(),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        **extra_env,
+    }
+    (tmp_path / "dagster").mkdir(exist_ok=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], input=stdin, env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (line,) = [line for line in completed.stdout.splitlines() if line.startswith("RENDERED ")]
+    rendered: dict[str, Any] = json.loads(line.removeprefix("RENDERED "))
+    return rendered
+
+
+def chart_pod_template(values: dict[str, Any]) -> dict[str, Any]:
+    """The Airflow chart's pod-template-file for these values, in the parts that decide validity.
+
+    Mirrors chart/files/pod-template-file.kubernetes-helm-yaml (release `airflow`): logs, config
+    and DAG volumes, git-sync as an init container reading the credentials Secret, the values'
+    envFrom, extra volumes and mounts, and the worker service account.
+    """
+    workers = values["workers"]
+    git_sync = values["dags"]["gitSync"]
+    secret = git_sync["credentialsSecret"]
+    logs_volume: dict[str, Any] = (
+        {"name": "logs", "persistentVolumeClaim": {"claimName": "airflow-logs"}}
+        if values["logs"]["persistence"]["enabled"]
+        else {"name": "logs", "emptyDir": {}}
+    )
+    credentials = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}} for key in sorted(GIT_SECRET_KEYS)
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "placeholder-name", "labels": {"tier": "airflow", "component": "worker"}},
+        "spec": {
+            "initContainers": [
+                {
+                    "name": "git-sync-init",
+                    "image": "registry.k8s.io/git-sync/git-sync:v4.4.2",
+                    "env": credentials,
+                    "volumeMounts": [{"name": "dags", "mountPath": "/git"}],
+                }
+            ],
+            "containers": [
+                {
+                    "name": "base",
+                    "image": _image(values["images"]["pod_template"]),
+                    "envFrom": yaml.safe_load(values.get("extraEnvFrom") or "[]"),
+                    "env": [{"name": "AIRFLOW__CORE__EXECUTOR", "value": "LocalExecutor"}],
+                    "volumeMounts": [
+                        {"name": "logs", "mountPath": "/opt/airflow/logs"},
+                        {
+                            "name": "config",
+                            "mountPath": "/opt/airflow/airflow.cfg",
+                            "subPath": "airflow.cfg",
+                            "readOnly": True,
+                        },
+                        {"name": "dags", "mountPath": "/opt/airflow/dags", "readOnly": True},
+                        *values.get("volumeMounts", []),
+                        *workers.get("extraVolumeMounts", []),
+                    ],
+                }
+            ],
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 50000, "fsGroup": 0},
+            "serviceAccountName": workers["serviceAccount"]["name"],
+            "volumes": [
+                {"name": "dags", "emptyDir": {}},
+                logs_volume,
+                {"name": "config", "configMap": {"name": "airflow-config"}},
+                *values.get("volumes", []),
+                *workers.get("extraVolumes", []),
+            ],
+        },
+    }
+
+
+def _names(items: list[dict[str, Any]], key: str = "name") -> list[str]:
+    return [item[key] for item in items]
+
+
+def test_the_airflow_worker_pod_is_valid_and_uses_the_shared_names(tmp_path: Path) -> None:
+    values = load_yaml(AIRFLOW_VALUES)
+    template = chart_pod_template(values)
+    # What the brief first suggested: the workspace volume in the chart's template as well.
+    doubled = chart_pod_template(
+        {
+            **values,
+            "workers": {
+                **values["workers"],
+                "extraVolumes": worker_volumes(DEFAULTS),
+                "extraVolumeMounts": worker_volume_mounts(DEFAULTS),
+            },
+        }
+    )
+    rendered = _render(AIRFLOW_RENDER, json.dumps([template, doubled]), tmp_path)
+
+    override = rendered["override"]["spec"]
+    assert override["serviceAccountName"] == values["workers"]["serviceAccount"]["name"] == DEFAULTS.service_account
+    (override_container,) = override["containers"]
+    assert override_container["image"] == worker_image(), "the DAG processor reads the image from the ConfigMap"
+    assert override["volumes"] == worker_volumes(DEFAULTS)
+
+    pod, doubled_pod = rendered["pods"]
+    kubernetes_validate.validate(pod, kubernetes_version(), strict=True)
+    spec = pod["spec"]
+    (base,) = [container for container in spec["containers"] if container["name"] == "base"]
+    assert len(set(_names(spec["volumes"]))) == len(spec["volumes"]), _names(spec["volumes"])
+    mount_paths = _names(base["volumeMounts"], "mountPath")
+    assert len(set(mount_paths)) == len(mount_paths), mount_paths
+    assert {"name": "workspaces", "mountPath": DEFAULTS.workspace_mount_path} in base["volumeMounts"]
+    assert {"secretRef": {"name": DEFAULTS.credentials_secret}} in base["envFrom"]
+    assert {"configMapRef": {"name": DEFAULTS.settings_configmap}} in base["envFrom"]
+    assert base["image"] == worker_image()
+    assert spec["serviceAccountName"] == DEFAULTS.service_account
+    assert spec["containers"][0]["name"] == "base", "Airflow merges containers by position"
+
+    doubled_names = _names(doubled_pod["spec"]["volumes"])
+    assert doubled_names.count("workspaces") == 2, "Airflow appends lists: the volume belongs in one place only"
+
+
+def test_the_dagster_step_pods_use_the_shared_names(tmp_path: Path) -> None:
+    deployment = {
+        **dagster_deployment(),
+        "serviceAccountName": load_yaml(DAGSTER_VALUES)["dagster-user-deployments"]["serviceAccount"]["name"],
+    }
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    rendered = _render(DAGSTER_RENDER, json.dumps(deployment), tmp_path, **env)
+
+    assert rendered["executor"] == "k8s", "PIPELINE_EXECUTOR=k8s selects k8s_job_executor"
+    config = rendered["config"]
+    assert config["job_image"] == worker_image()
+    assert config["job_namespace"] == DEFAULTS.namespace
+    assert config["service_account_name"] == DEFAULTS.service_account
+    step = rendered["step"]
+    assert step["pod_spec_config"]["service_account_name"] == DEFAULTS.service_account
+    # Merged with the run's context, every entry appears once: the two sides are identical.
+    assert step["container_config"]["env_from"] == [
+        {"config_map_ref": {"name": DEFAULTS.settings_configmap}},
+        {"secret_ref": {"name": DEFAULTS.credentials_secret}},
+    ]
+    assert step["pod_spec_config"]["volumes"] == [
+        {"name": "workspaces", "persistent_volume_claim": {"claim_name": DEFAULTS.workspace_claim}}
+    ]
+    assert step["container_config"]["volume_mounts"] == [
+        {"name": "workspaces", "mount_path": DEFAULTS.workspace_mount_path}
+    ]
