@@ -19,7 +19,7 @@ from rich.table import Table
 from dataset_pipeline.stack import LocalStack, StackConfig, StackError, parse_services, service_module
 from shared_tasks.dvcops import DvcError
 from shared_tasks.gitops import GitError
-from shared_tasks.settings import ENV_PREFIX, Settings, load_settings
+from shared_tasks.settings import ENV_PREFIX, Layout, Settings, load_settings
 from shared_tasks.steps import PushConflictError
 from shared_tasks.validate import DataValidationError
 from shared_tasks.workspace import WorkspaceError
@@ -76,6 +76,7 @@ def current_settings() -> Settings:
         )
     from dotenv import dotenv_values
 
+    os.environ.setdefault(f"{ENV_PREFIX}LAYOUT", stack.layout.value)  # the origin's, even after a migration
     for key, value in dotenv_values(stack.settings_file).items():
         if value is not None:
             os.environ.setdefault(key, value)
@@ -105,6 +106,9 @@ def stack_up(
         str | None, typer.Option(help="Orchestrators to run: airflow,dagster (default) or none.")
     ] = None,
     seed_rows: Annotated[int | None, typer.Option(help="Rows of the seed dataset for a new origin.")] = None,
+    layout: Annotated[
+        Layout | None, typer.Option(help="Dataset layout of a new origin (and of the settings written).")
+    ] = None,
 ) -> None:
     """Start the stack (idempotent) and seed the origin on first start."""
     with reported_errors():
@@ -116,6 +120,7 @@ def stack_up(
             dagster_port=dagster_port,
             services=chosen,
             seed_rows=seed_rows,
+            layout=layout,
         )
         with out.status("starting the local stack…"):
             status = stack.up()
@@ -330,7 +335,7 @@ def demo() -> None:
     """Stack up, two direct runs, one run through each orchestrator, history, verify every version."""
     from shared_tasks.history import history, verify
 
-    stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None)
+    stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None, layout=None)
     for _ in range(2):
         run(records=1, change_file=None, run_id=None, via="direct", as_json=False)
     with reported_errors():

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, LOOPBACK, s3_client
 from dataset_pipeline.seed import create_origin
 from shared_tasks.generate import SEED_DATASET_ROWS
-from shared_tasks.settings import ENV_PREFIX, Settings
+from shared_tasks.settings import ENV_PREFIX, Layout, Settings
 
 DEFAULT_STACK_DIR = ".stack"
 DEFAULT_S3_PORT = 9000
@@ -65,6 +65,7 @@ class StackConfig:
     dagster_port: int = DEFAULT_DAGSTER_PORT
     bucket: str = DEFAULT_BUCKET
     seed_rows: int = SEED_DATASET_ROWS
+    layout: Layout = Layout.SINGLE_FILE
     services: tuple[str, ...] = tuple(SERVICE_MODULES)
 
     @classmethod
@@ -148,6 +149,7 @@ class LocalStack:
             f"{ENV_PREFIX}WORK_ROOT": str(self.root / "work"),
             f"{ENV_PREFIX}DVC_REMOTE": "storage",
             f"{ENV_PREFIX}DVC_REMOTE_URL": self.remote_url,
+            f"{ENV_PREFIX}LAYOUT": self.layout.value,
             **self.env(),
         }
 
@@ -157,7 +159,22 @@ class LocalStack:
             git_url=env[f"{ENV_PREFIX}GIT_URL"],
             work_root=Path(env[f"{ENV_PREFIX}WORK_ROOT"]),
             s3_endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+            layout=self.layout,
         )
+
+    @property
+    def layout(self) -> Layout:
+        """The origin's layout once it exists (a migration changes it), else the configured one."""
+        if not (self.origin / "HEAD").exists():
+            return self.config.layout
+        probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=Layout.PARTITIONED)
+        completed = subprocess.run(
+            ["git", "cat-file", "-e", f"refs/heads/main:{probe.pointer_path}"],
+            cwd=self.origin,
+            capture_output=True,
+            check=False,
+        )
+        return Layout.PARTITIONED if completed.returncode == 0 else Layout.SINGLE_FILE
 
     def services(self) -> list[StackService]:
         found = []

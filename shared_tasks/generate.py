@@ -16,6 +16,7 @@ from shared_tasks.schema import COLUMN_NAMES, COLUMNS, ID_COLUMN, CategoryColumn
 
 SEED_DATASET_ROWS = 74_500
 TEST_SHARE = 0.2
+SEED_CHUNK_ROWS = 500_000
 
 
 def seed_for_run(run_id: str) -> int:
@@ -49,8 +50,12 @@ def generate_run_records(run_id: str, count: int) -> pd.DataFrame:
 
 
 def write_seed_dataset(path: Path, rows: int = SEED_DATASET_ROWS, seed: int = 0) -> None:
-    frame = generate_records(rows, seed, first_id=1)
+    """Written in chunks, so a 1 GB seed for the benchmarks needs no more memory than a small one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        for index, first in enumerate(range(0, max(rows, 1), SEED_CHUNK_ROWS)):
+            count = min(SEED_CHUNK_ROWS, rows - first)
+            frame = generate_records(count, seed if index == 0 else seed_for_run(f"{seed}/{index}"), first_id=first + 1)
+            frame.to_csv(handle, index=False, header=index == 0, lineterminator="\n")
     tmp.replace(path)

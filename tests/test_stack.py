@@ -118,3 +118,26 @@ def test_run_via_an_unknown_orchestrator_is_refused(stack_env: dict[str, str]) -
     completed = cli("run", "--via", "luigi", env=stack_env)
     assert completed.returncode == 1
     assert "--via must be direct, airflow or dagster" in completed.stderr
+
+
+@pytest.mark.slow
+def test_a_partitioned_stack_and_a_migrated_one_run_in_their_layout(stack_env: dict[str, str], tmp_path: Path) -> None:
+    up = cli("stack", "up", "--seed-rows", "300", "--layout", "partitioned", env=stack_env)
+    assert up.returncode == 0, up.stderr
+    ran = cli("run", "--json", env=stack_env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["md5"].endswith(".dir")
+
+    single_env = {**stack_env, "DATASET_PIPELINE_STACK_DIR": str(tmp_path / "single")}
+    single_env["DATASET_PIPELINE_S3_PORT"] = str(free_port())
+    try:
+        assert cli("stack", "up", "--seed-rows", "300", env=single_env).returncode == 0
+        migrated = cli("migrate", "--part-rows", "100", "--json", env=single_env)
+        assert migrated.returncode == 0, migrated.stderr
+        assert json.loads(migrated.stdout)["parts"] == 3
+        after = cli("run", "--json", env=single_env)  # no layout setting: the stack reads the origin's
+        assert after.returncode == 0, after.stderr
+        assert json.loads(after.stdout)["rows"] == 301
+        assert json.loads(after.stdout)["md5"].endswith(".dir")
+    finally:
+        cli("stack", "down", env=single_env)
