@@ -1,9 +1,9 @@
 """DVC through its Python API: one `Repo` per workspace, absolute paths, pinned DVC.
 
 `dvc.repo.Repo` is not a supported public API, so every call used here is covered by the
-tests and DVC is pinned in the lock file. The cache is shared by all runs; its link type
-is forced to reflink-or-copy so that no workspace file is ever a hardlink or symlink into
-the cache (an in-place write could otherwise corrupt a cached object).
+tests and DVC is pinned in the lock file. The cache is shared by all runs; for the single
+file its link type is forced to reflink-or-copy so that the file a run appends to is never a
+hardlink or symlink into the cache (an in-place write could otherwise corrupt a cached object).
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 import yaml
 
 from shared_tasks.redact import RedactingFilter, Redactor
-from shared_tasks.settings import Settings
+from shared_tasks.settings import Layout, Settings
 
 SAFE_CACHE_TYPES = "reflink,copy"
+# Part files are never written in place (a change is a new part, renamed in), so in the
+# partitioned layout a workspace may share the cache's read-only inodes: a checkout then
+# costs O(files), not O(bytes).
+PARTS_CACHE_TYPES = "reflink,hardlink,copy"
 # DVC's INFO lines are CLI hints ("To track the changes with git, run: ..."), not step
 # output; what it still logs passes through the redactor.
 _DVC_LOG_REDACTOR = Redactor.from_environment()
@@ -67,11 +71,15 @@ def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, 
         remote["endpointurl"] = settings.s3_endpoint_url
     config: dict[str, Any] = {
         "core": {"site_cache_dir": str(settings.site_cache_dir), "analytics": False},
-        "cache": {"dir": str(cache_dir or settings.cache_dir), "type": SAFE_CACHE_TYPES},
+        "cache": {"dir": str(cache_dir or settings.cache_dir), "type": _cache_types(settings)},
     }
     if remote:
         config["remote"] = {settings.dvc_remote: remote}
     return config
+
+
+def _cache_types(settings: Settings) -> str:
+    return PARTS_CACHE_TYPES if settings.layout is Layout.PARTITIONED else SAFE_CACHE_TYPES
 
 
 def s3_object_url(remote_url: str, md5: str) -> str:

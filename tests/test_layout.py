@@ -176,3 +176,16 @@ def test_the_cli_migrates_and_runs_go_on_in_the_new_layout(settings_env: dict[st
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["rows"] == TEST_SEED_ROWS + 1
     assert history(settings)[0].md5 == json.loads(ran.stdout)["md5"]
+
+
+def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Settings) -> None:
+    from shared_tasks.steps import modify_data, pull_data
+    from shared_tasks.workspace import Workspace
+
+    pull_data(partitioned, "linked")
+    parts = part_files(Workspace.for_run(partitioned.work_root, "linked").repo / partitioned.data_relpath)
+    assert all(part.stat().st_nlink >= 2 for part in parts)  # shared with the cache, not copied
+    cached = {path.stat().st_ino: path for path in partitioned.cache_dir.rglob("*") if path.is_file()}
+    before = {part.stat().st_ino: file_facts(cached[part.stat().st_ino]).md5 for part in parts}
+    modify_data(partitioned, "linked", records=5)  # a new part: no cached object changes
+    assert {ino: file_facts(cached[ino]).md5 for ino in before} == before
