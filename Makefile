@@ -38,7 +38,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check shared_tasks dataset_pipeline
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

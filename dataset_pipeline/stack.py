@@ -206,7 +206,7 @@ class LocalStack:
             service.down()
         ready = self._ready(self.s3_ready_file)
         if ready:
-            _stop_process(int(ready["pid"]))
+            stop_process(int(ready["pid"]))
             self.s3_ready_file.unlink(missing_ok=True)
         return self.status()
 
@@ -244,7 +244,7 @@ class LocalStack:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return data if _pid_alive(int(data.get("pid", 0))) else None
+        return data if pid_alive(int(data.get("pid", 0))) else None
 
     def _s3_alive(self) -> bool:
         if self._ready(self.s3_ready_file) is None:
@@ -287,7 +287,7 @@ class LocalStack:
             if self.s3_ready_file.exists() and self._s3_alive():
                 return
             time.sleep(0.1)
-        _stop_process(process.pid)
+        stop_process(process.pid)
         raise StackError(f"the S3 API did not become ready in {START_TIMEOUT_SECONDS} s; see {log_path}")
 
     def _ensure_bucket(self) -> None:
@@ -297,7 +297,7 @@ class LocalStack:
             client.create_bucket(Bucket=self.config.bucket)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
@@ -309,7 +309,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _stop_process(pid: int) -> None:
+def stop_process(pid: int) -> None:
     """SIGTERM, wait, then SIGKILL: `down` must really stop what `up` started."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -323,8 +323,28 @@ def _stop_process(pid: int) -> None:
                 return
         except ChildProcessError:
             pass
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_process_group(pgid: int) -> None:
+    """A service and everything it forked (workers, code servers, task runners): SIGTERM, wait, SIGKILL."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    stop_process(pgid)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

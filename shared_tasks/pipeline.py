@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from shared_tasks.settings import Settings
-from shared_tasks.steps import modify_data, pull_data, push_data
+
+MAX_RECORDS_PER_RUN = 100_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def run_pipeline(
     on_step: StepCallback | None = None,
 ) -> dict[str, Any]:
     """Pull, modify, push in this process; `on_step(name, "start"|"done", result)` reports progress."""
+    from shared_tasks.steps import modify_data, pull_data, push_data  # pandas and DVC: only when running
 
     def report(name: str, phase: str, result: dict[str, Any] | None = None) -> None:
         if on_step is not None:

@@ -166,13 +166,20 @@ class OrchestrationSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    schedule: str = Field(default="@daily", description="Cron expression or preset of the scheduled run.")
+    schedule: str | None = Field(
+        default="@daily", description="Cron expression or preset of the scheduled run; `none`: no schedule."
+    )
     step_retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
     retry_delay_max_seconds: Annotated[float, Field(ge=0)] = 300.0
     dvc_remote: str = "storage"
     dvc_remote_url: str | None = None
     dataset_path: str = "data/employee_attrition.csv"
+
+    @field_validator("schedule")
+    @classmethod
+    def _none_means_unscheduled(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in ("", "none") else value.strip()
 
     @property
     def dataset_uri(self) -> str:

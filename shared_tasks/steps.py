@@ -26,6 +26,7 @@ from shared_tasks.dvcops import Dvc, DvcError, Pointer, s3_object_url
 from shared_tasks.generate import generate_run_records
 from shared_tasks.gitops import Git
 from shared_tasks.layout import append_change, check_header, data_facts, dataset_ids
+from shared_tasks.pipeline import MAX_RECORDS_PER_RUN
 from shared_tasks.redact import Redactor
 from shared_tasks.schema import ID_COLUMN
 from shared_tasks.settings import Settings
@@ -38,7 +39,6 @@ from shared_tasks.validate import (
 from shared_tasks.versions import VersionRecord, commit_message, find_run_version
 from shared_tasks.workspace import RunState, Workspace, WorkspaceError, atomic_write_text
 
-MAX_RECORDS_PER_RUN = 100_000
 log = logging.getLogger(__name__)
 _ORCHESTRATOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

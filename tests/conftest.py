@@ -76,18 +76,22 @@ def make_settings(git_url: str, work_root: Path, endpoint: str, **extra: Any) ->
     return Settings(git_url=git_url, work_root=work_root, s3_endpoint_url=endpoint, **extra)
 
 
-@pytest.fixture(scope="session")
-def origin_template(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, session_home: Path) -> Path:
-    root = tmp_path_factory.mktemp("template")
+def seed_origin_template(root: Path, endpoint: str, session_home: Path, **extra: Any) -> Path:
+    """A seeded bare origin made once per session, in the hermetic environment; tests copy it."""
     previous = dict(os.environ)
     os.environ.update(hermetic_environment(session_home))
     try:
-        settings = make_settings("file:///unused", root / "work", s3_server.endpoint)
+        settings = make_settings("file:///unused", root / "work", endpoint, **extra)
         create_origin(settings, root / "origin.git", TEST_REMOTE_URL, rows=TEST_SEED_ROWS)
     finally:
         os.environ.clear()
         os.environ.update(previous)
     return root / "origin.git"
+
+
+@pytest.fixture(scope="session")
+def origin_template(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, session_home: Path) -> Path:
+    return seed_origin_template(tmp_path_factory.mktemp("template"), s3_server.endpoint, session_home)
 
 
 @pytest.fixture

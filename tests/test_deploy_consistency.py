@@ -157,15 +157,17 @@ def test_dagster_values_agree_with_the_cluster_description() -> None:
     assert f"--version {dagster.__version__}" in DAGSTER_VALUES.read_text(encoding="utf-8")
 
 
-def test_the_run_queue_limits_the_job_by_the_tag_it_carries() -> None:
-    from dagster_assets.definitions import PUBLISH_TAG, dataset_pipeline
+def test_the_run_queue_keeps_the_pipeline_pool_to_one_run() -> None:
+    from dagster_assets.assets import PUBLISH_POOL, STEP_ASSETS
+    from dagster_assets.definitions import defs
 
-    coordinator = load_yaml(DAGSTER_VALUES)["dagsterDaemon"]["runCoordinator"]
+    values = load_yaml(DAGSTER_VALUES)
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["enabled"] is True
     assert coordinator["type"] == "QueuedRunCoordinator"
-    limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {"key": PUBLISH_TAG, "limit": 1} in limits
-    assert PUBLISH_TAG in (dataset_pipeline.run_tags or {})
+    pools = values["additionalInstanceConfig"]["concurrency"]["pools"]
+    assert (pools["granularity"], pools.get("limits", {}).get(PUBLISH_POOL, pools["default_limit"])) == ("run", 1)
+    assert {defs.resolve_assets_def(name).op.pool for name in STEP_ASSETS.values()} == {PUBLISH_POOL}
 
 
 # the orchestrators' own renderings ----------------------------------------------------------

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from dataset_pipeline.seed import create_origin
 from shared_tasks.dataset import file_facts
 from shared_tasks.generate import write_seed_dataset
 from shared_tasks.history import history, verify
@@ -31,7 +30,7 @@ from shared_tasks.migrate import migrate_to_partitioned
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.workspace import WorkspaceError
-from tests.conftest import TEST_BUCKET, TEST_REMOTE_URL, TEST_SEED_ROWS, cli, hermetic_environment, make_settings
+from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, cli, make_settings, seed_origin_template
 from tests.contract import RunContract
 from tests.test_steps import dataset_at
 
@@ -41,17 +40,7 @@ PART_ROWS = 400  # the 1,000-row seed becomes three parts
 @pytest.fixture(scope="session")
 def partitioned_template(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, session_home: Path) -> Path:
     root = tmp_path_factory.mktemp("partitioned-template")
-    previous = dict(os.environ)
-    os.environ.update(hermetic_environment(session_home))
-    try:
-        settings = make_settings(
-            "file:///unused", root / "work", s3_server.endpoint, layout=Layout.PARTITIONED, part_rows=PART_ROWS
-        )
-        create_origin(settings, root / "origin.git", TEST_REMOTE_URL, rows=TEST_SEED_ROWS)
-    finally:
-        os.environ.clear()
-        os.environ.update(previous)
-    return root / "origin.git"
+    return seed_origin_template(root, s3_server.endpoint, session_home, layout=Layout.PARTITIONED, part_rows=PART_ROWS)
 
 
 @pytest.fixture

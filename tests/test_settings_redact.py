@@ -122,6 +122,9 @@ def test_orchestration_settings_load_without_a_repository(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match="step_retries"):
         OrchestrationSettings()
     monkeypatch.setenv("PIPELINE_STEP_RETRIES", "3")
+    monkeypatch.setenv("PIPELINE_SCHEDULE", " None ")
+    assert OrchestrationSettings().schedule is None
+    monkeypatch.setenv("PIPELINE_SCHEDULE", "0 3 * * *")
     configured = OrchestrationSettings()
     assert configured.dataset_uri == "s3://bucket/datasets/data/employee_attrition.csv"
     assert (configured.schedule, configured.step_retries) == ("0 3 * * *", 3)

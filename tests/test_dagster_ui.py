@@ -1,0 +1,86 @@
+"""The Dagster UI in a real browser: Materialize all on the job's asset graph, as a user does.
+
+The job's page launches a run of `dataset_pipeline`; the asset
+group's page then shows the whole graph, checks included, for the screenshot kept in docs/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME, GraphQL
+from tests.conftest import cli
+from tests.dagster_support import DagsterStack, dagster_stack
+
+__all__ = ["dagster_stack"]  # the session's one Dagster stack, shared with the stack test
+
+# Read at import: the autouse `isolate` fixture scrubs DATASET_PIPELINE_* before a test runs.
+SCREENSHOT_DIR = os.environ.get("DATASET_PIPELINE_SCREENSHOTS")
+RUNS_QUERY = """
+query Runs($job: String!) {
+  runsOrError(filter: {pipelineName: $job}, limit: 20) {
+    ... on Runs { results { runId status } }
+  }
+}
+"""
+
+
+def job_runs(graphql: GraphQL) -> dict[str, dict[str, Any]]:
+    results = graphql(RUNS_QUERY, job=JOB_NAME)["runsOrError"]["results"]
+    return {run["runId"]: run for run in results}
+
+
+def wait_for_new_run(graphql: GraphQL, known: set[str], timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [run for run_id, run in job_runs(graphql).items() if run_id not in known]
+        if new and new[0]["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
+            return new[0]
+        time.sleep(1)
+    raise AssertionError(f"no run of {JOB_NAME} finished in {timeout} s")
+
+
+@pytest.mark.slow
+def test_materialize_all_from_the_asset_graph(dagster_stack: DagsterStack, tmp_path: Path) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect, sync_playwright
+
+    url = dagster_stack.status()["dagster_url"]
+    graphql = GraphQL(url)
+    known = set(job_runs(graphql))
+    screenshot = Path(SCREENSHOT_DIR or tmp_path) / "dagster-ui.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(f"{url}/locations/{LOCATION_NAME}/jobs/{JOB_NAME}")
+            with contextlib.suppress(PlaywrightTimeoutError):  # the first-visit newsletter dialog
+                page.get_by_role("button", name="Skip").click(timeout=20_000)
+            materialize_all = page.get_by_role("button", name="Materialize all")
+            expect(materialize_all).to_be_enabled(timeout=60_000)
+            materialize_all.click()
+
+            run = wait_for_new_run(graphql, known)
+            assert run["status"] == "SUCCESS", run
+
+            page.goto(f"{url}/locations/{LOCATION_NAME}/asset-groups/dataset")  # the whole graph, checks included
+            expect(page.get_by_text("published_dataset").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("3 / 3 Passed")).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+
+    assert screenshot.stat().st_size > 10_000
+    newest = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)[0]
+    assert (newest["orchestrator"], newest["run_id"]) == ("dagster", run["runId"])
