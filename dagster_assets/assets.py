@@ -22,7 +22,7 @@ from shared_tasks.steps import MAX_RECORDS_PER_RUN, PublishedVersion, modify_dat
 ORCHESTRATOR = "dagster"
 GROUP = "dataset"
 # The asset standing for each step of shared_tasks.pipeline.PIPELINE.
-STEP_ASSETS = {"pull_data": "pulled_dataset", "modify_data": "changed_dataset", "push_data": "published_dataset"}
+STEP_ASSETS = {step.name: step.output for step in PIPELINE}
 STEPS = {step.name: step for step in PIPELINE}
 POD_TAGS = step_pod_tags()
 # Every step is in this pool; with run granularity and a limit of 1 (dagster.yaml / chart values:

@@ -371,7 +371,10 @@ def run_via(stack: LocalStack, records: int, run_id: str | None, console: Consol
         if state != "success":
             _report_failure(client, airflow_run_id, console)
             raise StackError(f"the Airflow run {airflow_run_id} ended {state}")
-        return _published_version(stack, client, airflow_run_id)
+        version = _published_version(stack, client, airflow_run_id)
+        tasks = client.task_states(DAG_ID, airflow_run_id)
+        step_seconds = {task_id: float(ti["duration"]) for task_id, ti in tasks.items() if ti.get("duration")}
+        return {**version, "orchestrator_run_id": airflow_run_id, "step_seconds": step_seconds}
 
 
 def _follow(client: AirflowClient, run_id: str, console: Console) -> str:

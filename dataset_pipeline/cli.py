@@ -290,6 +290,38 @@ def verify_cmd(
             raise typer.Exit(1)
 
 
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[int, typer.Option(min=1, max=100, help="Runs per runner (direct, airflow, dagster).")] = 3,
+    records: Annotated[int, typer.Option(min=1, help="Generated records each run adds.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: <stack>/compare).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
+) -> None:
+    """Run the pipeline N times directly, through Airflow and through Dagster; report time and memory."""
+    from dataset_pipeline.compare import run_comparison
+    from dataset_pipeline.compare_report import console_rows, write_report
+
+    with reported_errors():
+        stack = _stack()
+        if not stack.status()["running"]:
+            raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
+        settings = current_settings()
+        console = err if as_json else out
+        comparison = run_comparison(stack, settings, runs=runs, records=records, console=console)
+        paths = write_report(comparison, out_dir or stack.root / "compare")
+        if as_json:
+            _print_json(comparison.to_dict())
+            return
+        header, rows = console_rows(comparison)
+        table = Table(*header, title="median seconds")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        out.print(f"report: {paths['html']} (and {paths['markdown'].name}, {paths['plot'].name}, {paths['json'].name})")
+        if any(not measure.ok for measure in comparison.measures):
+            raise typer.Exit(1)
+
+
 @app.command("migrate")
 def migrate_cmd(
     part_rows: Annotated[int | None, typer.Option(min=1, help="Records per part file.")] = None,

@@ -27,6 +27,7 @@ from dataset_pipeline.s3server import LOOPBACK
 from dataset_pipeline.stack import START_TIMEOUT_SECONDS, LocalStack, StackError, pid_alive, stop_process_group
 from shared_tasks.dvcops import s3_object_url
 from shared_tasks.history import history
+from shared_tasks.pipeline import STEP_OF_OUTPUT
 
 LOCATION_NAME = "dataset_pipeline"
 REPOSITORY_NAME = "__repository__"  # what Dagster names the repository of a `Definitions`
@@ -84,7 +85,7 @@ RUN_QUERY = """
 query Run($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { runId rootRunId status stepStats { stepKey status } }
+    ... on Run { runId rootRunId status stepStats { stepKey status startTime endTime } }
     ... on Error { message }
   }
 }
@@ -342,8 +343,19 @@ def run_via(stack: LocalStack, records: int, run_id: str | None, console: Consol
                 "attempts": None,
                 "already_published": bool(claims.get("already_published", False)),
                 "dagster_run_id": launched,
+                "orchestrator_run_id": launched,
+                "step_seconds": step_seconds(run),
             }
     raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
+
+
+def step_seconds(run: dict[str, Any]) -> dict[str, float]:
+    """How long each shared step took, by its name (Dagster reports the step's asset; checks are left out)."""
+    return {
+        STEP_OF_OUTPUT[step["stepKey"]]: float(step["endTime"]) - float(step["startTime"])
+        for step in run["stepStats"]
+        if step["stepKey"] in STEP_OF_OUTPUT and step.get("startTime") and step.get("endTime")
+    }
 
 
 def launch_run(graphql: GraphQL, records: int, run_id: str | None) -> str:

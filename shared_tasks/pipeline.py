@@ -20,16 +20,22 @@ MAX_RECORDS_PER_RUN = 100_000
 
 @dataclass(frozen=True)
 class StepSpec:
+    """A step: its name (an Airflow task id), what it depends on, and what it produces (a Dagster asset)."""
+
     name: str
     upstream: tuple[str, ...]
     description: str
+    output: str
 
 
 PIPELINE: tuple[StepSpec, ...] = (
-    StepSpec("pull_data", (), "Workspace at the branch head with the current dataset version"),
-    StepSpec("modify_data", ("pull_data",), "The run's records, validated and applied exactly once"),
-    StepSpec("push_data", ("modify_data",), "The new version: data on the DVC remote, pointer in Git"),
+    StepSpec("pull_data", (), "Workspace at the branch head with the current dataset version", "pulled_dataset"),
+    StepSpec("modify_data", ("pull_data",), "The run's records, validated and applied exactly once", "changed_dataset"),
+    StepSpec(
+        "push_data", ("modify_data",), "The new version: data on the DVC remote, pointer in Git", "published_dataset"
+    ),
 )
+STEP_OF_OUTPUT = {step.output: step.name for step in PIPELINE}
 
 
 def new_run_id(orchestrator: str = "direct") -> str:

@@ -1,0 +1,247 @@
+"""Compare the orchestrators on identical work: the same steps, the same origin, N runs each.
+
+Runs go through each orchestrator's public API, as a user's would (`run_via`), and the direct run
+is the baseline. While a runner works, its processes' memory is sampled (the whole process group
+of each orchestrator component, so task runners and code servers count too).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from dataset_pipeline.stack import LocalStack, StackError, service_module
+from shared_tasks.pipeline import PIPELINE, new_run_id, run_pipeline
+from shared_tasks.settings import Settings
+
+RUNNERS = ("direct", "airflow", "dagster")
+STEP_NAMES = tuple(step.name for step in PIPELINE)
+SAMPLE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class RunMeasure:
+    runner: str
+    run_id: str | None
+    ok: bool
+    seconds: float
+    step_seconds: dict[str, float]
+    commit: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread | None:
+        return cls(statistics.median(values), min(values), max(values)) if values else None
+
+    def text(self) -> str:
+        return f"{self.median:.2f} [{self.low:.2f}–{self.high:.2f}]"
+
+
+@dataclass
+class RunnerSummary:
+    runner: str
+    runs: int
+    successes: int
+    end_to_end: Spread | None
+    steps: dict[str, Spread | None]
+    idle_rss_mb: float | None
+    peak_rss_mb: float | None
+    overhead_seconds: float | None = None
+
+
+@dataclass
+class Comparison:
+    runs_per_runner: int
+    records: int
+    started: str
+    measures: list[RunMeasure] = field(default_factory=list)
+    summaries: list[RunnerSummary] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MemorySampler:
+    """Peak resident memory of a set of processes, sampled in the background."""
+
+    def __init__(self, processes: Callable[[], Iterable[Any]]) -> None:
+        self.processes = processes
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def current_bytes(self) -> int:
+        import psutil
+
+        total = 0
+        for process in self.processes():
+            try:
+                total += process.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self.current_bytes())
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def service_processes(pgids: Iterable[int]) -> Callable[[], list[Any]]:
+    """Every process in the given process groups (a component and all it forked)."""
+    import os
+
+    import psutil
+
+    groups = set(pgids)
+
+    def listing() -> list[Any]:
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) in groups:
+                    found.append(process)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+        return found
+
+    return listing
+
+
+def this_process() -> Callable[[], list[Any]]:
+    import psutil
+
+    me = psutil.Process()
+    return lambda: [me]
+
+
+def run_comparison(
+    stack: LocalStack,
+    settings: Settings,
+    runs: int,
+    records: int,
+    console: Console,
+    runners: tuple[str, ...] = RUNNERS,
+) -> Comparison:
+    comparison = Comparison(runs, records, datetime.now(UTC).isoformat(timespec="seconds"))
+    services = stack.status()["services"]
+    for runner in runners:
+        if runner != "direct" and not services.get(runner, {}).get("running"):
+            comparison.skipped[runner] = f"{runner} is not running (start it with `dataset-pipeline stack up`)"
+            console.print(f"[yellow]skipping {runner}[/yellow]: not running", highlight=False)
+            continue
+        processes = this_process() if runner == "direct" else service_processes(services[runner]["pids"].values())
+        measures, idle, peak = _measure_runner(stack, settings, runner, (runs, records), console, processes)
+        comparison.measures.extend(measures)
+        comparison.summaries.append(summarize(runner, measures, idle, peak))
+    _add_overheads(comparison.summaries)
+    comparison.versions = _versions_made(settings, comparison.measures)
+    return comparison
+
+
+def _measure_runner(
+    stack: LocalStack,
+    settings: Settings,
+    runner: str,
+    work: tuple[int, int],
+    console: Console,
+    processes: Callable[[], Iterable[Any]],
+) -> tuple[list[RunMeasure], float, float]:
+    runs, records = work
+    sampler = MemorySampler(processes)
+    idle = sampler.current_bytes()
+    measures = []
+    quiet = Console(quiet=True)  # the runners' own progress lines; the comparison prints its own
+    with sampler:
+        for number in range(1, runs + 1):
+            console.print(f"{runner}: run {number}/{runs}…", highlight=False)
+            measure = _one_run(stack, settings, runner, records, quiet)
+            if measure.ok:
+                console.print(f"  [green]✓[/green] {measure.seconds:.2f} s", highlight=False)
+            else:
+                console.print(f"  ✗ {measure.seconds:.2f} s: {measure.error}", style="red", markup=False)
+            measures.append(measure)
+    return measures, idle / 2**20, sampler.peak_bytes / 2**20
+
+
+def _one_run(stack: LocalStack, settings: Settings, runner: str, records: int, console: Console) -> RunMeasure:
+    started = time.perf_counter()
+    try:
+        if runner == "direct":
+            version, steps = _direct_run(settings, records)
+        else:
+            module = service_module(runner)
+            if module is None:
+                raise StackError(f"{runner} is not part of this installation")
+            version = module.run_via(stack, records=records, run_id=None, console=console)
+            steps = dict(version.get("step_seconds", {}))
+    except Exception as error:  # one failed run is a figure of the comparison, not its end
+        return RunMeasure(runner, None, False, time.perf_counter() - started, {}, error=str(error)[:300])
+    return RunMeasure(runner, version["run_id"], True, time.perf_counter() - started, steps, version["commit"])
+
+
+def _direct_run(settings: Settings, records: int) -> tuple[dict[str, Any], dict[str, float]]:
+    steps: dict[str, float] = {}
+    started: dict[str, float] = {}
+
+    def on_step(name: str, phase: str, result: dict[str, Any] | None) -> None:
+        if phase == "start":
+            started[name] = time.perf_counter()
+        else:
+            steps[name] = time.perf_counter() - started[name]
+
+    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step)
+    return version, steps
+
+
+def summarize(runner: str, measures: list[RunMeasure], idle_mb: float, peak_mb: float) -> RunnerSummary:
+    done = [m for m in measures if m.ok]
+    return RunnerSummary(
+        runner=runner,
+        runs=len(measures),
+        successes=len(done),
+        end_to_end=Spread.of([m.seconds for m in done]),
+        steps={name: Spread.of([m.step_seconds[name] for m in done if name in m.step_seconds]) for name in STEP_NAMES},
+        idle_rss_mb=round(idle_mb, 1),
+        peak_rss_mb=round(max(peak_mb, idle_mb), 1),
+    )
+
+
+def _add_overheads(summaries: list[RunnerSummary]) -> None:
+    baseline = next((s.end_to_end for s in summaries if s.runner == "direct"), None)
+    if baseline is None:
+        return
+    for summary in summaries:
+        if summary.end_to_end is not None:
+            summary.overhead_seconds = round(summary.end_to_end.median - baseline.median, 3)
+
+
+def _versions_made(settings: Settings, measures: list[RunMeasure]) -> list[dict[str, Any]]:
+    from shared_tasks.history import history
+
+    made = {m.run_id for m in measures if m.ok}
+    return [version.to_dict() for version in history(settings) if version.run_id in made]
