@@ -75,6 +75,7 @@ def version_metadata(version: PublishedVersion, git_url: str) -> dict[str, Any]:
         "s3_url": version.s3_url,
         "run_id": version.run_id,
         "already_published": version.already_published,
+        "attempts": version.attempts,
     }
     commit_url = git_commit_url(git_url, version.commit)
     if commit_url is not None:

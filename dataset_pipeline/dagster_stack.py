@@ -340,7 +340,7 @@ def run_via(stack: LocalStack, records: int, run_id: str | None, console: Consol
                 "rows": version.rows,
                 "rows_added": version.rows_added,
                 "s3_url": claims.get("s3_url") or s3_object_url(stack.remote_url, version.md5),
-                "attempts": None,
+                "attempts": claims.get("attempts"),
                 "already_published": bool(claims.get("already_published", False)),
                 "dagster_run_id": launched,
                 "orchestrator_run_id": launched,

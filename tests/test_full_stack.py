@@ -1,0 +1,138 @@
+"""Both orchestrators and direct runs on one stack: the comparison, and everyone publishing at once.
+
+One stack (S3 API, origin, Airflow, Dagster) serves the module; each test reads what it made
+from history by run id, so the tests do not depend on each other's versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataset_pipeline.compare import RUNNERS, STEP_NAMES
+from tests.conftest import REPO_ROOT, cli, hermetic_environment
+from tests.test_stack import free_port
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
+    env = hermetic_environment(session_home)
+    env.update(
+        DATASET_PIPELINE_STACK_DIR=str(tmp_path_factory.mktemp("full-stack") / "stack"),
+        DATASET_PIPELINE_S3_PORT=str(free_port()),
+        DATASET_PIPELINE_AIRFLOW_PORT=str(free_port()),
+        DATASET_PIPELINE_DAGSTER_PORT=str(free_port()),
+        DATASET_PIPELINE_SERVICES="airflow,dagster",
+    )
+    up = cli("stack", "up", "--seed-rows", "500", env=env, timeout=600)
+    assert up.returncode == 0, up.stderr
+    yield env
+    cli("stack", "down", env=env)
+
+
+@pytest.mark.slow
+def test_a_tiny_comparison_reports_exactly_the_runs_it_made(full_stack_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    completed = cli("compare", "--runs", "1", "--out", str(out), "--json", env=full_stack_env, timeout=900)
+    assert completed.returncode == 0, completed.stderr
+    printed = json.loads(completed.stdout)
+    assert json.loads((out / "results.json").read_text()) == printed
+
+    measures = {m["runner"]: m for m in printed["measures"]}
+    assert set(measures) == set(RUNNERS) and all(m["ok"] for m in measures.values())
+    for measure in measures.values():
+        assert set(measure["step_seconds"]) == set(STEP_NAMES)
+        assert 0 < sum(measure["step_seconds"].values()) <= measure["seconds"]
+    for summary in printed["summaries"]:
+        measure = measures[summary["runner"]]
+        assert summary["successes"] == summary["runs"] == 1
+        assert summary["end_to_end"]["median"] == summary["end_to_end"]["low"] == measure["seconds"]
+        assert {name: spread["median"] for name, spread in summary["steps"].items()} == measure["step_seconds"]
+        assert summary["peak_rss_mb"] >= summary["idle_rss_mb"] > 0
+    overheads = {s["runner"]: s["overhead_seconds"] for s in printed["summaries"]}
+    assert overheads["direct"] == 0
+
+    versions = printed["versions"]
+    assert {(v["orchestrator"], v["run_id"], v["commit"]) for v in versions} == {
+        (runner, m["run_id"], m["commit"]) for runner, m in measures.items()
+    }
+    history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    assert [v["commit"] for v in history[:3]] == [v["commit"] for v in versions]
+
+    report = (out / "report.md").read_text()
+    assert all(m["run_id"] in report for m in measures.values())
+    assert f"{measures['airflow']['seconds']:.2f}" in report
+    assert (out / "steps.png").read_bytes().startswith(PNG_MAGIC)
+    assert '<img src="steps.png"' in (out / "report.html").read_text()
+
+
+def test_compare_without_a_running_stack_says_how_to_start_it(tmp_path: Path) -> None:
+    env: dict[str, Any] = {**os.environ, "DATASET_PIPELINE_STACK_DIR": str(tmp_path / "none")}
+    completed = cli("compare", "--runs", "1", env=env)
+    assert completed.returncode == 1
+    assert "stack is not running" in completed.stderr and "stack up" in completed.stderr
+
+
+# Everyone at once --------------------------------------------------------------------------
+
+WRITERS = (("direct", 3), ("airflow", 3), ("dagster", 2))
+
+
+def _stack_s3(env: dict[str, str]) -> Any:
+    from dataset_pipeline.s3server import s3_client
+
+    status = json.loads(cli("stack", "status", "--json", env=env).stdout)
+    return s3_client(status["s3_endpoint"]), status["bucket"]
+
+
+def _keys(client: Any, bucket: str) -> set[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+@pytest.mark.slow
+def test_eight_runs_at_once_from_three_runners_lose_nothing(full_stack_env: dict[str, str], tmp_path: Path) -> None:
+    client, bucket = _stack_s3(full_stack_env)
+    objects_before = _keys(client, bucket)
+    rows_before = json.loads(cli("history", "--json", env=full_stack_env).stdout)[0]["rows"]
+    launches = [(runner, records) for runner, count in WRITERS for records in range(1, count + 1)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dataset_pipeline.cli", "run", "--json", "--via", runner, "--records", str(n)],
+            env=full_stack_env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for runner, n in launches
+    ]
+    results = []
+    for (runner, _), process in zip(launches, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{runner}: {stderr[-2000:]}"
+        results.append((runner, json.loads(stdout)))
+
+    history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    made = {r["run_id"]: runner for runner, r in results}
+    assert {v["run_id"]: v["orchestrator"] for v in history if v["run_id"] in made} == made
+    assert history[0]["rows"] == rows_before + sum(n for _, n in launches)
+    for commit in {r["commit"] for _, r in results}:
+        verified = cli("verify", commit, "--json", env=full_stack_env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    version_objects = {f"datasets/files/md5/{r['md5'][:2]}/{r['md5'][2:]}" for _, r in results}
+    orphans = _keys(client, bucket) - objects_before - version_objects
+    attempts = sorted(r["attempts"] for _, r in results if r.get("attempts") is not None)
+    print(f"8 writers: attempts {attempts}, orphan objects {len(orphans)}")
+    assert len(attempts) == len(launches) and set(attempts) == {1}  # every publisher took its turn
+    assert orphans == set()
