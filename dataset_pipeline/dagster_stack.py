@@ -85,7 +85,7 @@ RUN_QUERY = """
 query Run($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { runId rootRunId status stepStats { stepKey status startTime endTime } }
+    ... on Run { runId rootRunId status stepStats { stepKey status startTime endTime attempts { startTime } } }
     ... on Error { message }
   }
 }
@@ -267,6 +267,7 @@ class Service:
 
     def _start(self, role: str, command: list[str]) -> int:
         env = {**os.environ, **self.stack.settings_env(), "DAGSTER_HOME": str(self.home)}
+        env.setdefault("PIPELINE_RETRY_DELAY_SECONDS", "5")  # a local failure shows in seconds, as with Airflow
         with self._log(role).open("ab") as log:
             process = subprocess.Popen(
                 command,
@@ -389,9 +390,13 @@ def wait_for_run(graphql: GraphQL, run_id: str, console: Console) -> dict[str, A
             status = run["status"]
             console.print(f"  run {status.lower()}", highlight=False)
         for step in run["stepStats"]:
-            if shown.get(step["stepKey"]) != step["status"]:
-                shown[step["stepKey"]] = step["status"]
-                console.print(f"  {step['stepKey']}: {(step['status'] or 'started').lower()}", highlight=False)
+            # A retried step starts a new attempt: say so, the way Airflow's tries show.
+            state = f"{(step['status'] or 'started').lower()}"
+            if len(step.get("attempts") or []) > 1:
+                state += f" (try {len(step['attempts'])})"
+            if shown.get(step["stepKey"]) != state:
+                shown[step["stepKey"]] = state
+                console.print(f"  {step['stepKey']}: {state}", highlight=False)
         if status in FINISHED:
             return dict(run)
         time.sleep(POLL_SECONDS)

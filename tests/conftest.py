@@ -18,11 +18,12 @@ import pytest
 
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
 from dataset_pipeline.seed import create_origin
-from shared_tasks.settings import Settings
+from shared_tasks.settings import Layout, Settings
 
 TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
 TEST_SEED_ROWS = 1_000
+PART_ROWS = 400  # a partitioned origin holds the seed as three parts
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_", "AIRFLOW_", "DAGSTER_")
 
@@ -92,6 +93,20 @@ def seed_origin_template(root: Path, endpoint: str, session_home: Path, **extra:
 @pytest.fixture(scope="session")
 def origin_template(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, session_home: Path) -> Path:
     return seed_origin_template(tmp_path_factory.mktemp("template"), s3_server.endpoint, session_home)
+
+
+@pytest.fixture(scope="session")
+def partitioned_template(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, session_home: Path) -> Path:
+    root = tmp_path_factory.mktemp("partitioned-template")
+    return seed_origin_template(root, s3_server.endpoint, session_home, layout=Layout.PARTITIONED, part_rows=PART_ROWS)
+
+
+@pytest.fixture
+def partitioned(tmp_path: Path, partitioned_template: Path, s3_server: S3Server) -> Settings:
+    """Settings of a test's own origin holding the seed as part files."""
+    origin = tmp_path / "partitioned.git"
+    shutil.copytree(partitioned_template, origin)
+    return make_settings(origin.as_uri(), tmp_path / "work", s3_server.endpoint, layout=Layout.PARTITIONED)
 
 
 @pytest.fixture

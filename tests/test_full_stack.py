@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,51 @@ def test_eight_runs_at_once_from_three_runners_lose_nothing(full_stack_env: dict
     print(f"8 writers: attempts {attempts}, orphan objects {len(orphans)}")
     assert len(attempts) == len(launches) and set(attempts) == {1}  # every publisher took its turn
     assert orphans == set()
+
+
+# The S3 API goes away mid-run -----------------------------------------------------------------
+
+
+# How each runner's progress shows that a step failed and is being tried again.
+RETRY_MARK = {"airflow": "up_for_retry", "dagster": "(try 2)"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["airflow", "dagster"])
+def test_s3_down_mid_run_and_the_orchestrators_retry_recovers(full_stack_env: dict[str, str], runner: str) -> None:
+    stack_dir = Path(full_stack_env["DATASET_PIPELINE_STACK_DIR"])
+    s3 = json.loads((stack_dir / "s3.ready").read_text())
+    rows_before = json.loads(cli("history", "--json", env=full_stack_env).stdout)[0]["rows"]
+    os.kill(s3["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while (stack_dir / "s3.ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "dataset_pipeline.cli", "run", "--json", "--via", runner, "--records", "2"],
+        env=full_stack_env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    progress: list[str] = []
+    reader = threading.Thread(target=lambda: progress.extend(iter(run.stderr.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while not any(RETRY_MARK[runner] in line for line in progress) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until a step has failed for want of S3 and the orchestrator tries it again
+    assert cli("stack", "up", env=full_stack_env).returncode == 0  # the S3 API is back, objects restored
+    stdout = run.stdout.read()
+    assert run.wait(timeout=600) == 0, "".join(progress)[-3000:]
+    reader.join(10)
+    run.stdout.close()
+    run.stderr.close()
+    version = json.loads(stdout)
+    assert any(RETRY_MARK[runner] in line for line in progress), "".join(progress)
+
+    history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    assert [v["run_id"] for v in history].count(version["run_id"]) == 1
+    assert history[0]["commit"] == version["commit"]
+    assert history[0]["rows"] == rows_before + 2  # applied once, whatever the retries
+    verified = cli("verify", version["commit"], "--json", env=full_stack_env)
+    assert verified.returncode == 0, verified.stdout

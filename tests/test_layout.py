@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,24 +29,9 @@ from shared_tasks.migrate import migrate_to_partitioned
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.workspace import WorkspaceError
-from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, cli, make_settings, seed_origin_template
+from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, cli
 from tests.contract import RunContract
 from tests.test_steps import dataset_at
-
-PART_ROWS = 400  # the 1,000-row seed becomes three parts
-
-
-@pytest.fixture(scope="session")
-def partitioned_template(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, session_home: Path) -> Path:
-    root = tmp_path_factory.mktemp("partitioned-template")
-    return seed_origin_template(root, s3_server.endpoint, session_home, layout=Layout.PARTITIONED, part_rows=PART_ROWS)
-
-
-@pytest.fixture
-def partitioned(tmp_path: Path, partitioned_template: Path, s3_server: Any) -> Settings:
-    origin = tmp_path / "partitioned.git"
-    shutil.copytree(partitioned_template, origin)
-    return make_settings(origin.as_uri(), tmp_path / "work", s3_server.endpoint, layout=Layout.PARTITIONED)
 
 
 class TestPartitionedRun(RunContract):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -169,6 +170,11 @@ def test_a_wrong_token_gives_a_clear_auth_error_without_the_token(
     assert not any(needle.decode() in completed.stderr + completed.stdout for needle in forms_of(WRONG_TOKEN)[:2])
     work_root = Path(settings_env["PIPELINE_WORK_ROOT"])
     assert files_containing(work_root, forms_of(WRONG_TOKEN)) == []
+
+    fixed = run_cli({**env, "GIT_SYNC_PASSWORD": TOKEN}, "run", "--run-id", "wrong-token-run", "--json")
+    assert fixed.returncode == 0, fixed.stderr
+    rerun = run_cli({**env, "GIT_SYNC_PASSWORD": TOKEN}, "run", "--run-id", "wrong-token-run", "--json")
+    assert json.loads(rerun.stdout)["already_published"] is True  # the rerun found it: one version
 
 
 def test_missing_credentials_fail_fast_instead_of_prompting(http_origin: str, settings_env: dict[str, str]) -> None:
