@@ -100,7 +100,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
-        stack = LocalStack(StackConfig(root=scratch / "stack", s3_port=free_port(), seed_rows=args.rows))
+        stack = LocalStack(StackConfig(root=scratch / "stack", s3_port=free_port(), seed_rows=args.rows, services=()))
         try:
             stack.up()
             os.environ.update(stack.env())
