@@ -6,6 +6,7 @@ copied per test; moto's server runs on 127.0.0.1 with fake credentials.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from shared_tasks.settings import Layout, Settings
 TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
 TEST_SEED_ROWS = 1_000
+CHROMIUM = "/usr/bin/chromium"
 PART_ROWS = 400  # a partitioned origin holds the seed as three parts
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_", "AIRFLOW_", "DAGSTER_")
@@ -160,3 +162,18 @@ def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Com
         timeout=timeout,
         cwd=REPO_ROOT,
     )
+
+
+@contextlib.contextmanager
+def headless_page(width: int, height: int) -> Iterator[Any]:
+    """A page in Debian's Chromium, headless, driven by Playwright (which downloads no browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()

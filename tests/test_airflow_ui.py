@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.airflow_support import SharedStack, airflow_stack
-from tests.conftest import cli
+from tests.conftest import cli, headless_page
 
 __all__ = ["airflow_stack"]  # the shared session fixture
 
@@ -46,41 +46,34 @@ def wait_for_new_run(client: httpx.Client, known: set[str]) -> dict[str, Any]:
 
 
 def test_log_in_trigger_from_the_ui_and_the_run_succeeds(airflow_stack: SharedStack, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     info = airflow_stack.status()["services"]["airflow"]
     url, password = info["url"], json.loads(Path(info["password_file"]).read_text())["admin"]
     target = screenshot_path(tmp_path)
     with api(url, password) as client:
         known = {run["dag_run_id"] for run in client.get("/dags/dataset_pipeline/dagRuns").json()["dag_runs"]}
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
-            )
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"{url}/dags/dataset_pipeline")
-                page.get_by_label("Username").fill("admin")
-                page.get_by_label("Password").fill(password)
-                page.get_by_role("button", name="Sign in").click()
-                page.wait_for_url("**/dags/dataset_pipeline")
-                page.get_by_role("button", name="Trigger Dag").click()
-                dialog = page.get_by_role("dialog")
-                expect(dialog.get_by_text("Records to add")).to_be_visible()
-                dialog.get_by_role("spinbutton").fill("3")
-                dialog.get_by_role("button", name="Trigger", exact=True).click()
-                expect(dialog).to_be_hidden()
+        with headless_page(1400, 900) as page:
+            page.goto(f"{url}/dags/dataset_pipeline")
+            page.get_by_label("Username").fill("admin")
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/dags/dataset_pipeline")
+            page.get_by_role("button", name="Trigger Dag").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("Records to add")).to_be_visible()
+            dialog.get_by_role("spinbutton").fill("3")
+            dialog.get_by_role("button", name="Trigger", exact=True).click()
+            expect(dialog).to_be_hidden()
 
-                run = wait_for_new_run(client, known)
-                assert run["state"] == "success", run
-                assert run["conf"] == {"records": 3}
+            run = wait_for_new_run(client, known)
+            assert run["state"] == "success", run
+            assert run["conf"] == {"records": 3}
 
-                page.goto(f"{url}/dags/dataset_pipeline/runs/{run['dag_run_id']}")
-                expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(target))
-            finally:
-                browser.close()
+            page.goto(f"{url}/dags/dataset_pipeline/runs/{run['dag_run_id']}")
+            expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(target))
 
     assert target.stat().st_size > 10_000
     newest = json.loads(cli("history", "--json", env=airflow_stack.env).stdout)[0]

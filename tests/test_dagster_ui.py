@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME, GraphQL
-from tests.conftest import cli
+from tests.conftest import cli, headless_page
 from tests.dagster_support import DagsterStack, dagster_stack
 
 __all__ = ["dagster_stack"]  # the session's one Dagster stack, shared with the stack test
@@ -50,7 +50,7 @@ def wait_for_new_run(graphql: GraphQL, known: set[str], timeout: float = 240) ->
 @pytest.mark.slow
 def test_materialize_all_from_the_asset_graph(dagster_stack: DagsterStack, tmp_path: Path) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url = dagster_stack.status()["dagster_url"]
     graphql = GraphQL(url)
@@ -58,28 +58,21 @@ def test_materialize_all_from_the_asset_graph(dagster_stack: DagsterStack, tmp_p
     screenshot = Path(SCREENSHOT_DIR or tmp_path) / "dagster-ui.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 900})
-            page.goto(f"{url}/locations/{LOCATION_NAME}/jobs/{JOB_NAME}")
-            with contextlib.suppress(PlaywrightTimeoutError):  # the first-visit newsletter dialog
-                page.get_by_role("button", name="Skip").click(timeout=20_000)
-            materialize_all = page.get_by_role("button", name="Materialize all")
-            expect(materialize_all).to_be_enabled(timeout=60_000)
-            materialize_all.click()
+    with headless_page(1600, 900) as page:
+        page.goto(f"{url}/locations/{LOCATION_NAME}/jobs/{JOB_NAME}")
+        with contextlib.suppress(PlaywrightTimeoutError):  # the first-visit newsletter dialog
+            page.get_by_role("button", name="Skip").click(timeout=20_000)
+        materialize_all = page.get_by_role("button", name="Materialize all")
+        expect(materialize_all).to_be_enabled(timeout=60_000)
+        materialize_all.click()
 
-            run = wait_for_new_run(graphql, known)
-            assert run["status"] == "SUCCESS", run
+        run = wait_for_new_run(graphql, known)
+        assert run["status"] == "SUCCESS", run
 
-            page.goto(f"{url}/locations/{LOCATION_NAME}/asset-groups/dataset")  # the whole graph, checks included
-            expect(page.get_by_text("published_dataset").first).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("3 / 3 Passed")).to_be_visible(timeout=60_000)
-            page.screenshot(path=str(screenshot))
-        finally:
-            browser.close()
+        page.goto(f"{url}/locations/{LOCATION_NAME}/asset-groups/dataset")  # the whole graph, checks included
+        expect(page.get_by_text("published_dataset").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("3 / 3 Passed")).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(screenshot))
 
     assert screenshot.stat().st_size > 10_000
     newest = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)[0]

@@ -109,16 +109,21 @@ def _pod_environment(home: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.slow
-def test_the_image_environment_imports_the_dag_and_the_definitions(image_environment: Path, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [str(image_environment / "bin" / "python"), "-c", IMPORT_CHECK],
+def run_in_image(image_environment: Path, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Python code in the image's environment, with a pod's environment."""
+    return subprocess.run(
+        [str(image_environment / "bin" / "python"), "-c", code],
         cwd=tmp_path,
         env=_pod_environment(tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.slow
+def test_the_image_environment_imports_the_dag_and_the_definitions(image_environment: Path, tmp_path: Path) -> None:
+    completed = run_in_image(image_environment, IMPORT_CHECK, tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "IMAGE-IMPORTS-OK" in completed.stdout
     for command in ("airflow", "dagster", "dvc", "dataset-pipeline"):
@@ -127,12 +132,5 @@ def test_the_image_environment_imports_the_dag_and_the_definitions(image_environ
 
 @pytest.mark.slow
 def test_the_image_environment_has_the_cluster_runtime(image_environment: Path, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [str(image_environment / "bin" / "python"), "-c", CLUSTER_RUNTIME_CHECK],
-        cwd=tmp_path,
-        env=_pod_environment(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = run_in_image(image_environment, CLUSTER_RUNTIME_CHECK, tmp_path)
     assert completed.returncode == 0, completed.stderr[-2000:]
