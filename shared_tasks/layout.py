@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -55,10 +56,90 @@ def directory_md5(entries: dict[str, str]) -> str:
     return hashlib.md5(text, usedforsecurity=False).hexdigest() + ".dir"
 
 
-def data_facts(layout: Layout, path: Path) -> FileFacts:
+@dataclass(frozen=True)
+class PartFacts:
+    md5: str
+    size: int
+    rows: int
+    largest_id: int
+
+
+class PartCatalog:
+    """What is known about part files by their content, so a run reads only the parts it has not seen.
+
+    A part is immutable and named by its md5 in the DVC cache: a workspace part that is a link to
+    the cache object of the md5 its manifest records has that md5 (no need to hash it again), and
+    an md5 names the part's row count and largest id for good (kept as small files under
+    `memo_dir`, shared by all runs). Anything else is read and hashed as before.
+    """
+
+    def __init__(self, memo_dir: Path, cache_dir: Path) -> None:
+        self.memo_dir = memo_dir
+        self.cache_dir = cache_dir
+
+    def _object(self, md5: str) -> Path:
+        return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
+
+    def manifest(self, directory_md5_value: str | None) -> dict[str, str]:
+        """The pointer's directory manifest from the cache: part name -> md5 (empty when unknown)."""
+        if not directory_md5_value:
+            return {}
+        try:
+            entries = json.loads(self._object(directory_md5_value).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(entry["relpath"]): str(entry["md5"]) for entry in entries}
+
+    def part(self, part: Path, recorded_md5: str | None) -> PartFacts:
+        size = part.stat().st_size
+        if recorded_md5 and self._is_cached_object(part, recorded_md5):
+            known = self._recall(recorded_md5)
+            if known is not None:
+                return PartFacts(recorded_md5, size, *known)
+        facts = file_facts(part)  # a new part, or one not linked to its cache object: read it
+        known = self._recall(facts.md5)
+        if known is None:
+            known = (facts.rows, scan_ids(part)[0])
+            self._remember(facts.md5, *known)
+        return PartFacts(facts.md5, facts.size, *known)
+
+    def _recall(self, md5: str) -> tuple[int, int] | None:
+        try:
+            known = json.loads((self.memo_dir / f"{md5}.json").read_text(encoding="utf-8"))
+            return int(known["rows"]), int(known["largest_id"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _remember(self, md5: str, rows: int, largest_id: int) -> None:
+        self.memo_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.memo_dir / f".{md5}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"rows": rows, "largest_id": largest_id}), encoding="utf-8")
+        tmp.replace(self.memo_dir / f"{md5}.json")
+
+    def _is_cached_object(self, part: Path, md5: str) -> bool:
+        try:
+            return part.stat().st_ino == self._object(md5).stat().st_ino
+        except OSError:
+            return False
+
+    def parts(self, directory: Path, pointer_md5: str | None) -> list[PartFacts]:
+        recorded = self.manifest(pointer_md5)
+        return [self.part(part, recorded.get(part.name)) for part in part_files(directory)]
+
+
+def data_facts(
+    layout: Layout, path: Path, catalog: PartCatalog | None = None, pointer_md5: str | None = None
+) -> FileFacts:
     """md5 (as the DVC pointer records it), size and record count of the dataset at `path`."""
     if layout is Layout.SINGLE_FILE:
         return file_facts(path)
+    if catalog is not None:
+        known = catalog.parts(path, pointer_md5)
+        return FileFacts(
+            md5=directory_md5({part.name: facts.md5 for part, facts in zip(part_files(path), known, strict=True)}),
+            size=sum(f.size for f in known),
+            rows=sum(f.rows for f in known),
+        )
     facts = {part.name: file_facts(part) for part in part_files(path)}
     return FileFacts(
         md5=directory_md5({name: f.md5 for name, f in facts.items()}),
@@ -72,8 +153,16 @@ def check_header(layout: Layout, path: Path) -> None:
         read_header(file)
 
 
-def dataset_ids(layout: Layout, path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
+def dataset_ids(
+    layout: Layout,
+    path: Path,
+    wanted: Collection[int] = (),
+    catalog: PartCatalog | None = None,
+    pointer_md5: str | None = None,
+) -> tuple[int, list[int]]:
     """The largest Employee ID in the dataset and which of `wanted` it already holds."""
+    if layout is Layout.PARTITIONED and catalog is not None and not wanted:
+        return max((facts.largest_id for facts in catalog.parts(path, pointer_md5)), default=0), []
     largest, taken = 0, set[int]()
     for file in _files(layout, path):
         file_largest, file_taken = scan_ids(file, wanted)
@@ -82,7 +171,13 @@ def dataset_ids(layout: Layout, path: Path, wanted: Collection[int] = ()) -> tup
     return largest, sorted(taken)
 
 
-def append_change(layout: Layout, path: Path, records: pd.DataFrame) -> FileFacts:
+def append_change(
+    layout: Layout,
+    path: Path,
+    records: pd.DataFrame,
+    catalog: PartCatalog | None = None,
+    pointer_md5: str | None = None,
+) -> FileFacts:
     """Add records: appended to the file, or written as the next part file (old parts untouched)."""
     if layout is Layout.SINGLE_FILE:
         return append_records(path, records)
@@ -90,7 +185,7 @@ def append_change(layout: Layout, path: Path, records: pd.DataFrame) -> FileFact
     last = PART_PATTERN.match(existing[-1].name)
     assert last is not None
     _write_part(path / part_name(int(last.group(1)) + 1), records)
-    return data_facts(layout, path)
+    return data_facts(layout, path, catalog, pointer_md5)
 
 
 def read_dataset(path: Path) -> pd.DataFrame:

@@ -21,11 +21,11 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared_tasks.dataset import records_to_csv_bytes
+from shared_tasks.dataset import FileFacts, records_to_csv_bytes
 from shared_tasks.dvcops import Dvc, DvcError, Pointer, s3_object_url
 from shared_tasks.generate import generate_run_records
 from shared_tasks.gitops import Git
-from shared_tasks.layout import append_change, check_header, data_facts, dataset_ids
+from shared_tasks.layout import PartCatalog, append_change, check_header, data_facts, dataset_ids
 from shared_tasks.pipeline import MAX_RECORDS_PER_RUN
 from shared_tasks.redact import Redactor
 from shared_tasks.schema import ID_COLUMN
@@ -105,6 +105,17 @@ class RunContext:
         self.redact = Redactor.from_environment(settings.secret_values())
         self.git = Git(settings, self.workspace.repo, self.redact)
         self.dvc = Dvc(settings, self.workspace.repo, self.redact)
+        self.catalog = PartCatalog(settings.work_root / "part-facts", settings.cache_dir)
+
+    def pointer_md5(self) -> str | None:
+        """What the workspace's pointer records (the pulled version until `dvc add` rewrites it)."""
+        try:
+            return Pointer.read(self.dvc.pointer_file).md5
+        except (OSError, DvcError):
+            return None
+
+    def data_facts(self) -> FileFacts:
+        return data_facts(self.settings.layout, self.dvc.data_path, self.catalog, self.pointer_md5())
 
     def published(self, ref: str) -> VersionRecord | None:
         return find_run_version(self.git, ref, self.settings.pointer_paths, self.run_id)
@@ -128,7 +139,7 @@ class RunContext:
         self.dvc.pull()
         layout = self.settings.layout
         check_header(layout, self.dvc.data_path)
-        facts = data_facts(layout, self.dvc.data_path)
+        facts = self.data_facts()
         pointer_md5 = Pointer.read(self.dvc.pointer_file).md5
         if facts.md5 != pointer_md5:
             raise DvcError(f"pulled {self.settings.data_relpath} has md5 {facts.md5}, its pointer says {pointer_md5}")
@@ -179,7 +190,7 @@ def modify_data(
         if done is not None:
             return _summary_of_published(done, state)
         change, assign_ids = _kept_change(workspace, state, records, change_file)
-        current_md5 = data_facts(settings.layout, ctx.dvc.data_path).md5
+        current_md5 = ctx.data_facts().md5
         if state.applied is not None and current_md5 == state.applied["md5"]:
             return _summary(run_id, state)
         if current_md5 != state.pulled["md5"]:
@@ -221,7 +232,7 @@ def _kept_change(
 def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> dict[str, Any]:
     data = ctx.dvc.data_path
     offered_ids = [] if assign_ids else [int(value) for value in change[ID_COLUMN]]
-    largest, taken = dataset_ids(ctx.settings.layout, data, offered_ids)
+    largest, taken = dataset_ids(ctx.settings.layout, data, offered_ids, ctx.catalog, ctx.pointer_md5())
     if taken:
         raise DataValidationError(
             f"change of run {ctx.run_id!r}",
@@ -230,7 +241,7 @@ def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> di
     if assign_ids:
         change = change.assign(**{ID_COLUMN: range(largest + 1, largest + 1 + len(change))})
     validate_records(change, source=f"change of run {ctx.run_id!r}")
-    facts = append_change(ctx.settings.layout, data, change)
+    facts = append_change(ctx.settings.layout, data, change, ctx.catalog, ctx.pointer_md5())
     ids = change[ID_COLUMN]
     return {
         "md5": facts.md5,

@@ -162,3 +162,25 @@ def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Se
     before = {part.stat().st_ino: file_facts(cached[part.stat().st_ino]).md5 for part in parts}
     modify_data(partitioned, "linked", records=5)  # a new part: no cached object changes
     assert {ino: file_facts(cached[ino]).md5 for ino in before} == before
+
+
+def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shared_tasks.layout as layout
+    from shared_tasks.steps import RunContext, modify_data, pull_data, push_data
+
+    run_pipeline(partitioned, "first", records=2)  # every part seen once: its facts are known by md5
+    read: list[str] = []
+    original = layout.file_facts
+    monkeypatch.setattr(layout, "file_facts", lambda path: read.append(path.name) or original(path))
+
+    pull_data(partitioned, "second")
+    modify_data(partitioned, "second", records=1)
+    assert read == ["part-000004.csv"]  # the part this run wrote, nothing it pulled
+
+    ctx = RunContext(partitioned, "second")
+    remembered = layout.data_facts(Layout.PARTITIONED, ctx.dvc.data_path, ctx.catalog, ctx.pointer_md5())
+    monkeypatch.setattr(layout, "file_facts", original)
+    assert remembered == layout.data_facts(Layout.PARTITIONED, ctx.dvc.data_path)  # the same facts, read in full
+    version = push_data(partitioned, "second")
+    assert (version.rows, version.md5) == (TEST_SEED_ROWS + 3, remembered.md5)
+    assert verify(partitioned, version.commit).ok
