@@ -363,7 +363,8 @@ def run_via(stack: LocalStack, records: int, run_id: str | None, console: Consol
     with AirflowClient(service.url, ADMIN_USER, service.admin_password()) as client:
         client.unpause(DAG_ID)
         airflow_run_id, existed = client.trigger(DAG_ID, {"records": records}, run_id)
-        if existed and client.run_state(DAG_ID, airflow_run_id) == "failed":
+        earlier_state = client.run_state(DAG_ID, airflow_run_id) if existed else None
+        if earlier_state == "failed":
             client.retry_failed(DAG_ID, airflow_run_id)
         action = "resuming" if existed else "triggered"
         console.print(f"airflow run [bold]{airflow_run_id}[/bold] {action} ({service.url})", highlight=False)
@@ -374,7 +375,13 @@ def run_via(stack: LocalStack, records: int, run_id: str | None, console: Consol
         version = _published_version(stack, client, airflow_run_id)
         tasks = client.task_states(DAG_ID, airflow_run_id)
         step_seconds = {task_id: float(ti["duration"]) for task_id, ti in tasks.items() if ti.get("duration")}
-        return {**version, "orchestrator_run_id": airflow_run_id, "step_seconds": step_seconds}
+        already = bool(version.get("already_published")) or earlier_state == "success"  # nothing new was made
+        return {
+            **version,
+            "already_published": already,
+            "orchestrator_run_id": airflow_run_id,
+            "step_seconds": step_seconds,
+        }
 
 
 def _follow(client: AirflowClient, run_id: str, console: Console) -> str:

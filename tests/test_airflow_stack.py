@@ -66,6 +66,7 @@ def test_a_chosen_run_id_is_the_airflow_run_id(airflow_stack: SharedStack) -> No
     again = cli("run", "--via", "airflow", "--run-id", "chosen-run-7", "--json", env=airflow_stack.env, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["commit"] == versions[0]["commit"]  # the same run, not a new version
+    assert json.loads(again.stdout)["already_published"] is True
     assert json.loads(cli("history", "--json", env=airflow_stack.env).stdout) == versions
 
 
