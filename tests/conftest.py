@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlunsplit
 
 import pytest
 
@@ -28,6 +30,16 @@ CHROMIUM = "/usr/bin/chromium"
 PART_ROWS = 400  # a partitioned origin holds the seed as three parts
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_", "AIRFLOW_", "DAGSTER_")
+
+
+def fake_secret(kind: str = "tok") -> str:
+    """A throwaway credential made when the tests run: no credential-shaped value is kept in the tree."""
+    return f"{kind}_{secrets.token_hex(16)}"
+
+
+def url_with_userinfo(user: str, password: str, host: str, path: str = "/") -> str:
+    """An https URL carrying credentials, the shape the product must refuse and redact."""
+    return urlunsplit(("https", f"{user}:{password}@{host}", path, "", ""))
 
 
 def hermetic_environment(home: Path) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import fake_secret
 from tests.deploy_support import GIT_SECRET_SCRIPT, IAM_SCRIPT, VENV_BIN, render_policy
 
 ACCOUNT = "111122223333"
@@ -422,7 +423,7 @@ def test_iam_refuses_to_run_without_a_bucket(fakes: Fakes) -> None:
     assert fakes.calls() == []
 
 
-SECRET_VALUE = "ghp_fakeTokenValue0123456789"
+SECRET_VALUE = fake_secret("ghp")
 
 
 def _argv_text(calls: list[dict[str, Any]]) -> str:

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, origin_head
+from tests.conftest import REPO_ROOT, fake_secret, origin_head
 
 USERNAME = "pipeline-bot"
-TOKEN = "ghs_T0k3nThatMustNeverLeak9f8e7d"
-WRONG_TOKEN = "ghs_WrongTokenThatMustNotLeakEither1"
+TOKEN = fake_secret("ghs")
+WRONG_TOKEN = fake_secret("ghs")
 
 
 class BasicAuth:

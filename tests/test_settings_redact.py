@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from shared_tasks.redact import MASK, RedactingFilter, Redactor
 from shared_tasks.settings import Settings, load_settings
+from tests.conftest import fake_secret, url_with_userinfo
 
-TOKEN = "tok-3f9a8b7c6d5e"
+TOKEN = fake_secret()
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ def test_an_env_file_fills_what_the_environment_lacks(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("git_url", f"https://bot:{TOKEN}@git.example.invalid/r.git", "must not carry credentials"),
+        ("git_url", url_with_userinfo("bot", TOKEN, "git.example.invalid", "/r.git"), "must not carry credentials"),
         ("work_root", "relative/dir", "work_root must be an absolute path"),
         ("dataset_path", "../outside.csv", "relative path inside the repository"),
         ("dvc_remote_url", "bucket/prefix", "must be a URL"),
@@ -80,7 +81,7 @@ def test_missing_git_url_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_redactor_masks_secrets_their_url_encoding_and_url_userinfo() -> None:
     secret = "p@ss/w:rd+1"
     redact = Redactor([secret])
-    text = f"fatal: {secret} and p%40ss%2Fw%3Ard%2B1 at https://bot:x@host/r.git"
+    text = f"fatal: {secret} and p%40ss%2Fw%3Ard%2B1 at {url_with_userinfo('bot', 'x', 'host', '/r.git')}"
     cleaned = redact(text)
     assert secret not in cleaned and "p%40ss" not in cleaned
     assert "https://***@host/r.git" in cleaned
