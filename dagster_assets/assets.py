@@ -97,36 +97,33 @@ def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
     )
 
 
+def step_asset(step_name: str, upstream: Any, kinds: set[str]) -> Any:
+    """The asset standing for one shared step; all three share group, pod tags, retries and pool."""
+    step = STEPS[step_name]
+    return dg.asset(
+        name=step.output,
+        deps=[upstream],
+        description=step.description,
+        group_name=GROUP,
+        kinds=kinds,
+        op_tags=POD_TAGS,
+        retry_policy=RETRY_POLICY,
+        pool=PUBLISH_POOL,
+    )
+
+
 class ChangeConfig(dg.Config):
     records: int = Field(default=1, description=f"Generated records to add (1 to {MAX_RECORDS_PER_RUN}).")
 
 
-@dg.asset(
-    name=STEP_ASSETS["pull_data"],
-    deps=[dataset_head],
-    description=STEPS["pull_data"].description,
-    group_name=GROUP,
-    kinds={"git", "dvc"},
-    op_tags=POD_TAGS,
-    retry_policy=RETRY_POLICY,
-    pool=PUBLISH_POOL,
-)
+@step_asset("pull_data", dataset_head, {"git", "dvc"})
 def pulled_dataset(context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
     with no_retry_on_bad_input():
         pulled = pull_data(pipeline_settings.load(), pipeline_run_id(context))
     return dg.MaterializeResult(metadata=pulled.to_dict())
 
 
-@dg.asset(
-    name=STEP_ASSETS["modify_data"],
-    deps=[pulled_dataset],
-    description=STEPS["modify_data"].description,
-    group_name=GROUP,
-    kinds={"pandas"},
-    op_tags=POD_TAGS,
-    retry_policy=RETRY_POLICY,
-    pool=PUBLISH_POOL,
-)
+@step_asset("modify_data", pulled_dataset, {"pandas"})
 def changed_dataset(
     context: dg.AssetExecutionContext, config: ChangeConfig, pipeline_settings: PipelineSettings
 ) -> dg.MaterializeResult:
@@ -135,16 +132,7 @@ def changed_dataset(
     return dg.MaterializeResult(metadata={k: v for k, v in change.to_dict().items() if v is not None})
 
 
-@dg.asset(
-    name=STEP_ASSETS["push_data"],
-    deps=[changed_dataset],
-    description=STEPS["push_data"].description,
-    group_name=GROUP,
-    kinds={"s3", "git"},
-    op_tags=POD_TAGS,
-    retry_policy=RETRY_POLICY,
-    pool=PUBLISH_POOL,
-)
+@step_asset("push_data", changed_dataset, {"s3", "git"})
 def published_dataset(context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
     with no_retry_on_bad_input():
         settings = pipeline_settings.load()

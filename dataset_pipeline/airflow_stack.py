@@ -106,8 +106,8 @@ class Service:
             "AIRFLOW__API_AUTH__JWT_SECRET": self.secret_file.read_text().strip(),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            # Unpausing a scheduled DAG would start a run at once: versions nobody asked for.
             "PIPELINE_SCHEDULE": "none",
-            "PIPELINE_RETRY_DELAY_SECONDS": "5",
         }
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW__")}
         path = os.pathsep.join([venv_bin, inherited.get("PATH", "")])

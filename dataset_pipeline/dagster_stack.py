@@ -267,7 +267,6 @@ class Service:
 
     def _start(self, role: str, command: list[str]) -> int:
         env = {**os.environ, **self.stack.settings_env(), "DAGSTER_HOME": str(self.home)}
-        env.setdefault("PIPELINE_RETRY_DELAY_SECONDS", "5")  # a local failure shows in seconds, as with Airflow
         with self._log(role).open("ab") as log:
             process = subprocess.Popen(
                 command,

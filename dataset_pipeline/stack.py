@@ -34,6 +34,7 @@ DEFAULT_DAGSTER_PORT = 3000
 # Orchestrator services and the module providing each (`Service` class, `run_via` function).
 SERVICE_MODULES = {"airflow": "dataset_pipeline.airflow_stack", "dagster": "dataset_pipeline.dagster_stack"}
 DEFAULT_BUCKET = "dataset-pipeline"
+LOCAL_RETRY_DELAY_SECONDS = "5"
 REMOTE_PREFIX = "datasets"
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 30
@@ -150,6 +151,8 @@ class LocalStack:
             f"{ENV_PREFIX}DVC_REMOTE": "storage",
             f"{ENV_PREFIX}DVC_REMOTE_URL": self.remote_url,
             f"{ENV_PREFIX}LAYOUT": self.layout.value,
+            # Both orchestrators retry a failed step after seconds, not the cluster's 30 s.
+            f"{ENV_PREFIX}RETRY_DELAY_SECONDS": LOCAL_RETRY_DELAY_SECONDS,
             **self.env(),
         }
 
@@ -167,14 +170,12 @@ class LocalStack:
         """The origin's layout once it exists (a migration changes it), else the configured one."""
         if not (self.origin / "HEAD").exists():
             return self.config.layout
-        probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=Layout.PARTITIONED)
-        completed = subprocess.run(
-            ["git", "cat-file", "-e", f"refs/heads/main:{probe.pointer_path}"],
-            cwd=self.origin,
-            capture_output=True,
-            check=False,
-        )
-        return Layout.PARTITIONED if completed.returncode == 0 else Layout.SINGLE_FILE
+        from shared_tasks.gitops import Git
+        from shared_tasks.history import settings_for_commit
+        from shared_tasks.redact import Redactor
+
+        probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=self.config.layout)
+        return settings_for_commit(probe, Git(probe, self.origin, Redactor([])), "refs/heads/main").layout
 
     def services(self) -> list[StackService]:
         found = []

@@ -122,9 +122,9 @@ class PartCatalog:
         except OSError:
             return False
 
-    def parts(self, directory: Path, pointer_md5: str | None) -> list[PartFacts]:
+    def parts(self, directory: Path, pointer_md5: str | None) -> dict[str, PartFacts]:
         recorded = self.manifest(pointer_md5)
-        return [self.part(part, recorded.get(part.name)) for part in part_files(directory)]
+        return {part.name: self.part(part, recorded.get(part.name)) for part in part_files(directory)}
 
 
 def data_facts(
@@ -133,14 +133,11 @@ def data_facts(
     """md5 (as the DVC pointer records it), size and record count of the dataset at `path`."""
     if layout is Layout.SINGLE_FILE:
         return file_facts(path)
-    if catalog is not None:
-        known = catalog.parts(path, pointer_md5)
-        return FileFacts(
-            md5=directory_md5({part.name: facts.md5 for part, facts in zip(part_files(path), known, strict=True)}),
-            size=sum(f.size for f in known),
-            rows=sum(f.rows for f in known),
-        )
-    facts = {part.name: file_facts(part) for part in part_files(path)}
+    facts: dict[str, FileFacts | PartFacts] = (
+        dict(catalog.parts(path, pointer_md5))
+        if catalog is not None
+        else {part.name: file_facts(part) for part in part_files(path)}
+    )
     return FileFacts(
         md5=directory_md5({name: f.md5 for name, f in facts.items()}),
         size=sum(f.size for f in facts.values()),
@@ -162,7 +159,7 @@ def dataset_ids(
 ) -> tuple[int, list[int]]:
     """The largest Employee ID in the dataset and which of `wanted` it already holds."""
     if layout is Layout.PARTITIONED and catalog is not None and not wanted:
-        return max((facts.largest_id for facts in catalog.parts(path, pointer_md5)), default=0), []
+        return max((facts.largest_id for facts in catalog.parts(path, pointer_md5).values()), default=0), []
     largest, taken = 0, set[int]()
     for file in _files(layout, path):
         file_largest, file_taken = scan_ids(file, wanted)
@@ -221,6 +218,23 @@ def split_into_parts(source: Path, directory: Path, part_rows: int = DEFAULT_PAR
         _write_part(directory / part_name(0), pd.read_csv(source, nrows=0))
         count = 1
     return count
+
+
+def same_records(source: Path, directory: Path, part_rows: int) -> bool:
+    """Whether the parts hold exactly the file's records, field by field, one part at a time."""
+    parts = iter(part_files(directory))
+    compared = 0
+    for chunk in _chunks(source, part_rows):
+        part = next(parts, None)
+        if part is None or not chunk.reset_index(drop=True).equals(_read_text_fields(part)):
+            return False
+        compared += 1
+    leftover = list(parts)
+    return not leftover or (compared == 0 and len(leftover) == 1)  # an empty dataset: one header-only part
+
+
+def _read_text_fields(file: Path) -> pd.DataFrame:
+    return pd.read_csv(file, dtype=str, keep_default_na=False)
 
 
 def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shared_tasks.history import Mirror
-from shared_tasks.layout import data_facts, read_dataset, split_into_parts
+from shared_tasks.history import Mirror, settings_for_commit
+from shared_tasks.layout import data_facts, same_records, split_into_parts
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.steps import RunContext, pull_data
 from shared_tasks.versions import commit_message, list_versions
@@ -51,7 +51,7 @@ def migrate_to_partitioned(settings: Settings, run_id: str) -> MigrationResult:
         if directory.exists():
             raise MigrationError(f"{target.data_relpath} already exists in the workspace of run {run_id!r}")
         parts = split_into_parts(source, directory, settings.part_rows)
-        if not read_dataset(directory).astype(str).equals(read_dataset(source).astype(str)):
+        if not same_records(source, directory, settings.part_rows):
             raise MigrationError("the part files do not hold exactly the file's records; nothing was published")
         source.unlink()
         (repo / single.pointer_path).unlink()
@@ -73,7 +73,7 @@ def _already_partitioned(target: Settings) -> MigrationResult | None:
     mirror = Mirror(target)
     mirror.refresh()
     ref = mirror.git.origin_ref
-    if mirror.git.run("cat-file", "-e", f"{ref}:{target.pointer_path}", check=False).returncode != 0:
+    if settings_for_commit(target, mirror.git, ref).layout is not Layout.PARTITIONED:
         return None
     newest = list_versions(mirror.git, ref, target.pointer_paths)[0]
     return MigrationResult(newest.commit, newest.md5, newest.rows or 0, 0, already_partitioned=True)

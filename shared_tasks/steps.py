@@ -232,7 +232,8 @@ def _kept_change(
 def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> dict[str, Any]:
     data = ctx.dvc.data_path
     offered_ids = [] if assign_ids else [int(value) for value in change[ID_COLUMN]]
-    largest, taken = dataset_ids(ctx.settings.layout, data, offered_ids, ctx.catalog, ctx.pointer_md5())
+    pointer_md5 = ctx.pointer_md5()
+    largest, taken = dataset_ids(ctx.settings.layout, data, offered_ids, ctx.catalog, pointer_md5)
     if taken:
         raise DataValidationError(
             f"change of run {ctx.run_id!r}",
@@ -241,7 +242,7 @@ def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> di
     if assign_ids:
         change = change.assign(**{ID_COLUMN: range(largest + 1, largest + 1 + len(change))})
     validate_records(change, source=f"change of run {ctx.run_id!r}")
-    facts = append_change(ctx.settings.layout, data, change, ctx.catalog, ctx.pointer_md5())
+    facts = append_change(ctx.settings.layout, data, change, ctx.catalog, pointer_md5)
     ids = change[ID_COLUMN]
     return {
         "md5": facts.md5,

@@ -22,6 +22,7 @@ from shared_tasks.layout import (
     directory_md5,
     part_files,
     read_dataset,
+    same_records,
     split_into_parts,
     write_dataset_csv,
 )
@@ -102,6 +103,9 @@ def test_split_and_read_round_trip(tmp_path: Path) -> None:
     joined = tmp_path / "joined.csv"
     write_dataset_csv(tmp_path / "employee_attrition", joined)
     assert joined.read_bytes() == single.read_bytes()
+    assert same_records(single, tmp_path / "employee_attrition", part_rows=250)
+    parts[2].write_text(parts[2].read_text().replace("Male", "Female", 1))  # one field changed
+    assert not same_records(single, tmp_path / "employee_attrition", part_rows=250)
 
 
 def test_a_stray_file_among_the_parts_is_named(tmp_path: Path) -> None:
