@@ -2,14 +2,16 @@
 
 Memory stays bounded by the chunk size, not the file size; the appended file is written
 beside the original and renamed over it, so a crash mid-append leaves the old version
-whole and nothing in the DVC cache can be touched through a link.
+whole, and the original (often a read-only link to a DVC cache object) is never written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pandas as pd
 from shared_tasks.schema import ID_COLUMN
 
 CHUNK_BYTES = 1 << 20
+HASH_CHUNK_BYTES = 4 << 20
 ID_SCAN_CHUNK_ROWS = 250_000
 
 
@@ -75,24 +78,56 @@ def records_to_csv_bytes(records: pd.DataFrame, header: bool = False) -> bytes:
     return records.to_csv(index=False, header=header, lineterminator="\n").encode("utf-8")
 
 
-def append_records(path: Path, records: pd.DataFrame) -> FileFacts:
-    """Write `path` + records to a new file and rename it over `path`."""
+def append_records(path: Path, records: pd.DataFrame, base_rows: int | None = None) -> FileFacts:
+    """Write `path` + records to a new file and rename it over `path`.
+
+    With `base_rows` (the record count of `path`, already known) the copy runs in the kernel
+    while this thread hashes the same bytes, so an append costs about one md5 pass of the file.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.append.tmp")
-    tally = _Tally()
+    body = records_to_csv_bytes(records)
     try:
-        with path.open("rb") as source, tmp.open("wb") as target:
-            while chunk := source.read(CHUNK_BYTES):
-                target.write(chunk)
-                tally.feed(chunk)
-            if tally.last_byte != b"\n":
-                target.write(b"\n")
-                tally.feed(b"\n")
-            body = records_to_csv_bytes(records)
-            target.write(body)
-            tally.feed(body)
-            target.flush()
-            os.fsync(target.fileno())
+        if base_rows is None or path.stat().st_size == 0:
+            facts = _copy_and_count(path, tmp, body)
+        else:
+            facts = _copy_while_hashing(path, tmp, body, base_rows)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+    return facts
+
+
+def _copy_and_count(source: Path, target: Path, body: bytes) -> FileFacts:
+    tally = _Tally()
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(CHUNK_BYTES):
+            writer.write(chunk)
+            tally.feed(chunk)
+        tail = (b"" if tally.last_byte == b"\n" else b"\n") + body
+        writer.write(tail)
+        tally.feed(tail)
+        writer.flush()
+        os.fsync(writer.fileno())
     return tally.facts()
+
+
+def _copy_while_hashing(source: Path, target: Path, body: bytes, base_rows: int) -> FileFacts:
+    digest = hashlib.md5(usedforsecurity=False)
+    size, last_byte = 0, b"\n"
+    with ThreadPoolExecutor(max_workers=1) as copier:
+        copied = copier.submit(shutil.copyfile, source, target)
+        with source.open("rb") as reader:
+            while chunk := reader.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+                last_byte = chunk[-1:]
+        copied.result()
+    if target.stat().st_size != size:
+        raise OSError(f"{source.name} changed while it was being copied; nothing was written")
+    tail = (b"" if last_byte == b"\n" else b"\n") + body
+    with target.open("ab") as writer:
+        writer.write(tail)
+        writer.flush()
+        os.fsync(writer.fileno())
+    digest.update(tail)
+    return FileFacts(md5=digest.hexdigest(), size=size + len(tail), rows=base_rows + body.count(b"\n"))

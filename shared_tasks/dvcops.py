@@ -1,9 +1,10 @@
 """DVC through its Python API: one `Repo` per workspace, absolute paths, pinned DVC.
 
 `dvc.repo.Repo` is not a supported public API, so every call used here is covered by the
-tests and DVC is pinned in the lock file. The cache is shared by all runs; for the single
-file its link type is forced to reflink-or-copy so that the file a run appends to is never a
-hardlink or symlink into the cache (an in-place write could otherwise corrupt a cached object).
+tests and DVC is pinned in the lock file. The cache is shared by all runs, and a workspace's
+data files may be read-only hardlinks to its objects: nothing writes a data file in place (a
+change is a new file renamed over the old one, or a new part), so checking a version out and
+`dvc add` cost O(files), not O(bytes).
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 import yaml
 
 from shared_tasks.redact import RedactingFilter, Redactor
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.settings import Settings
 
-SAFE_CACHE_TYPES = "reflink,copy"
-# Part files are never written in place (a change is a new part, renamed in), so in the
-# partitioned layout a workspace may share the cache's read-only inodes: a checkout then
-# costs O(files), not O(bytes).
-PARTS_CACHE_TYPES = "reflink,hardlink,copy"
+# Hardlink first: DVC then links a new file into the cache instead of copying it (it does so only
+# when hardlink is the first type); copy when the workspace and cache are on different volumes.
+CACHE_TYPES = "hardlink,copy"
 # DVC's INFO lines are CLI hints ("To track the changes with git, run: ..."), not step
 # output; what it still logs passes through the redactor.
 _DVC_LOG_REDACTOR = Redactor.from_environment()
@@ -71,15 +70,33 @@ def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, 
         remote["endpointurl"] = settings.s3_endpoint_url
     config: dict[str, Any] = {
         "core": {"site_cache_dir": str(settings.site_cache_dir), "analytics": False},
-        "cache": {"dir": str(cache_dir or settings.cache_dir), "type": _cache_types(settings)},
+        "cache": {"dir": str(cache_dir or settings.cache_dir), "type": CACHE_TYPES},
     }
     if remote:
         config["remote"] = {settings.dvc_remote: remote}
     return config
 
 
-def _cache_types(settings: Settings) -> str:
-    return PARTS_CACHE_TYPES if settings.layout is Layout.PARTITIONED else SAFE_CACHE_TYPES
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file's md5 as its writer computed it, and the stat that identifies exactly that content."""
+
+    md5: str
+    inode: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path, md5: str) -> WrittenFile:
+        stat = path.stat()
+        return cls(md5, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def still_describes(self, path: Path) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == (self.inode, self.mtime_ns, self.size)
 
 
 def s3_object_url(remote_url: str, md5: str) -> str:
@@ -160,22 +177,39 @@ class Dvc:
             self._call("add", repo.add, str(self.data_path))
         return Pointer.read(self.pointer_file)
 
-    def add_and_push(self) -> tuple[Pointer, str]:
-        """`dvc add` then `dvc push` in one Repo; returns the pointer and the remote's URL."""
+    def add_and_push(self, written: WrittenFile | None = None) -> tuple[Pointer, str]:
+        """`dvc add` then `dvc push` in one Repo; returns the pointer and the remote's URL.
+
+        `written` is the md5 the modify step computed while writing the file. When the file is
+        still exactly that one (same inode, mtime and size), it goes into DVC's state database,
+        the same record DVC keeps of files it hashed itself, so `dvc add` need not read the file
+        again (a second md5 pass over a 1 GB file is ~1.4 s).
+        """
         with self._repo() as repo:
+            if written is not None and written.still_describes(self.data_path):
+                from dvc_data.hashfile.hash_info import HashInfo
+
+                repo.state.save(str(self.data_path), repo.fs, HashInfo("md5", written.md5))
             self._call("add", repo.add, str(self.data_path))
             self._call(
                 f"push to remote {self.settings.dvc_remote!r}",
                 repo.push,
                 targets=[str(self.pointer_file)],
                 remote=self.settings.dvc_remote,
+                jobs=self.settings.upload_jobs,
             )
             url = str(repo.config["remote"][self.settings.dvc_remote]["url"])
         return Pointer.read(self.pointer_file), url
 
     def push(self) -> int:
         with self._repo() as repo:
-            pushed = self._call("push", repo.push, targets=[str(self.pointer_file)], remote=self.settings.dvc_remote)
+            pushed = self._call(
+                "push",
+                repo.push,
+                targets=[str(self.pointer_file)],
+                remote=self.settings.dvc_remote,
+                jobs=self.settings.upload_jobs,
+            )
         return int(pushed or 0)
 
     def remote_url(self) -> str:

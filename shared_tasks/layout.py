@@ -6,6 +6,11 @@ that part and a version costs O(change) bytes. Both layouts answer the same ques
 header, ids, append, read), so the steps, history and verify never ask which one they hold.
 
 A directory's md5 is DVC 3's: the md5 of its sorted JSON manifest of part md5s, plus ".dir".
+Every part adds ~70 bytes to that manifest, and DVC uploads the manifest with every version, so
+small parts are merged as they accumulate (size-tiered, as log-structured stores compact): the
+last `MERGE_FAN_IN` small parts of one size tier become one part. The number of parts then grows
+with the logarithm of the versions, not with the versions, and each record is rewritten once per
+tier at most.
 """
 
 from __future__ import annotations
@@ -18,15 +23,18 @@ import shutil
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
 from shared_tasks.dataset import FileFacts, append_records, file_facts, records_to_csv_bytes, scan_ids
+from shared_tasks.schema import ID_COLUMN
 from shared_tasks.settings import Layout
 from shared_tasks.validate import DataValidationError, Problem, read_header
 
 PART_PATTERN = re.compile(r"^part-(\d{6})\.csv$")
 DEFAULT_PART_ROWS = 100_000
+MERGE_FAN_IN = 8
 
 
 def part_name(number: int) -> str:
@@ -57,32 +65,38 @@ def directory_md5(entries: dict[str, str]) -> str:
 
 
 @dataclass(frozen=True)
-class PartFacts:
+class ContentFacts:
     md5: str
     size: int
     rows: int
     largest_id: int
 
 
-class PartCatalog:
-    """What is known about part files by their content, so a run reads only the parts it has not seen.
+class FileCatalog:
+    """What is known about data files by their content, so a run reads only the files it has not seen.
 
-    A part is immutable and named by its md5 in the DVC cache: a workspace part that is a link to
-    the cache object of the md5 its manifest records has that md5 (no need to hash it again), and
-    an md5 names the part's row count and largest id for good (kept as small files under
-    `memo_dir`, shared by all runs). Anything else is read and hashed as before.
+    A cached object is immutable and named by its md5: a workspace file (the single file or a
+    part) that is a link to the cache object of the md5 its pointer or manifest records has that
+    md5 (no need to hash it again), and an md5 names the file's row count and largest id for good
+    (kept as small files under `memo_dir`, shared by all runs). Anything else is read and hashed.
     """
 
-    def __init__(self, memo_dir: Path, cache_dir: Path) -> None:
+    def __init__(self, memo_dir: Path | None, cache_dir: Path | None) -> None:
         self.memo_dir = memo_dir
         self.cache_dir = cache_dir
 
+    @classmethod
+    def unremembered(cls) -> FileCatalog:
+        """A catalog that knows nothing and keeps nothing: every file is read."""
+        return cls(None, None)
+
     def _object(self, md5: str) -> Path:
+        assert self.cache_dir is not None
         return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
 
     def manifest(self, directory_md5_value: str | None) -> dict[str, str]:
         """The pointer's directory manifest from the cache: part name -> md5 (empty when unknown)."""
-        if not directory_md5_value:
+        if not directory_md5_value or self.cache_dir is None:
             return {}
         try:
             entries = json.loads(self._object(directory_md5_value).read_text(encoding="utf-8"))
@@ -90,50 +104,59 @@ class PartCatalog:
             return {}
         return {str(entry["relpath"]): str(entry["md5"]) for entry in entries}
 
-    def part(self, part: Path, recorded_md5: str | None) -> PartFacts:
-        size = part.stat().st_size
-        if recorded_md5 and self._is_cached_object(part, recorded_md5):
+    def facts(self, file: Path, recorded_md5: str | None) -> ContentFacts:
+        size = file.stat().st_size
+        if recorded_md5 and self._is_cached_object(file, recorded_md5):
             known = self._recall(recorded_md5)
             if known is not None:
-                return PartFacts(recorded_md5, size, *known)
-        facts = file_facts(part)  # a new part, or one not linked to its cache object: read it
+                return ContentFacts(recorded_md5, size, *known)
+        facts = file_facts(file)  # a new file, or one not linked to its cache object: read it
         known = self._recall(facts.md5)
         if known is None:
-            known = (facts.rows, scan_ids(part)[0])
-            self._remember(facts.md5, *known)
-        return PartFacts(facts.md5, facts.size, *known)
+            known = (facts.rows, scan_ids(file)[0])
+            self.remember(facts.md5, *known)
+        return ContentFacts(facts.md5, facts.size, *known)
 
     def _recall(self, md5: str) -> tuple[int, int] | None:
+        if self.memo_dir is None:
+            return None
         try:
             known = json.loads((self.memo_dir / f"{md5}.json").read_text(encoding="utf-8"))
             return int(known["rows"]), int(known["largest_id"])
         except (OSError, ValueError, KeyError):
             return None
 
-    def _remember(self, md5: str, rows: int, largest_id: int) -> None:
+    def remember(self, md5: str, rows: int, largest_id: int) -> None:
+        if self.memo_dir is None:
+            return
         self.memo_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.memo_dir / f".{md5}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"rows": rows, "largest_id": largest_id}), encoding="utf-8")
         tmp.replace(self.memo_dir / f"{md5}.json")
 
     def _is_cached_object(self, part: Path, md5: str) -> bool:
+        if self.cache_dir is None:
+            return False
         try:
             return part.stat().st_ino == self._object(md5).stat().st_ino
         except OSError:
             return False
 
-    def parts(self, directory: Path, pointer_md5: str | None) -> dict[str, PartFacts]:
+    def parts(self, directory: Path, pointer_md5: str | None) -> dict[str, ContentFacts]:
         recorded = self.manifest(pointer_md5)
-        return {part.name: self.part(part, recorded.get(part.name)) for part in part_files(directory)}
+        return {part.name: self.facts(part, recorded.get(part.name)) for part in part_files(directory)}
 
 
 def data_facts(
-    layout: Layout, path: Path, catalog: PartCatalog | None = None, pointer_md5: str | None = None
+    layout: Layout, path: Path, catalog: FileCatalog | None = None, pointer_md5: str | None = None
 ) -> FileFacts:
     """md5 (as the DVC pointer records it), size and record count of the dataset at `path`."""
     if layout is Layout.SINGLE_FILE:
-        return file_facts(path)
-    facts: dict[str, FileFacts | PartFacts] = (
+        if catalog is None:
+            return file_facts(path)
+        known = catalog.facts(path, pointer_md5)
+        return FileFacts(md5=known.md5, size=known.size, rows=known.rows)
+    facts: dict[str, FileFacts | ContentFacts] = (
         dict(catalog.parts(path, pointer_md5))
         if catalog is not None
         else {part.name: file_facts(part) for part in part_files(path)}
@@ -154,11 +177,13 @@ def dataset_ids(
     layout: Layout,
     path: Path,
     wanted: Collection[int] = (),
-    catalog: PartCatalog | None = None,
+    catalog: FileCatalog | None = None,
     pointer_md5: str | None = None,
 ) -> tuple[int, list[int]]:
     """The largest Employee ID in the dataset and which of `wanted` it already holds."""
-    if layout is Layout.PARTITIONED and catalog is not None and not wanted:
+    if catalog is not None and not wanted:
+        if layout is Layout.SINGLE_FILE:
+            return catalog.facts(path, pointer_md5).largest_id, []
         return max((facts.largest_id for facts in catalog.parts(path, pointer_md5).values()), default=0), []
     largest, taken = 0, set[int]()
     for file in _files(layout, path):
@@ -172,17 +197,64 @@ def append_change(
     layout: Layout,
     path: Path,
     records: pd.DataFrame,
-    catalog: PartCatalog | None = None,
+    catalog: FileCatalog | None = None,
     pointer_md5: str | None = None,
+    part_rows: int = DEFAULT_PART_ROWS,
 ) -> FileFacts:
-    """Add records: appended to the file, or written as the next part file (old parts untouched)."""
+    """Add records: appended to the file, or written as the next part file (then small parts merged)."""
     if layout is Layout.SINGLE_FILE:
-        return append_records(path, records)
+        if catalog is None:
+            return append_records(path, records)
+        base = catalog.facts(path, pointer_md5)
+        facts = append_records(path, records, base_rows=base.rows)
+        catalog.remember(facts.md5, facts.rows, max(base.largest_id, int(records[ID_COLUMN].max())))
+        return facts
     existing = part_files(path)
-    last = PART_PATTERN.match(existing[-1].name)
-    assert last is not None
-    _write_part(path / part_name(int(last.group(1)) + 1), records)
+    _write_part(path / part_name(_part_number(existing[-1]) + 1), records)
+    merger = catalog or FileCatalog.unremembered()
+    while _merge_small_tail(path, merger, merger.manifest(pointer_md5), part_rows):
+        pass
     return data_facts(layout, path, catalog, pointer_md5)
+
+
+def _part_number(part: Path) -> int:
+    match = PART_PATTERN.match(part.name)
+    assert match is not None
+    return int(match.group(1))
+
+
+def _tier(rows: int) -> int:
+    tier = 0
+    while rows >= MERGE_FAN_IN:
+        rows //= MERGE_FAN_IN
+        tier += 1
+    return tier
+
+
+def _merge_small_tail(directory: Path, catalog: FileCatalog, recorded: dict[str, str], part_rows: int) -> bool:
+    """Merge the last `MERGE_FAN_IN` parts when all are small and of one tier; True if it did.
+
+    The merged part takes the first one's name, so reading order is kept. A part is replaced by
+    a rename and the rest unlinked: the cache objects behind the old parts are never written.
+    """
+    parts = part_files(directory)[-MERGE_FAN_IN:]
+    if len(parts) < MERGE_FAN_IN:
+        return False
+    rows = [catalog.facts(part, recorded.get(part.name)).rows for part in parts]
+    if any(count >= part_rows for count in rows) or len({_tier(count) for count in rows}) != 1:
+        return False
+    tmp = directory.parent / f".{directory.name}.{parts[0].name}.{os.getpid()}.merge.tmp"
+    try:
+        with tmp.open("wb") as out:
+            _concatenate(parts, out)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(parts[0])
+    finally:
+        tmp.unlink(missing_ok=True)
+    for part in parts[1:]:
+        part.unlink()
+    return True
 
 
 def read_dataset(path: Path) -> pd.DataFrame:
@@ -196,14 +268,21 @@ def write_dataset_csv(path: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as out:
-            for index, file in enumerate(part_files(path) if path.is_dir() else [path]):
-                with file.open("rb") as source:
-                    if index:
-                        source.readline()  # the header, already written once
-                    shutil.copyfileobj(source, out)
+            _concatenate(part_files(path) if path.is_dir() else [path], out)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _concatenate(files: list[Path], out: BinaryIO) -> None:
+    """The files' bytes one after another, with the first one's header only."""
+    for index, file in enumerate(files):
+        with file.open("rb") as source:
+            if index:
+                source.readline()  # the header, already written once
+            shutil.copyfileobj(source, out)
+            if source.tell() and (source.seek(-1, os.SEEK_END), source.read(1))[1] != b"\n":
+                out.write(b"\n")
 
 
 def split_into_parts(source: Path, directory: Path, part_rows: int = DEFAULT_PART_ROWS) -> int:

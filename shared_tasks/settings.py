@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     part_rows: Annotated[int, Field(ge=1)] = 100_000
     push_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     push_backoff_max_seconds: Annotated[float, Field(gt=0)] = 10.0
+    upload_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4,
+        description="Parallel transfers of dvc push; a large file goes up in 50 MB parts, this many in memory at once.",
+    )
     publish_lease_seconds: Annotated[float, Field(ge=0)] = Field(
         default=120.0,
         description="How long a publisher waits for its turn on the shared volume; 0 publishes without turns.",

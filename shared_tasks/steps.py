@@ -22,10 +22,10 @@ from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared_tasks.dataset import FileFacts, records_to_csv_bytes
-from shared_tasks.dvcops import Dvc, DvcError, Pointer, s3_object_url
+from shared_tasks.dvcops import Dvc, DvcError, Pointer, WrittenFile, s3_object_url
 from shared_tasks.generate import generate_run_records
 from shared_tasks.gitops import Git
-from shared_tasks.layout import PartCatalog, append_change, check_header, data_facts, dataset_ids
+from shared_tasks.layout import FileCatalog, append_change, check_header, data_facts, dataset_ids
 from shared_tasks.pipeline import MAX_RECORDS_PER_RUN
 from shared_tasks.redact import Redactor
 from shared_tasks.schema import ID_COLUMN
@@ -105,7 +105,7 @@ class RunContext:
         self.redact = Redactor.from_environment(settings.secret_values())
         self.git = Git(settings, self.workspace.repo, self.redact)
         self.dvc = Dvc(settings, self.workspace.repo, self.redact)
-        self.catalog = PartCatalog(settings.work_root / "part-facts", settings.cache_dir)
+        self.catalog = FileCatalog(settings.work_root / "file-facts", settings.cache_dir)
 
     def pointer_md5(self) -> str | None:
         """What the workspace's pointer records (the pulled version until `dvc add` rewrites it)."""
@@ -242,9 +242,11 @@ def _apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> di
     if assign_ids:
         change = change.assign(**{ID_COLUMN: range(largest + 1, largest + 1 + len(change))})
     validate_records(change, source=f"change of run {ctx.run_id!r}")
-    facts = append_change(ctx.settings.layout, data, change, ctx.catalog, pointer_md5)
+    facts = append_change(ctx.settings.layout, data, change, ctx.catalog, pointer_md5, ctx.settings.part_rows)
     ids = change[ID_COLUMN]
+    written = asdict(WrittenFile.of(data, facts.md5)) if data.is_file() else None
     return {
+        "written": written,
         "md5": facts.md5,
         "size": facts.size,
         "rows": facts.rows,
@@ -361,13 +363,19 @@ def _publish_once(ctx: RunContext, state: RunState, orchestrator: str, attempt: 
     if head_is_ours or git.rev("HEAD") != origin_head:
         _rebase_change(ctx, state)
     assert state.applied is not None
-    pointer, remote_url = ctx.dvc.add_and_push()
+    pointer, remote_url = ctx.dvc.add_and_push(_written(state))
     if pointer.md5 != state.applied["md5"]:
         _rebase_change(ctx, state)  # the workspace no longer held exactly this run's change
-        pointer, remote_url = ctx.dvc.add_and_push()
+        pointer, remote_url = ctx.dvc.add_and_push(_written(state))
     message = commit_message(ctx.run_id, orchestrator, state.applied["rows_added"], state.applied["rows"])
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)
+
+
+def _written(state: RunState) -> WrittenFile | None:
+    assert state.applied is not None
+    written = state.applied.get("written")
+    return WrittenFile(**written) if written else None
 
 
 def _push_pointer(ctx: RunContext, attempt: int, remote_url: str | None = None) -> PublishedVersion:

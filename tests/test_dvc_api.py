@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared_tasks.dvcops import SAFE_CACHE_TYPES, Dvc, Pointer, repo_config, s3_object_url
+from shared_tasks.dvcops import CACHE_TYPES, Dvc, Pointer, repo_config, s3_object_url
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
 from shared_tasks.steps import pull_data
@@ -22,7 +22,7 @@ from tests.conftest import REPO_ROOT, TEST_BUCKET, bucket_listing
 
 def test_repo_config_overrides_cache_and_remote_without_writing_them(settings: Settings) -> None:
     config = repo_config(settings.model_copy(update={"dvc_remote_url": "s3://other/prefix"}))
-    assert config["cache"] == {"dir": str(settings.cache_dir), "type": SAFE_CACHE_TYPES}
+    assert config["cache"] == {"dir": str(settings.cache_dir), "type": CACHE_TYPES}
     assert config["remote"]["storage"] == {"url": "s3://other/prefix", "endpointurl": settings.s3_endpoint_url}
     assert config["core"]["site_cache_dir"] == str(settings.site_cache_dir)
     pull_data(settings, "config-run")
@@ -35,8 +35,9 @@ def test_add_push_checkout_pull_round_trip(settings: Settings, s3: object, tmp_p
     pull_data(settings, "api-run")
     repo = Workspace.for_run(settings.work_root, "api-run").repo
     dvc = Dvc(settings, repo, Redactor())
-    with dvc.data_path.open("a", encoding="utf-8") as handle:  # safe: the file is a copy, not a cache link
-        handle.write(dvc.data_path.read_text(encoding="utf-8").splitlines()[1].replace("1,", "999999,", 1) + "\n")
+    text = dvc.data_path.read_text(encoding="utf-8")
+    dvc.data_path.unlink()  # a link to a cache object: never written in place
+    dvc.data_path.write_text(text + text.splitlines()[1].replace("1,", "999999,", 1) + "\n", encoding="utf-8")
     pointer, remote_url = dvc.add_and_push()
     assert remote_url == f"s3://{TEST_BUCKET}/datasets"
     key = s3_object_url(remote_url, pointer.md5).split(f"{TEST_BUCKET}/", 1)[1]

@@ -18,6 +18,8 @@ from shared_tasks.dataset import file_facts
 from shared_tasks.generate import write_seed_dataset
 from shared_tasks.history import history, verify
 from shared_tasks.layout import (
+    MERGE_FAN_IN,
+    append_change,
     data_facts,
     directory_md5,
     part_files,
@@ -69,6 +71,49 @@ def test_a_partitioned_version_uploads_only_its_new_part(partitioned: Settings, 
     assert sum(uploaded.values()) < new_part_size + 1_000
     final = dataset_at(partitioned, version["commit"], tmp_path)
     assert len(final) == TEST_SEED_ROWS + 3 and final["Employee ID"].is_unique
+
+
+def test_small_parts_merge_by_tier_and_every_record_stays_in_order(tmp_path: Path) -> None:
+    from shared_tasks.dataset import records_to_csv_bytes
+    from shared_tasks.generate import generate_records
+
+    write_seed_dataset(tmp_path / "seed.csv", rows=1_000)
+    directory = tmp_path / "employee_attrition"
+    split_into_parts(tmp_path / "seed.csv", directory, part_rows=400)  # 400, 400 and 200 rows
+    write_dataset_csv(directory, tmp_path / "before.csv")
+    expected = (tmp_path / "before.csv").read_bytes()
+    for number in range(70):
+        change = generate_records(1, seed=number, first_id=5_000 + number)
+        append_change(Layout.PARTITIONED, directory, change, part_rows=400)
+        expected += records_to_csv_bytes(change)
+
+    write_dataset_csv(directory, tmp_path / "after.csv")
+    assert (tmp_path / "after.csv").read_bytes() == expected
+    rows = [len(pd.read_csv(part)) for part in part_files(directory)]
+    # 70 one-record parts: 64 merged (eight merges of eight, then one of those eight), 6 still waiting
+    assert MERGE_FAN_IN == 8 and rows == [400, 400, 200, 64, 1, 1, 1, 1, 1, 1]
+
+
+def test_a_version_that_merges_parts_verifies_like_any_other(partitioned: Settings, s3: Any) -> None:
+    versions = [run_pipeline(partitioned, f"merge-{number}", records=1) for number in range(MERGE_FAN_IN)]
+    merged_in = part_files(_workspace_part(partitioned, f"merge-{MERGE_FAN_IN - 1}", "part-000003.csv").parent)
+    assert [len(pd.read_csv(part)) for part in merged_in] == [400, 400, 200, MERGE_FAN_IN]
+    assert versions[-1]["rows"] == TEST_SEED_ROWS + MERGE_FAN_IN
+    for version in (versions[-2], versions[-1]):
+        assert verify(partitioned, version["commit"]).ok
+    assert [v.md5 for v in history(partitioned)[:2]] == [versions[-1]["md5"], versions[-2]["md5"]]
+
+
+def test_a_pull_puts_back_a_directory_left_half_changed(partitioned: Settings) -> None:
+    from shared_tasks.steps import RunContext, pull_data
+
+    first = pull_data(partitioned, "dirty")
+    directory = RunContext(partitioned, "dirty").dvc.data_path
+    (directory / "part-000001.csv").unlink()
+    (directory / "part-000009.csv").write_text((directory / "part-000000.csv").read_text())
+    again = pull_data(partitioned, "dirty")
+    assert again.md5 == first.md5
+    assert [part.name for part in part_files(directory)] == ["part-000000.csv", "part-000001.csv", "part-000002.csv"]
 
 
 def _workspace_part(settings: Settings, run_id: str, name: str) -> Path:
@@ -188,3 +233,54 @@ def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monke
     version = push_data(partitioned, "second")
     assert (version.rows, version.md5) == (TEST_SEED_ROWS + 3, remembered.md5)
     assert verify(partitioned, version.commit).ok
+
+
+def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared_tasks.dataset as dataset
+    import shared_tasks.layout as layout
+    from shared_tasks.steps import RunContext, modify_data, pull_data, push_data
+
+    run_pipeline(settings, "first", records=2)  # the head version's facts are now known by md5
+    calls: list[str] = []
+    for module, name in ((layout, "file_facts"), (layout, "scan_ids"), (dataset, "_copy_and_count")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
+
+    pull_data(settings, "second")
+    summary = modify_data(settings, "second", records=3)
+    assert calls == []  # the one md5 pass is the copy's own
+
+    monkeypatch.undo()
+    ctx = RunContext(settings, "second")
+    full = layout.data_facts(Layout.SINGLE_FILE, ctx.dvc.data_path)
+    assert (summary.md5, summary.rows) == (full.md5, full.rows) == (full.md5, TEST_SEED_ROWS + 5)
+    assert summary.first_id == layout.dataset_ids(Layout.SINGLE_FILE, ctx.dvc.data_path)[0] - 2
+    version = push_data(settings, "second")
+    assert (version.md5, version.rows) == (full.md5, TEST_SEED_ROWS + 5)
+    assert verify(settings, version.commit).ok
+
+
+def test_dvc_add_trusts_the_writers_md5_only_while_the_file_is_unchanged(settings: Settings) -> None:
+    from shared_tasks.dvcops import WrittenFile
+    from shared_tasks.steps import RunContext, pull_data
+
+    pull_data(settings, "trust")
+    dvc = RunContext(settings, "trust").dvc
+    text = dvc.data_path.read_text(encoding="utf-8")
+    claimed = "0" * 32  # not the file's md5: only a trusted record can put it in the pointer
+
+    def rewrite(content: str) -> None:
+        dvc.data_path.unlink()  # a read-only link into the cache: replaced, never written
+        dvc.data_path.write_text(content, encoding="utf-8")
+
+    rewrite(text + text.splitlines()[-1] + "\n")
+    stale = WrittenFile.of(dvc.data_path, claimed)
+    os.utime(dvc.data_path, ns=(stale.mtime_ns + 1_000_000, stale.mtime_ns + 1_000_000))
+    pointer, _ = dvc.add_and_push(stale)  # changed after it was written: DVC reads it
+    assert pointer.md5 == file_facts(dvc.data_path).md5 != claimed
+
+    rewrite(text + "\n")
+    pointer, _ = dvc.add_and_push(WrittenFile.of(dvc.data_path, claimed))
+    assert pointer.md5 == claimed  # unchanged since written: DVC took the writer's md5

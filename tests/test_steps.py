@@ -337,14 +337,17 @@ def test_pull_refuses_an_origin_dataset_that_breaks_the_schema(settings: Setting
         pull_data(settings, RUN)
 
 
-def test_workspace_files_are_never_links_into_the_shared_cache(settings: Settings) -> None:
+def test_a_pulled_file_is_a_read_only_link_to_the_cache_that_modify_never_writes_through(
+    settings: Settings,
+) -> None:
     pull_data(settings, RUN)
     data = Workspace.for_run(settings.work_root, RUN).repo / settings.dataset_path
-    assert not data.is_symlink() and data.stat().st_nlink == 1
     base_md5 = file_facts(data).md5
     cached = settings.cache_dir / "files" / "md5" / base_md5[:2] / base_md5[2:]
-    assert cached.exists()
+    assert data.stat().st_ino == cached.stat().st_ino, "a checkout should link, not copy, the cached object"
+    assert not data.stat().st_mode & 0o222, "a link into the cache must be read-only"
     modify_data(settings, RUN)
+    assert data.stat().st_ino != cached.stat().st_ino
     assert file_facts(cached).md5 == base_md5, "the cached object was changed through the workspace"
 
 
