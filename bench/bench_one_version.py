@@ -11,6 +11,7 @@ shared DVC cache already holds the current version.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import os
 import resource
@@ -48,6 +49,7 @@ def free_port() -> int:
 
 
 def one_version(settings: Settings, run_id: str) -> dict[str, float]:
+    gc.collect()  # the previous versions' garbage: a step in its own process never carries it
     times = {
         "pull_data": timed(lambda: pull_data(settings, run_id)),
         "modify_data": timed(lambda: modify_data(settings, run_id, records=1)),
