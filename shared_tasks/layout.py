@@ -281,8 +281,11 @@ def _concatenate(files: list[Path], out: BinaryIO) -> None:
             if index:
                 source.readline()  # the header, already written once
             shutil.copyfileobj(source, out)
-            if source.tell() and (source.seek(-1, os.SEEK_END), source.read(1))[1] != b"\n":
-                out.write(b"\n")
+            if source.tell() == 0:
+                continue
+            source.seek(-1, os.SEEK_END)
+            if source.read(1) != b"\n":
+                out.write(b"\n")  # so the next file's first record starts on a line of its own
 
 
 def split_into_parts(source: Path, directory: Path, part_rows: int = DEFAULT_PART_ROWS) -> int:
