@@ -21,11 +21,20 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from dataset_pipeline.s3server import LOOPBACK
 from dataset_pipeline.stack import LocalStack, StackError, group_alive, stop_process_group
@@ -43,6 +52,11 @@ READY_TIMEOUT_SECONDS = 180
 RUN_TIMEOUT_SECONDS = 900
 LOG_TAIL_LINES = 30
 FINISHED_STATES = {"success", "failed"}
+# SQLite lets one writer in at a time: while the scheduler and other clients write, a call can
+# answer 500 "Database error" (database is locked) or time out. Such calls are sent again.
+TRANSIENT_STATUS_CODES = {500, 502, 503, 504}
+API_RETRY_STOP = stop_after_delay(60)
+API_RETRY_WAIT = wait_random_exponential(multiplier=0.5, max=8)
 
 
 def dags_folder() -> Path:
@@ -290,8 +304,23 @@ class AirflowClient:
             raise StackError(f"Airflow refused the login ({response.status_code}): {response.text[:200]}")
         self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API call, sent again for up to a minute while the answer is a transient failure.
+
+        Every call the stack makes is safe to repeat: reads, setting a state, and triggers that
+        carry their run id.
+        """
+        retrying = Retrying(
+            stop=API_RETRY_STOP,
+            wait=API_RETRY_WAIT,
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_transient),
+            retry_error_callback=_last_answer,
+        )
+        response: httpx.Response = retrying(self.http.request, method, path, **kwargs)
+        return response
+
     def get(self, path: str, **params: Any) -> Any:
-        response = self.http.get(f"/api/v2{path}", params=params or None)
+        response = self._send("GET", f"/api/v2{path}", params=params or None)
         response.raise_for_status()
         return response.json()
 
@@ -299,7 +328,7 @@ class AirflowClient:
         """Until the DAG processor has parsed the DAG (an import error fails fast)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.http.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+            if self._send("GET", f"/api/v2/dags/{dag_id}").status_code == 200:
                 return
             errors = self.get("/importErrors").get("import_errors", [])
             if errors:
@@ -310,16 +339,21 @@ class AirflowClient:
         raise StackError(f"the DAG {dag_id} did not appear in Airflow within {timeout:.0f} s")
 
     def unpause(self, dag_id: str) -> None:
-        self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        """Writes only when the DAG is paused: concurrent runs would otherwise all queue for the database."""
+        if self.get(f"/dags/{dag_id}")["is_paused"]:
+            self._send("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None) -> tuple[str, bool]:
-        """A new run, or (given the id of an existing run) that run: (run id, whether it existed)."""
-        body: dict[str, Any] = {"logical_date": None, "conf": conf}
-        if run_id:
-            body["dag_run_id"] = run_id
-        response = self.http.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
-        if response.status_code == 409 and run_id:
-            return run_id, True
+        """A new run, or (given the id of an existing run) that run: (run id, whether it existed).
+
+        A new run's id is chosen here, the way Airflow names manual runs, so that sending the
+        call again after a lost answer finds the same run instead of starting a second one.
+        """
+        chosen = run_id or f"manual__{datetime.now(UTC).isoformat()}_{secrets.token_hex(5)}"
+        body: dict[str, Any] = {"logical_date": None, "conf": conf, "dag_run_id": chosen}
+        response = self._send("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+        if response.status_code == 409:
+            return chosen, run_id is not None
         if response.status_code >= 400:
             raise StackError(f"Airflow refused the run ({response.status_code}): {response.text[:300]}")
         return str(response.json()["dag_run_id"]), False
@@ -327,7 +361,7 @@ class AirflowClient:
     def retry_failed(self, dag_id: str, run_id: str) -> None:
         """Clear the run's failed tasks (and what follows them) so the scheduler runs them again."""
         body = {"dag_run_id": run_id, "only_failed": True, "dry_run": False, "include_downstream": True}
-        self.http.post(f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body).raise_for_status()
+        self._send("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body).raise_for_status()
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         found = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -347,6 +381,17 @@ class AirflowClient:
         entries = content if isinstance(content, list) else str(content).splitlines()
         text = [line for entry in entries for line in _log_line(entry).splitlines()]
         return [line for line in text if line.strip()][-lines:]
+
+
+def _transient(response: httpx.Response) -> bool:
+    return response.status_code in TRANSIENT_STATUS_CODES
+
+
+def _last_answer(state: RetryCallState) -> httpx.Response:
+    """After the last attempt: its answer for the caller to judge, or its transport error raised."""
+    assert state.outcome is not None
+    response: httpx.Response = state.outcome.result()
+    return response
 
 
 def _log_line(entry: Any) -> str:
