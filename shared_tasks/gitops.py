@@ -203,10 +203,17 @@ class Git:
             return PushOutcome(False, self.redact(rejected_lines[0]))
         raise self._error(("push", "origin"), completed)
 
-    def trailers_log(self, ref: str, *paths: str) -> list[tuple[str, str, dict[str, str]]]:
-        """(commit, ISO time, trailers) of every commit on `ref` that touched one of `paths`, newest first."""
+    def trailers_log(
+        self, ref: str, *paths: str, message_contains: str | None = None
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """(commit, ISO time, trailers) of every commit on `ref` that touched one of `paths`, newest first.
+
+        `message_contains` lets git skip the commits whose message lacks that text, so a look-up
+        of one run parses its own commits rather than the whole history.
+        """
         fmt = f"%H{TRAILER_SEPARATOR}%cI{TRAILER_SEPARATOR}%(trailers:only,unfold){RECORD_SEPARATOR}"
-        out = self.run("log", f"--format={fmt}", ref, "--", *paths).stdout
+        grep = ["--fixed-strings", f"--grep={message_contains}"] if message_contains else []
+        out = self.run("log", f"--format={fmt}", *grep, ref, "--", *paths).stdout
         entries = []
         for record in out.split(RECORD_SEPARATOR):
             record = record.strip("\n")

@@ -84,8 +84,9 @@ def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[Vers
 
 
 def find_run_version(git: Git, ref: str, pointer_paths: Sequence[str], run_id: str) -> VersionRecord | None:
-    for commit, time, trailers in git.trailers_log(ref, *pointer_paths):
-        if trailers.get(TRAILER_RUN_ID) == run_id:
+    found = git.trailers_log(ref, *pointer_paths, message_contains=f"{TRAILER_RUN_ID}: {run_id}")
+    for commit, time, trailers in found:
+        if trailers.get(TRAILER_RUN_ID) == run_id:  # not a run whose id merely starts the same way
             pointer_text = _pointer_at(git, commit, pointer_paths)
             return None if pointer_text is None else _record(commit, time, trailers, pointer_text)
     return None

@@ -142,6 +142,15 @@ def test_modify_after_the_version_is_published_is_a_no_op(settings: Settings) ->
     assert run_ids_on_origin(settings).count(RUN) == 1
 
 
+def test_a_run_is_not_mistaken_for_a_published_run_whose_id_starts_the_same(settings: Settings) -> None:
+    run_pipeline(settings, RUN + "0")
+    pull_data(settings, RUN)
+    assert not modify_data(settings, RUN).already_published
+    version = push_data(settings, RUN)
+    assert not version.already_published
+    assert run_ids_on_origin(settings).count(RUN) == 1
+
+
 def test_steps_out_of_order_get_clear_errors(settings: Settings) -> None:
     with pytest.raises(WorkspaceError, match="pull_data has not run"):
         modify_data(settings, RUN)
