@@ -43,6 +43,24 @@ def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path)
 
 
 @pytest.mark.slow
+def test_the_demo_publishes_directly_and_through_each_orchestrator_and_every_version_verifies(
+    full_stack_env: dict[str, str],
+) -> None:
+    before = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    completed = cli("demo", env=full_stack_env, timeout=900)
+    assert completed.returncode == 0, completed.stderr
+    assert "demo complete: every version verifies" in completed.stdout
+
+    history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    made = history[: len(history) - len(before)]
+    assert [v["orchestrator"] for v in made] == ["dagster", "airflow", "direct", "direct"]
+    assert all(v["rows_added"] == 1 for v in made)
+    verified = [line for line in completed.stdout.splitlines() if "verify" in line and line.startswith("✓")]
+    assert {line.split()[2] for line in verified} == {v["commit"][:12] for v in history}
+    assert "✗" not in completed.stdout
+
+
+@pytest.mark.slow
 def test_a_tiny_comparison_reports_exactly_the_runs_it_made(full_stack_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "report"
     completed = cli("compare", "--runs", "1", "--out", str(out), "--json", env=full_stack_env, timeout=900)
