@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from dataset_pipeline.s3server import LOOPBACK
 from dataset_pipeline.stack import START_TIMEOUT_SECONDS, LocalStack, StackError, pid_alive, stop_process_group
@@ -40,6 +41,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOAD_TIMEOUT_SECONDS = max(START_TIMEOUT_SECONDS, 180)
 RUN_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.5
+# Dagster keeps runs and events in SQLite here: while others write, an answer can fail or be late.
+GRAPHQL_RETRY_STOP = stop_after_delay(60)
+GRAPHQL_RETRY_WAIT = wait_random_exponential(multiplier=0.5, max=8)
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LOCATIONS_QUERY = """
@@ -180,14 +184,37 @@ class GraphQL:
         self.endpoint = f"{url}/graphql"
 
     def __call__(self, query: str, timeout: float = 30, **variables: Any) -> dict[str, Any]:
+        """The query's data. A query that fails in transit or with a server error is sent again for
+        up to a minute; a mutation is sent once, since sending a launch again could start a second run.
+        """
         body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(self.endpoint, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
+        if query.lstrip().startswith("mutation"):
+            answer = self._send(body, timeout)
+        else:
+            retrying = Retrying(
+                stop=GRAPHQL_RETRY_STOP, wait=GRAPHQL_RETRY_WAIT, retry=retry_if_exception(_transient), reraise=True
+            )
+            answer = retrying(self._send, body, timeout)
         if answer.get("errors"):
             raise StackError(f"Dagster's GraphQL API said: {answer['errors'][0].get('message')}")
         data: dict[str, Any] = answer["data"]
         return data
+
+    def _send(self, body: bytes, timeout: float) -> dict[str, Any]:
+        request = urllib.request.Request(self.endpoint, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            error.close()  # it holds the connection open otherwise
+            raise
+        return answer
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code >= 500
+    return isinstance(error, urllib.error.URLError | TimeoutError | ConnectionError)
 
 
 class Service:

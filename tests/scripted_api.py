@@ -1,0 +1,71 @@
+"""An HTTP API on loopback that answers from a script: how a client behaves when a server is busy.
+
+The local stack's orchestrators keep their state in SQLite, which lets one writer in at a time;
+under concurrent runs an answer can be a 500 or come late. A script reproduces that on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+Answer = tuple[int, Any]
+
+
+@dataclass
+class ScriptedApi:
+    """Answers each (method, path) from a queue of scripted answers; the last one repeats."""
+
+    script: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
+    received: list[tuple[str, str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self, method: str, path: str, body: Any) -> Answer:
+        self.received.append((method, path, body))
+        if (method, path) == ("POST", "/auth/token"):
+            return 201, {"access_token": "token"}
+        queue = self.script.get((method, path))
+        if not queue:
+            return 404, {"detail": f"nothing scripted for {method} {path}"}
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def sent(self, method: str, path: str) -> list[Any]:
+        return [body for m, p, body in self.received if (m, p) == (method, path)]
+
+
+@pytest.fixture
+def scripted_api() -> Iterator[ScriptedApi]:
+    api = ScriptedApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            status, payload = api.answer(self.command, self.path.split("?")[0], body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _handle
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
