@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -75,14 +76,36 @@ mutation Launch($executionParams: ExecutionParams!) {
 # Every step again, under the root run's id: each step is idempotent per run id, so a run that
 # failed resumes its own change and one that published only finds its version again.
 REEXECUTE_MUTATION = """
-mutation Reexecute($parentRunId: String!) {
-  launchRunReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS}) {
+mutation Reexecute($parentRunId: String!, $extraTags: [ExecutionTag!]) {
+  launchRunReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS, extraTags: $extraTags}) {
     __typename
     ... on LaunchRunSuccess { run { runId } }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on Error { message }
   }
 }
+"""
+
+# A launch is tagged with an id of its own: when its answer is lost, the tag finds the run it made.
+LAUNCH_TAG = "dataset-pipeline/launch"
+TAGGED_RUNS_QUERY = """
+query Tagged($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) {
+    __typename
+    ... on Runs { results { runId } }
+    ... on Error { message }
+  }
+}
+"""
+
+POOLS_QUERY = """
+query Pools {
+  assetNodes { pools }
+  instance { poolConfig { defaultPoolLimit } concurrencyLimits { concurrencyKey } }
+}
+"""
+SET_POOL_LIMIT_MUTATION = """
+mutation SetPoolLimit($pool: String!, $limit: Int!) { setConcurrencyLimit(concurrencyKey: $pool, limit: $limit) }
 """
 
 RUN_QUERY = """
@@ -185,7 +208,8 @@ class GraphQL:
 
     def __call__(self, query: str, timeout: float = 30, **variables: Any) -> dict[str, Any]:
         """The query's data. A query that fails in transit or with a server error is sent again for
-        up to a minute; a mutation is sent once, since sending a launch again could start a second run.
+        up to a minute. A mutation is sent once: whether a launch may be sent again is for
+        `launch_run` to find out first.
         """
         body = json.dumps({"query": query, "variables": variables}).encode()
         if query.lstrip().startswith("mutation"):
@@ -266,6 +290,7 @@ class Service:
         self._write_ready(pids, port)
         try:
             self._wait_until_loaded(pids)
+            set_pool_limits(GraphQL(self.url))
             pids["daemon"] = self._start("daemon", [_script("dagster-daemon"), "run", "-w", workspace])
             self._write_ready(pids, port)
         except StackError:
@@ -333,6 +358,23 @@ class Service:
         return False
 
 
+def set_pool_limits(graphql: GraphQL) -> dict[str, int]:
+    """Give each pool the assets use the instance's default limit now, before any run is queued.
+
+    Dagster sets a pool's default limit when the queue first meets a run of that pool, but does not
+    apply it in that same pass: two runs queued together on a fresh instance would both start.
+    """
+    answer = graphql(POOLS_QUERY)
+    limit = answer["instance"]["poolConfig"]["defaultPoolLimit"]
+    known = {entry["concurrencyKey"] for entry in answer["instance"]["concurrencyLimits"]}
+    pools = {pool for node in answer["assetNodes"] for pool in node["pools"]} - known
+    if limit is None:
+        return {}
+    for pool in sorted(pools):
+        graphql(SET_POOL_LIMIT_MUTATION, pool=pool, limit=limit)
+    return dict.fromkeys(sorted(pools), limit)
+
+
 def _reaped(pid: int) -> bool:
     """True when `pid` is our exited child (a zombie until reaped)."""
     try:
@@ -386,9 +428,13 @@ def step_seconds(run: dict[str, Any]) -> dict[str, float]:
 
 
 def launch_run(graphql: GraphQL, records: int, run_id: str | None) -> str:
+    """Launch the job (or re-execute run `run_id`) once, even when an answer is lost on the way back."""
+    tags = [{"key": LAUNCH_TAG, "value": secrets.token_hex(8)}]
     if run_id is not None:
-        result = graphql(REEXECUTE_MUTATION, parentRunId=run_id)["launchRunReexecution"]
+        mutation, field = REEXECUTE_MUTATION, "launchRunReexecution"
+        variables: dict[str, Any] = {"parentRunId": run_id, "extraTags": tags}
     else:
+        mutation, field = LAUNCH_MUTATION, "launchRun"
         params = {
             "selector": {
                 "repositoryLocationName": LOCATION_NAME,
@@ -396,8 +442,27 @@ def launch_run(graphql: GraphQL, records: int, run_id: str | None) -> str:
                 "jobName": JOB_NAME,
             },
             "runConfigData": {"ops": {CHANGE_ASSET: {"config": {"records": records}}}},
+            "executionMetadata": {"tags": tags},
         }
-        result = graphql(LAUNCH_MUTATION, executionParams=params)["launchRun"]
+        variables = {"executionParams": params}
+    retrying = Retrying(
+        stop=GRAPHQL_RETRY_STOP, wait=GRAPHQL_RETRY_WAIT, retry=retry_if_exception(_transient), reraise=True
+    )
+    for attempt in retrying:
+        with attempt:
+            earlier = _tagged_runs(graphql, tags) if attempt.retry_state.attempt_number > 1 else []
+            return earlier[0] if earlier else _launched(graphql(mutation, **variables)[field])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _tagged_runs(graphql: GraphQL, tags: list[dict[str, str]]) -> list[str]:
+    found = graphql(TAGGED_RUNS_QUERY, tags=tags)["runsOrError"]
+    if found["__typename"] != "Runs":
+        raise StackError(f"Dagster could not list runs: {found.get('message', found['__typename'])}")
+    return [str(run["runId"]) for run in found["results"]]
+
+
+def _launched(result: dict[str, Any]) -> str:
     if result["__typename"] != "LaunchRunSuccess":
         details = [error["message"] for error in result.get("errors", [])] or [result.get("message", "")]
         raise StackError(f"Dagster refused the run ({result['__typename']}): {'; '.join(details)}")

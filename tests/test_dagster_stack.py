@@ -11,7 +11,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from dataset_pipeline.dagster_stack import GraphQL, launch_run, wait_for_run
+from dagster_assets.assets import PUBLISH_POOL
+from dataset_pipeline.dagster_stack import LAUNCH_TAG, GraphQL, _tagged_runs, launch_run, wait_for_run
 from tests.conftest import cli
 from tests.dagster_support import DagsterStack, dagster_stack
 
@@ -52,6 +53,37 @@ def listening_addresses(pids: set[int]) -> set[str]:
     return found
 
 
+RUN_TIMES_QUERY = """
+query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { status startTime endTime tags { key value } } } }
+"""
+
+
+POOL_QUERY = """
+query Pool($pool: String!) { instance { concurrencyLimit(concurrencyKey: $pool) { slotCount usingDefaultLimit } } }
+"""
+
+
+# First in the module, so that on a fresh stack it meets the queue before any other run has.
+@pytest.mark.slow
+def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterStack) -> None:
+    graphql = GraphQL(dagster_stack.status()["dagster_url"])
+    pool = graphql(POOL_QUERY, pool=PUBLISH_POOL)["instance"]["concurrencyLimit"]
+    assert pool == {"slotCount": 1, "usingDefaultLimit": False}  # set by `stack up`, not by a first run
+    launched = [launch_run(graphql, records=1, run_id=None) for _ in range(2)]
+    runs = [wait_for_run(graphql, run_id, Console(file=io.StringIO())) for run_id in launched]
+    assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"]
+    first, second = sorted(
+        (graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"] for run_id in launched), key=lambda r: r["startTime"]
+    )
+    assert first["endTime"] <= second["startTime"]  # the second waited in the queue
+    for run_id in launched:  # each launch is tagged so that a lost answer can be looked up
+        tags = graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"]["tags"]
+        launch_tag = [tag for tag in tags if tag["key"] == LAUNCH_TAG]
+        assert len(launch_tag) == 1 and _tagged_runs(graphql, launch_tag) == [run_id]
+    versions = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)
+    assert {v["run_id"] for v in versions[:2]} == set(launched)
+
+
 @pytest.mark.slow
 def test_run_via_dagster_publishes_a_version_named_dagster(dagster_stack: DagsterStack) -> None:
     status = dagster_stack.status()
@@ -84,25 +116,6 @@ def test_run_via_dagster_publishes_a_version_named_dagster(dagster_stack: Dagste
     assert instance["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
     assert instance["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}
     assert instance["telemetry"]["enabled"] is False
-
-
-RUN_TIMES_QUERY = """
-query Run($runId: ID!) { runOrError(runId: $runId) { ... on Run { status startTime endTime } } }
-"""
-
-
-@pytest.mark.slow
-def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterStack) -> None:
-    graphql = GraphQL(dagster_stack.status()["dagster_url"])
-    launched = [launch_run(graphql, records=1, run_id=None) for _ in range(2)]
-    runs = [wait_for_run(graphql, run_id, Console(file=io.StringIO())) for run_id in launched]
-    assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"]
-    first, second = sorted(
-        (graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"] for run_id in launched), key=lambda r: r["startTime"]
-    )
-    assert first["endTime"] <= second["startTime"]  # the second waited in the queue
-    versions = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)
-    assert {v["run_id"] for v in versions[:2]} == set(launched)
 
 
 @pytest.mark.slow

@@ -223,6 +223,7 @@ GUIDE_STEPS = (
     "deploy/k8s/create-git-secret.sh",
     "helm upgrade --install airflow apache-airflow/airflow",
     "helm upgrade --install dagster dagster/dagster",
+    "dagster instance concurrency set dataset_pipeline 1",
     "airflow users create",
     "airflow dags trigger dataset_pipeline",
     "launchRun",
