@@ -358,7 +358,7 @@ class Service:
         return False
 
 
-def set_pool_limits(graphql: GraphQL) -> dict[str, int]:
+def set_pool_limits(graphql: GraphQL) -> None:
     """Give each pool the assets use the instance's default limit now, before any run is queued.
 
     Dagster sets a pool's default limit when the queue first meets a run of that pool, but does not
@@ -366,13 +366,11 @@ def set_pool_limits(graphql: GraphQL) -> dict[str, int]:
     """
     answer = graphql(POOLS_QUERY)
     limit = answer["instance"]["poolConfig"]["defaultPoolLimit"]
-    known = {entry["concurrencyKey"] for entry in answer["instance"]["concurrencyLimits"]}
-    pools = {pool for node in answer["assetNodes"] for pool in node["pools"]} - known
     if limit is None:
-        return {}
-    for pool in sorted(pools):
+        return
+    known = {entry["concurrencyKey"] for entry in answer["instance"]["concurrencyLimits"]}
+    for pool in sorted({pool for node in answer["assetNodes"] for pool in node["pools"]} - known):
         graphql(SET_POOL_LIMIT_MUTATION, pool=pool, limit=limit)
-    return dict.fromkeys(sorted(pools), limit)
 
 
 def _reaped(pid: int) -> bool:

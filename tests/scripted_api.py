@@ -28,7 +28,7 @@ class ScriptedApi:
 
     def answer(self, method: str, path: str, body: Any) -> Answer:
         self.received.append((method, path, body))
-        if (method, path) == ("POST", "/auth/token"):
+        if (method, path) == ("POST", "/auth/token"):  # Airflow's login, granted to every client
             return 201, {"access_token": "token"}
         queue = self.script.get((method, path))
         if not queue:
