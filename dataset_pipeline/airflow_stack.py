@@ -27,17 +27,10 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    retry_if_result,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState, retry_if_exception_type, retry_if_result
 
 from dataset_pipeline.s3server import LOOPBACK
-from dataset_pipeline.stack import LocalStack, StackError, group_alive, stop_process_group
+from dataset_pipeline.stack import LocalStack, StackError, busy_api_retrying, group_alive, stop_process_group
 
 DAG_ID = "dataset_pipeline"
 ADMIN_USER = "admin"
@@ -52,11 +45,8 @@ READY_TIMEOUT_SECONDS = 180
 RUN_TIMEOUT_SECONDS = 900
 LOG_TAIL_LINES = 30
 FINISHED_STATES = {"success", "failed"}
-# SQLite lets one writer in at a time: while the scheduler and other clients write, a call can
-# answer 500 "Database error" (database is locked) or time out. Such calls are sent again.
+# A busy SQLite database answers 500 "Database error" (database is locked).
 TRANSIENT_STATUS_CODES = {500, 502, 503, 504}
-API_RETRY_STOP = stop_after_delay(60)
-API_RETRY_WAIT = wait_random_exponential(multiplier=0.5, max=8)
 
 
 def dags_folder() -> Path:
@@ -310,10 +300,8 @@ class AirflowClient:
         Every call the stack makes is safe to repeat: reads, setting a state, and triggers that
         carry their run id.
         """
-        retrying = Retrying(
-            stop=API_RETRY_STOP,
-            wait=API_RETRY_WAIT,
-            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_transient),
+        retrying = busy_api_retrying(
+            retry_if_exception_type(httpx.TransportError) | retry_if_result(_transient),
             retry_error_callback=_last_answer,
         )
         response: httpx.Response = retrying(self.http.request, method, path, **kwargs)

@@ -23,10 +23,17 @@ from typing import Any
 
 import yaml
 from rich.console import Console
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import retry_if_exception
 
 from dataset_pipeline.s3server import LOOPBACK
-from dataset_pipeline.stack import START_TIMEOUT_SECONDS, LocalStack, StackError, pid_alive, stop_process_group
+from dataset_pipeline.stack import (
+    START_TIMEOUT_SECONDS,
+    LocalStack,
+    StackError,
+    busy_api_retrying,
+    pid_alive,
+    stop_process_group,
+)
 from shared_tasks.dvcops import s3_object_url
 from shared_tasks.history import history
 from shared_tasks.pipeline import STEP_OF_OUTPUT
@@ -42,9 +49,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOAD_TIMEOUT_SECONDS = max(START_TIMEOUT_SECONDS, 180)
 RUN_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.5
-# Dagster keeps runs and events in SQLite here: while others write, an answer can fail or be late.
-GRAPHQL_RETRY_STOP = stop_after_delay(60)
-GRAPHQL_RETRY_WAIT = wait_random_exponential(multiplier=0.5, max=8)
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LOCATIONS_QUERY = """
@@ -215,10 +219,7 @@ class GraphQL:
         if query.lstrip().startswith("mutation"):
             answer = self._send(body, timeout)
         else:
-            retrying = Retrying(
-                stop=GRAPHQL_RETRY_STOP, wait=GRAPHQL_RETRY_WAIT, retry=retry_if_exception(_transient), reraise=True
-            )
-            answer = retrying(self._send, body, timeout)
+            answer = busy_api_retrying(retry_if_exception(_transient), reraise=True)(self._send, body, timeout)
         if answer.get("errors"):
             raise StackError(f"Dagster's GraphQL API said: {answer['errors'][0].get('message')}")
         data: dict[str, Any] = answer["data"]
@@ -443,17 +444,14 @@ def launch_run(graphql: GraphQL, records: int, run_id: str | None) -> str:
             "executionMetadata": {"tags": tags},
         }
         variables = {"executionParams": params}
-    retrying = Retrying(
-        stop=GRAPHQL_RETRY_STOP, wait=GRAPHQL_RETRY_WAIT, retry=retry_if_exception(_transient), reraise=True
-    )
-    for attempt in retrying:
+    for attempt in busy_api_retrying(retry_if_exception(_transient), reraise=True):
         with attempt:
-            earlier = _tagged_runs(graphql, tags) if attempt.retry_state.attempt_number > 1 else []
+            earlier = tagged_runs(graphql, tags) if attempt.retry_state.attempt_number > 1 else []
             return earlier[0] if earlier else _launched(graphql(mutation, **variables)[field])
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _tagged_runs(graphql: GraphQL, tags: list[dict[str, str]]) -> list[str]:
+def tagged_runs(graphql: GraphQL, tags: list[dict[str, str]]) -> list[str]:
     found = graphql(TAGGED_RUNS_QUERY, tags=tags)["runsOrError"]
     if found["__typename"] != "Runs":
         raise StackError(f"Dagster could not list runs: {found.get('message', found['__typename'])}")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tenacity import Retrying, retry_base, stop_after_delay, wait_random_exponential
+
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, LOOPBACK, s3_client
 from dataset_pipeline.seed import create_origin
 from shared_tasks.generate import SEED_DATASET_ROWS
@@ -56,6 +58,17 @@ class StackService(Protocol):
     def status(self) -> dict[str, Any]:
         """At least {"running": bool, "url": str}."""
         ...
+
+
+# Both orchestrators keep their state in SQLite here, which lets one writer in at a time: while
+# others write, an API call can fail or answer late. Such calls are sent again for up to a minute.
+BUSY_API_STOP = stop_after_delay(60)
+BUSY_API_WAIT = wait_random_exponential(multiplier=0.5, max=8)
+
+
+def busy_api_retrying(retry: retry_base, **options: Any) -> Retrying:
+    """The one retry policy for calls to an orchestrator's API on the local stack."""
+    return Retrying(stop=BUSY_API_STOP, wait=BUSY_API_WAIT, retry=retry, **options)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from tenacity import stop_after_attempt, wait_none
+
+from dataset_pipeline import stack
 
 Answer = tuple[int, Any]
+ATTEMPTS = 4  # the attempts a client makes against a script, with no wait between them
 
 
 @dataclass
@@ -69,3 +73,9 @@ def scripted_api() -> Iterator[ScriptedApi]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack, "BUSY_API_WAIT", wait_none())
+    monkeypatch.setattr(stack, "BUSY_API_STOP", stop_after_attempt(ATTEMPTS))

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from tenacity import stop_after_attempt, wait_none
 
-from dataset_pipeline import airflow_stack
 from dataset_pipeline.airflow_stack import AirflowClient
-from tests.scripted_api import ScriptedApi, scripted_api
+from tests.scripted_api import ATTEMPTS, ScriptedApi, no_waiting, scripted_api
 
-__all__ = ["scripted_api"]  # the fixture
+__all__ = ["no_waiting", "scripted_api"]  # the fixtures
+
+pytestmark = pytest.mark.usefixtures("no_waiting")
 
 DAG = "/api/v2/dags/dataset_pipeline"
 RUNS = f"{DAG}/dagRuns"
-ATTEMPTS = 4
 DATABASE_LOCKED = (500, {"detail": {"reason": "Database error", "message": "database is locked"}})
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(airflow_stack, "API_RETRY_WAIT", wait_none())
-    monkeypatch.setattr(airflow_stack, "API_RETRY_STOP", stop_after_attempt(ATTEMPTS))
 
 
 def test_unpausing_a_running_dag_writes_nothing(scripted_api: ScriptedApi) -> None:

@@ -6,24 +6,17 @@ import urllib.error
 from typing import Any
 
 import pytest
-from tenacity import stop_after_attempt, wait_none
 
-from dataset_pipeline import dagster_stack
 from dataset_pipeline.dagster_stack import LAUNCH_MUTATION, LAUNCH_TAG, RUN_QUERY, GraphQL, launch_run
-from tests.scripted_api import ScriptedApi, scripted_api
+from tests.scripted_api import ATTEMPTS, ScriptedApi, no_waiting, scripted_api
 
-__all__ = ["scripted_api"]  # the fixture
+__all__ = ["no_waiting", "scripted_api"]  # the fixtures
+
+pytestmark = pytest.mark.usefixtures("no_waiting")
 
 ENDPOINT = ("POST", "/graphql")
-ATTEMPTS = 4
 SERVER_ERROR = (500, {"error": "database is locked"})
 RUN = {"runOrError": {"__typename": "Run", "runId": "r1", "status": "STARTED"}}
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dagster_stack, "GRAPHQL_RETRY_WAIT", wait_none())
-    monkeypatch.setattr(dagster_stack, "GRAPHQL_RETRY_STOP", stop_after_attempt(ATTEMPTS))
 
 
 def test_a_query_is_sent_again_after_a_server_error(scripted_api: ScriptedApi) -> None:

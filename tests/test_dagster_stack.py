@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 
 from dagster_assets.assets import PUBLISH_POOL
-from dataset_pipeline.dagster_stack import LAUNCH_TAG, GraphQL, _tagged_runs, launch_run, wait_for_run
+from dataset_pipeline.dagster_stack import LAUNCH_TAG, GraphQL, launch_run, tagged_runs, wait_for_run
 from tests.conftest import cli
 from tests.dagster_support import DagsterStack, dagster_stack
 
@@ -79,7 +79,7 @@ def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterSta
     for run_id in launched:  # each launch is tagged so that a lost answer can be looked up
         tags = graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"]["tags"]
         launch_tag = [tag for tag in tags if tag["key"] == LAUNCH_TAG]
-        assert len(launch_tag) == 1 and _tagged_runs(graphql, launch_tag) == [run_id]
+        assert len(launch_tag) == 1 and tagged_runs(graphql, launch_tag) == [run_id]
     versions = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)
     assert {v["run_id"] for v in versions[:2]} == set(launched)
 
