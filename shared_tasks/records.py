@@ -1,0 +1,105 @@
+"""What the steps hand each other and the outside world: small, typed, frozen records.
+
+A step returns one of these; an orchestrator stores it (Airflow's XCom, Dagster's metadata) as the
+JSON of `to_dict()` and reads it back with `from_mapping()`, which ignores keys it does not know,
+so a record read from an older or newer producer still parses. The run's state file is made of
+the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict
+
+MAX_RECORDS_PER_RUN = 100_000
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Self:
+        return cls.model_validate(dict(data))
+
+
+class WrittenFile(Record):
+    """A file's md5 as its writer computed it, and the stat that identifies exactly that content."""
+
+    md5: str
+    inode: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path, md5: str) -> WrittenFile:
+        stat = path.stat()
+        return cls(md5=md5, inode=stat.st_ino, mtime_ns=stat.st_mtime_ns, size=stat.st_size)
+
+    def still_describes(self, path: Path) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == (self.inode, self.mtime_ns, self.size)
+
+
+class PulledVersion(Record):
+    """The version a run starts from: the branch head's commit and what its data holds."""
+
+    run_id: str
+    commit: str
+    md5: str
+    size: int
+    rows: int
+
+
+class KeptChange(Record):
+    """How the run's change (kept beside the workspace) was made, so a retry reuses it as it was."""
+
+    source: Literal["generated", "file"]
+    assign_ids: bool
+    records: int
+
+
+class AppliedChange(Record):
+    """The dataset after this run's change was applied to the pulled version."""
+
+    md5: str
+    size: int
+    rows: int
+    rows_added: int
+    first_id: int
+    last_id: int
+    written: WrittenFile | None = None
+
+
+class ChangeSummary(Record):
+    run_id: str
+    base_commit: str
+    rows_added: int
+    first_id: int | None
+    last_id: int | None
+    md5: str | None
+    rows: int | None
+    already_published: bool = False
+
+
+class PublishedVersion(Record):
+    """A version on the origin: what `push_data` returns and what every runner reports."""
+
+    run_id: str
+    orchestrator: str | None
+    commit: str
+    md5: str
+    size: int | None
+    rows: int | None
+    rows_added: int | None
+    s3_url: str
+    attempts: int | None = None
+    already_published: bool = False
