@@ -1,20 +1,23 @@
-"""DAG `dataset_pipeline`: pull_data -> modify_data -> push_data, each one call into `shared_tasks`.
+"""DAG `dataset_pipeline`: the shared pipeline's steps as tasks, each one call into `shared_tasks`.
 
-Parse time reads only `OrchestrationSettings` (the DAG processor has no repository or
-credentials); a task reads the full settings when it runs. On the cluster each task runs in a
-worker pod described by `shared_tasks.cluster`, passed to the KubernetesExecutor as a
-pod_override; with no kubernetes client installed the tasks simply carry no pod override.
+Parse time reads only `OrchestrationSettings` and the neutral pipeline description (the DAG
+processor has no repository or credentials, and imports no pandas or DVC); a task reads the full
+settings when it runs. On the cluster each task runs in a worker pod described by
+`shared_tasks.cluster`, passed to the KubernetesExecutor as a pod_override; with no kubernetes
+client installed the tasks simply carry no pod override.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 
-from shared_tasks.cluster import ClusterSettings, worker_container, worker_volumes
-from shared_tasks.pipeline import MAX_RECORDS_PER_RUN, PIPELINE
+from shared_tasks.cluster import ClusterSettings, worker_pod_spec
+from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
+from shared_tasks.records import MAX_RECORDS_PER_RUN
 from shared_tasks.settings import OrchestrationSettings
 
 DAG_ID = "dataset_pipeline"
@@ -30,16 +33,9 @@ def worker_pod_override(cluster: ClusterSettings) -> Any | None:
         from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
     except ImportError:
         return None
-    manifest = {
-        "spec": {
-            "serviceAccountName": cluster.service_account,
-            "containers": [worker_container(cluster, name="base")],
-            "volumes": worker_volumes(cluster),
-        }
-    }
     # Airflow's own conversion: it keeps the in-cluster client configuration out of the pod, which
     # must be picklable onto the executor's queue.
-    return PodGenerator.deserialize_model_dict(manifest)
+    return PodGenerator.deserialize_model_dict({"spec": worker_pod_spec(cluster)})
 
 
 def executor_config() -> dict[str, Any]:
@@ -47,42 +43,25 @@ def executor_config() -> dict[str, Any]:
     return {} if pod is None else {"pod_override": pod}
 
 
-def _settings_and_run_id() -> tuple[Any, str]:
-    from shared_tasks.settings import load_settings
+def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
+    """The task body of one step: settings from the environment, Airflow's run id, one shared call."""
 
-    return load_settings(), str(get_current_context()["run_id"])
+    def run_step() -> dict[str, Any]:
+        from shared_tasks.settings import load_settings
 
+        context = get_current_context()
+        inputs = StepInputs(records=int(context["params"]["records"]), orchestrator=ORCHESTRATOR)
+        return step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
 
-def run_pull_data() -> dict[str, Any]:
-    from shared_tasks.steps import pull_data
+    run_step.__name__ = run_step.__qualname__ = step.name
+    return run_step
 
-    settings, run_id = _settings_and_run_id()
-    return pull_data(settings, run_id).to_dict()
-
-
-def run_modify_data() -> dict[str, Any]:
-    from shared_tasks.steps import modify_data
-
-    settings, run_id = _settings_and_run_id()
-    records = int(get_current_context()["params"]["records"])
-    return modify_data(settings, run_id, records=records).to_dict()
-
-
-def run_push_data() -> dict[str, Any]:
-    from shared_tasks.steps import push_data
-
-    settings, run_id = _settings_and_run_id()
-    return push_data(settings, run_id, orchestrator=ORCHESTRATOR).to_dict()
-
-
-STEP_CALLABLES = {"pull_data": run_pull_data, "modify_data": run_modify_data, "push_data": run_push_data}
-STEP_OUTLETS = {"push_data": [dataset_asset]}
 
 with DAG(
     dag_id=DAG_ID,
     description="Add records to the DVC-tracked dataset and publish a new version",
     schedule=orchestration.schedule,  # None (PIPELINE_SCHEDULE=none): manual and asset-triggered runs only
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["dataset"],
@@ -110,8 +89,8 @@ with DAG(
             task_id=step.name,
             doc_md=step.description,
             executor_config=executor_config(),
-            outlets=STEP_OUTLETS.get(step.name, []),
-        )(STEP_CALLABLES[step.name])()
+            outlets=[dataset_asset] if step.publishes else [],
+        )(step_callable(step))()
         for upstream in step.upstream:
             step_tasks[upstream] >> step_task
         step_tasks[step.name] = step_task

@@ -1,5 +1,6 @@
 """One asset per shared step (pull -> modify -> push), each a single call into `shared_tasks`.
 
+The assets are derived from the shared pipeline description, as the Airflow DAG's tasks are.
 Steps exchange nothing but the run id: the run's workspace on the shared volume carries the
 data, so each step can run in its own pod. The observable `dataset_head` reports the version at
 the branch head, so versions published by Airflow or directly show up here too.
@@ -15,15 +16,15 @@ from pydantic import Field
 from dagster_assets.k8s import step_pod_tags
 from dagster_assets.resources import PipelineSettings
 from shared_tasks.history import history
-from shared_tasks.pipeline import PIPELINE
+from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
+from shared_tasks.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
 from shared_tasks.settings import OrchestrationSettings
-from shared_tasks.steps import MAX_RECORDS_PER_RUN, PublishedVersion, modify_data, pull_data, push_data
 
 ORCHESTRATOR = "dagster"
 GROUP = "dataset"
 # The asset standing for each step of shared_tasks.pipeline.PIPELINE.
 STEP_ASSETS = {step.name: step.output for step in PIPELINE}
-STEPS = {step.name: step for step in PIPELINE}
+STEP_KINDS = {"pull_data": {"git", "dvc"}, "modify_data": {"pandas"}, "push_data": {"s3", "git"}}
 POD_TAGS = step_pod_tags()
 # Every step is in this pool; with run granularity and a limit of 1 (dagster.yaml / chart values:
 # concurrency.pools {granularity: run, default_limit: 1}) the run queue starts one publishing run
@@ -65,22 +66,15 @@ def git_commit_url(git_url: str, commit: str) -> str | None:
     return f"{git_url.rstrip('/').removesuffix('.git')}/commit/{commit}"
 
 
-def version_metadata(version: PublishedVersion, git_url: str) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "commit": version.commit,
-        "md5": version.md5,
-        "size": version.size,
-        "rows": version.rows,
-        "rows_added": version.rows_added,
-        "s3_url": version.s3_url,
-        "run_id": version.run_id,
-        "already_published": version.already_published,
-        "attempts": version.attempts,
-    }
-    commit_url = git_commit_url(git_url, version.commit)
+def step_result(record: Record, git_url: str) -> dg.MaterializeResult:
+    """A step's record as the metadata of its asset; a published version's md5 is its data version."""
+    metadata: dict[str, Any] = {key: value for key, value in record.to_dict().items() if value is not None}
+    if not isinstance(record, PublishedVersion):
+        return dg.MaterializeResult(metadata=metadata)
+    commit_url = git_commit_url(git_url, record.commit)
     if commit_url is not None:
         metadata["git_commit_url"] = dg.MetadataValue.url(commit_url)
-    return {key: value for key, value in metadata.items() if value is not None}
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(record.md5))
 
 
 @dg.observable_source_asset(
@@ -97,46 +91,47 @@ def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
     )
 
 
-def step_asset(step_name: str, upstream: Any, kinds: set[str]) -> Any:
-    """The asset standing for one shared step; all three share group, pod tags, retries and pool."""
-    step = STEPS[step_name]
-    return dg.asset(
-        name=step.output,
-        deps=[upstream],
-        description=step.description,
-        group_name=GROUP,
-        kinds=kinds,
-        op_tags=POD_TAGS,
-        retry_policy=RETRY_POLICY,
-        pool=PUBLISH_POOL,
-    )
-
-
 class ChangeConfig(dg.Config):
     records: int = Field(default=1, description=f"Generated records to add (1 to {MAX_RECORDS_PER_RUN}).")
 
 
-@step_asset("pull_data", dataset_head, {"git", "dvc"})
-def pulled_dataset(context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
-    with no_retry_on_bad_input():
-        pulled = pull_data(pipeline_settings.load(), pipeline_run_id(context))
-    return dg.MaterializeResult(metadata=pulled.to_dict())
-
-
-@step_asset("modify_data", pulled_dataset, {"pandas"})
-def changed_dataset(
-    context: dg.AssetExecutionContext, config: ChangeConfig, pipeline_settings: PipelineSettings
+def run_step(
+    step: StepSpec, context: dg.AssetExecutionContext, settings: PipelineSettings, records: int = 1
 ) -> dg.MaterializeResult:
     with no_retry_on_bad_input():
-        change = modify_data(pipeline_settings.load(), pipeline_run_id(context), records=config.records)
-    return dg.MaterializeResult(metadata={k: v for k, v in change.to_dict().items() if v is not None})
+        loaded = settings.load()
+        record = step.run(loaded, pipeline_run_id(context), StepInputs(records=records, orchestrator=ORCHESTRATOR))
+    return step_result(record, loaded.git_url)
 
 
-@step_asset("push_data", changed_dataset, {"s3", "git"})
-def published_dataset(context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
-    with no_retry_on_bad_input():
-        settings = pipeline_settings.load()
-        version = push_data(settings, pipeline_run_id(context), orchestrator=ORCHESTRATOR)
-    return dg.MaterializeResult(
-        metadata=version_metadata(version, settings.git_url), data_version=dg.DataVersion(version.md5)
+def step_asset(step: StepSpec) -> dg.AssetsDefinition:
+    """The asset standing for one shared step; all share group, pod tags, retries and pool."""
+    decorate = dg.asset(
+        name=step.output,
+        deps=[dg.AssetKey(STEP_ASSETS[name]) for name in step.upstream] or [dataset_head.key],
+        description=step.description,
+        group_name=GROUP,
+        kinds=STEP_KINDS[step.name],
+        op_tags=POD_TAGS,
+        retry_policy=RETRY_POLICY,
+        pool=PUBLISH_POOL,
     )
+    if "records" in step.inputs:
+
+        def with_records(
+            context: dg.AssetExecutionContext, config: ChangeConfig, pipeline_settings: PipelineSettings
+        ) -> dg.MaterializeResult:
+            return run_step(step, context, pipeline_settings, records=config.records)
+
+        return decorate(with_records)
+
+    def without_inputs(context: dg.AssetExecutionContext, pipeline_settings: PipelineSettings) -> dg.MaterializeResult:
+        return run_step(step, context, pipeline_settings)
+
+    return decorate(without_inputs)
+
+
+STEP_ASSET_DEFS = {step.name: step_asset(step) for step in PIPELINE}
+pulled_dataset = STEP_ASSET_DEFS["pull_data"]
+changed_dataset = STEP_ASSET_DEFS["modify_data"]
+published_dataset = STEP_ASSET_DEFS["push_data"]

@@ -1,21 +1,17 @@
-"""Checks of a published version: it keeps the schema, grew by exactly its records, is on S3.
+"""Checks of a published version: it keeps the schema, grew by exactly its records, is on the remote.
 
-Each reads what the latest materialization of `published_dataset` claims and checks it against
-the run's workspace, the origin's history and the S3 remote.
+Each reads what the latest materialization of `published_dataset` claims and checks it with the
+shared steps' own code: the run's workspace (in either layout), the origin's history, the remote.
 """
 
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import dagster as dg
 
 from dagster_assets.assets import POD_TAGS, published_dataset
 from dagster_assets.resources import PipelineSettings
+from shared_tasks.audit import missing_on_remote, validated_rows
 from shared_tasks.history import history
-from shared_tasks.settings import Settings
-from shared_tasks.validate import DataValidationError, validate_dataset_file
-from shared_tasks.workspace import Workspace
 
 
 def published_claims(context: dg.AssetCheckExecutionContext) -> dict[str, Any]:
@@ -26,18 +22,17 @@ def published_claims(context: dg.AssetCheckExecutionContext) -> dict[str, Any]:
     return {key: entry.value for key, entry in event.asset_materialization.metadata.items()}
 
 
-def workspace_data(settings: Settings, run_id: str) -> Path:
-    return Workspace.for_run(settings.work_root, run_id).repo / settings.dataset_path
+def _failed(error: Exception) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, metadata={"error": str(error)[:2000]})
 
 
 @dg.asset_check(asset=published_dataset, description="Every published row fits the schema", op_tags=POD_TAGS)
 def schema_valid(context: dg.AssetCheckExecutionContext, pipeline_settings: PipelineSettings) -> dg.AssetCheckResult:
     claims = published_claims(context)
-    data = workspace_data(pipeline_settings.load(), str(claims["run_id"]))
     try:
-        rows = validate_dataset_file(data)
-    except (DataValidationError, OSError) as error:
-        return dg.AssetCheckResult(passed=False, metadata={"error": str(error)[:2000]})
+        rows = validated_rows(pipeline_settings.load(), str(claims["run_id"]), str(claims["md5"]))
+    except (ValueError, OSError, RuntimeError) as error:  # DataValidationError is a ValueError
+        return _failed(error)
     return dg.AssetCheckResult(passed=rows == claims["rows"], metadata={"rows": rows})
 
 
@@ -60,20 +55,14 @@ def rows_grew_by_records_added(
     )
 
 
-@dg.asset_check(asset=published_dataset, description="The md5's object exists on the S3 remote", op_tags=POD_TAGS)
+@dg.asset_check(asset=published_dataset, description="Every object of the version is on the remote", op_tags=POD_TAGS)
 def object_on_s3(context: dg.AssetCheckExecutionContext, pipeline_settings: PipelineSettings) -> dg.AssetCheckResult:
-    import boto3
-    import botocore.exceptions
-
     claims = published_claims(context)
-    url = urlparse(str(claims["s3_url"]))
-    client = boto3.client("s3", endpoint_url=pipeline_settings.load().s3_endpoint_url)
     try:
-        head = client.head_object(Bucket=url.netloc, Key=url.path.lstrip("/"))
-    except botocore.exceptions.ClientError as error:
-        return dg.AssetCheckResult(passed=False, metadata={"error": str(error)})
-    size = int(head["ContentLength"])
-    return dg.AssetCheckResult(passed=size == claims["size"], metadata={"size": size})
+        missing = missing_on_remote(pipeline_settings.load(), str(claims["run_id"]), str(claims["md5"]))
+    except (ValueError, OSError, RuntimeError) as error:
+        return _failed(error)
+    return dg.AssetCheckResult(passed=not missing, metadata={"missing_objects": len(missing), "md5": claims["md5"]})
 
 
 CHECKS = [schema_valid, rows_grew_by_records_added, object_on_s3]

@@ -19,8 +19,9 @@ from rich.table import Table
 from dataset_pipeline.stack import LocalStack, StackConfig, StackError, parse_services, service_module
 from shared_tasks.dvcops import DvcError
 from shared_tasks.gitops import GitError
+from shared_tasks.publish import PushConflictError
+from shared_tasks.records import Record
 from shared_tasks.settings import ENV_PREFIX, Layout, Settings, load_settings
-from shared_tasks.steps import PushConflictError
 from shared_tasks.validate import DataValidationError
 from shared_tasks.workspace import WorkspaceError
 
@@ -184,7 +185,7 @@ def run(
             console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
             version = run_pipeline(
                 settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
-            )
+            ).to_dict()
         else:
             version = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
         if as_json:
@@ -213,11 +214,11 @@ def _run_via(via: str, records: int, change_file: Path | None, run_id: str | Non
     return result
 
 
-def _progress(console: Console) -> Callable[[str, str, dict[str, Any] | None], None]:
+def _progress(console: Console) -> Callable[[str, str, Record | None], None]:
     started: dict[str, float] = {}
     status = console.status("")
 
-    def on_step(name: str, phase: str, result: dict[str, Any] | None) -> None:
+    def on_step(name: str, phase: str, result: Record | None) -> None:
         if phase == "start":
             started[name] = time.monotonic()
             status.update(f"{name}…")
@@ -225,7 +226,8 @@ def _progress(console: Console) -> Callable[[str, str, dict[str, Any] | None], N
             return
         status.stop()
         seconds = time.monotonic() - started[name]
-        console.print(f"[green]✓[/green] {name:<12} {_describe(name, result or {})} ({seconds:.2f} s)", highlight=False)
+        described = _describe(name, result.to_dict() if result else {})
+        console.print(f"[green]✓[/green] {name:<12} {described} ({seconds:.2f} s)", highlight=False)
 
     return on_step
 

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from dataset_pipeline.stack import LocalStack, StackError, service_module
 from shared_tasks.pipeline import PIPELINE, new_run_id, run_pipeline
+from shared_tasks.records import Record
 from shared_tasks.settings import Settings
 
 RUNNERS = ("direct", "airflow", "dagster")
@@ -208,13 +209,13 @@ def _direct_run(settings: Settings, records: int) -> tuple[dict[str, Any], dict[
     steps: dict[str, float] = {}
     started: dict[str, float] = {}
 
-    def on_step(name: str, phase: str, result: dict[str, Any] | None) -> None:
+    def on_step(name: str, phase: str, result: Record | None) -> None:
         if phase == "start":
             started[name] = time.perf_counter()
         else:
             steps[name] = time.perf_counter() - started[name]
 
-    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step)
+    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step).to_dict()
     return version, steps
 
 

@@ -34,9 +34,9 @@ from dataset_pipeline.stack import (
     pid_alive,
     stop_process_group,
 )
-from shared_tasks.dvcops import s3_object_url
 from shared_tasks.history import history
 from shared_tasks.pipeline import STEP_OF_OUTPUT
+from shared_tasks.pointer import s3_object_url
 
 LOCATION_NAME = "dataset_pipeline"
 REPOSITORY_NAME = "__repository__"  # what Dagster names the repository of a `Definitions`

@@ -12,7 +12,7 @@ from pathlib import Path
 from shared_tasks.dvcops import Dvc
 from shared_tasks.generate import SEED_DATASET_ROWS, write_seed_dataset
 from shared_tasks.gitops import Git
-from shared_tasks.layout import split_into_parts
+from shared_tasks.migrate import split_into_parts
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.versions import commit_message

@@ -14,10 +14,12 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from shared_tasks.schema import ID_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_BYTES = 1 << 20
 HASH_CHUNK_BYTES = 4 << 20
@@ -62,6 +64,8 @@ def file_facts(path: Path) -> FileFacts:
 
 def scan_ids(path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
     """The largest Employee ID in the file and which of `wanted` it already holds."""
+    import pandas as pd
+
     largest = 0
     found: set[int] = set()
     wanted_series = pd.Series(sorted(set(wanted)), dtype="int64")

@@ -9,17 +9,16 @@ change is a new file renamed over the old one, or a new part), so checking a ver
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
-import yaml
 
+from shared_tasks.pointer import Pointer
+from shared_tasks.records import WrittenFile
 from shared_tasks.redact import RedactingFilter, Redactor
 from shared_tasks.settings import Settings
 
@@ -32,33 +31,10 @@ _DVC_LOG_REDACTOR = Redactor.from_environment()
 logging.getLogger("dvc").setLevel(logging.WARNING)
 for _handler in logging.getLogger("dvc").handlers:
     _handler.addFilter(RedactingFilter(_DVC_LOG_REDACTOR))
-HASH_CHUNK = 1 << 20
 
 
 class DvcError(RuntimeError):
     """A DVC operation failed; the message is already redacted."""
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """What a `.dvc` pointer file says about the tracked output."""
-
-    md5: str
-    size: int | None
-    path: str
-
-    @classmethod
-    def parse(cls, text: str) -> Pointer:
-        try:
-            data = yaml.safe_load(text)
-            out = data["outs"][0]
-            return cls(md5=str(out["md5"]), size=out.get("size"), path=str(out["path"]))
-        except (yaml.YAMLError, KeyError, IndexError, TypeError) as error:
-            raise DvcError(f"not a valid .dvc pointer ({type(error).__name__}: {error})") from None
-
-    @classmethod
-    def read(cls, path: Path) -> Pointer:
-        return cls.parse(path.read_text(encoding="utf-8"))
 
 
 def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, Any]:
@@ -75,41 +51,6 @@ def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, 
     if remote:
         config["remote"] = {settings.dvc_remote: remote}
     return config
-
-
-@dataclass(frozen=True)
-class WrittenFile:
-    """A file's md5 as its writer computed it, and the stat that identifies exactly that content."""
-
-    md5: str
-    inode: int
-    mtime_ns: int
-    size: int
-
-    @classmethod
-    def of(cls, path: Path, md5: str) -> WrittenFile:
-        stat = path.stat()
-        return cls(md5, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-    def still_describes(self, path: Path) -> bool:
-        try:
-            stat = path.stat()
-        except OSError:
-            return False
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == (self.inode, self.mtime_ns, self.size)
-
-
-def s3_object_url(remote_url: str, md5: str) -> str:
-    """Where DVC 3 stores a file's content on the remote."""
-    return f"{remote_url.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Dvc:
@@ -211,6 +152,18 @@ class Dvc:
                 jobs=self.settings.upload_jobs,
             )
         return int(pushed or 0)
+
+    def missing_on_remote(self) -> list[str]:
+        """The objects of the pointer's data (a directory's manifest and its parts too) the remote lacks."""
+        with self._repo() as repo:
+            status = self._call(
+                f"status against remote {self.settings.dvc_remote!r}",
+                repo.status,
+                targets=[str(self.pointer_file)],
+                cloud=True,
+                remote=self.settings.dvc_remote,
+            )
+        return sorted(name for name, state in status.items() if state in ("new", "missing"))
 
     def remote_url(self) -> str:
         with self._repo() as repo:

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from shared_tasks.dvcops import Dvc, Pointer
+from shared_tasks.dvcops import Dvc
 from shared_tasks.gitops import Git, GitError
-from shared_tasks.layout import check_header, data_facts
+from shared_tasks.layout import for_layout
+from shared_tasks.pointer import Pointer
+from shared_tasks.records import Record
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.validate import DataValidationError
 from shared_tasks.versions import VersionRecord, list_versions
 
 
-@dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(Record):
     rev: str
     commit: str
     expected_md5: str
@@ -33,14 +33,14 @@ class VerifyResult:
     actual_size: int | None
     expected_rows: int | None
     actual_rows: int | None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        return {**super().to_dict(), "ok": self.ok}
 
 
 class Mirror:
@@ -118,10 +118,10 @@ def _verify_in(
     actual_md5 = actual_size = actual_rows = None
     try:
         Dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
-        data = repo / settings.data_relpath
-        facts = data_facts(settings.layout, data)
+        dataset = for_layout(settings.layout, repo / settings.data_relpath)
+        facts = dataset.facts()
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
-        check_header(settings.layout, data)
+        dataset.check_header()
     except (GitError, RuntimeError, DataValidationError) as error:
         problems.append(str(error))
     if actual_md5 is not None and actual_md5 != pointer.md5:
@@ -139,5 +139,5 @@ def _verify_in(
         actual_size=actual_size,
         expected_rows=expected_rows,
         actual_rows=actual_rows,
-        problems=problems,
+        problems=tuple(problems),
     )

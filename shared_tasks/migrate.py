@@ -7,15 +7,21 @@ verify span it and every earlier version stays reachable.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from shared_tasks.context import RunContext
 from shared_tasks.history import Mirror, settings_for_commit
-from shared_tasks.layout import data_facts, same_records, split_into_parts
+from shared_tasks.layout import for_layout
+from shared_tasks.parts import part_files, part_name, write_part
+from shared_tasks.records import Record
 from shared_tasks.settings import Layout, Settings
-from shared_tasks.steps import RunContext, pull_data
+from shared_tasks.steps import pull_data
 from shared_tasks.versions import commit_message, list_versions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIGRATION_ORCHESTRATOR = "migrate"
 
@@ -24,16 +30,12 @@ class MigrationError(RuntimeError):
     """The migration could not be published; the origin is unchanged."""
 
 
-@dataclass(frozen=True)
-class MigrationResult:
+class MigrationResult(Record):
     commit: str
     md5: str
     rows: int
     parts: int
     already_partitioned: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def migrate_to_partitioned(settings: Settings, run_id: str) -> MigrationResult:
@@ -55,9 +57,8 @@ def migrate_to_partitioned(settings: Settings, run_id: str) -> MigrationResult:
             raise MigrationError("the part files do not hold exactly the file's records; nothing was published")
         source.unlink()
         (repo / single.pointer_path).unlink()
-        facts = data_facts(Layout.PARTITIONED, directory)
-        target_ctx = RunContext(target, run_id)
-        pointer, _ = target_ctx.dvc.add_and_push()
+        facts = for_layout(Layout.PARTITIONED, directory).facts()
+        pointer, _ = RunContext(target, run_id).dvc.add_and_push()
         if pointer.md5 != facts.md5:
             raise MigrationError(f"DVC recorded {pointer.md5} for the parts, expected {facts.md5}")
         message = commit_message(run_id, MIGRATION_ORCHESTRATOR, 0, pulled.rows)
@@ -65,7 +66,9 @@ def migrate_to_partitioned(settings: Settings, run_id: str) -> MigrationResult:
         outcome = ctx.git.push()
         if not outcome.accepted:
             raise MigrationError(f"the origin moved during the migration ({outcome.detail}); run it again")
-    return MigrationResult(ctx.git.rev("HEAD"), facts.md5, facts.rows, parts, already_partitioned=False)
+    return MigrationResult(
+        commit=ctx.git.rev("HEAD"), md5=facts.md5, rows=facts.rows, parts=parts, already_partitioned=False
+    )
 
 
 def _already_partitioned(target: Settings) -> MigrationResult | None:
@@ -76,8 +79,47 @@ def _already_partitioned(target: Settings) -> MigrationResult | None:
     if settings_for_commit(target, mirror.git, ref).layout is not Layout.PARTITIONED:
         return None
     newest = list_versions(mirror.git, ref, target.pointer_paths)[0]
-    return MigrationResult(newest.commit, newest.md5, newest.rows or 0, 0, already_partitioned=True)
+    return MigrationResult(
+        commit=newest.commit, md5=newest.md5, rows=newest.rows or 0, parts=0, already_partitioned=True
+    )
 
 
 def _gitignore(settings: Settings) -> str:
     return str(Path(settings.data_relpath).parent / ".gitignore")
+
+
+def split_into_parts(source: Path, directory: Path, part_rows: int) -> int:
+    """Write a single-file dataset as part files of `part_rows` records; returns how many."""
+    import pandas as pd
+
+    if part_rows < 1:
+        raise ValueError(f"part_rows must be at least 1, got {part_rows}")
+    directory.mkdir(parents=True, exist_ok=False)
+    count = 0
+    for count, chunk in enumerate(_chunks(source, part_rows), start=1):
+        write_part(directory / part_name(count - 1), chunk)
+    if count == 0:
+        write_part(directory / part_name(0), pd.read_csv(source, nrows=0))
+        count = 1
+    return count
+
+
+def same_records(source: Path, directory: Path, part_rows: int) -> bool:
+    """Whether the parts hold exactly the file's records, field by field, one part at a time."""
+    import pandas as pd
+
+    parts = iter(part_files(directory))
+    compared = 0
+    for chunk in _chunks(source, part_rows):
+        part = next(parts, None)
+        if part is None or not chunk.reset_index(drop=True).equals(pd.read_csv(part, dtype=str, keep_default_na=False)):
+            return False
+        compared += 1
+    leftover = list(parts)
+    return not leftover or (compared == 0 and len(leftover) == 1)  # an empty dataset: one header-only part
+
+
+def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    yield from pd.read_csv(source, chunksize=rows, dtype=str, keep_default_na=False)

@@ -1,40 +1,83 @@
-"""The pipeline described once, neutrally: steps, their order and what each returns.
+"""The pipeline described once, neutrally: steps, their order, what each calls and produces.
 
-Both orchestrator adapters render this description, and the direct run walks it, so the
-Airflow DAG, the Dagster asset graph and a bare run can never drift apart.
+The Airflow DAG, the Dagster asset graph and the direct run are all derived from `PIPELINE`, so
+they can never drift apart. A step names its function by import path and loads it only when it
+runs: the description itself imports neither pandas nor DVC, so a DAG processor or a code server
+can read it cheaply.
 """
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from shared_tasks.records import PublishedVersion, Record
 from shared_tasks.settings import Settings
 
-MAX_RECORDS_PER_RUN = 100_000
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What a run is asked to do, beyond its settings and run id; each step takes what it names."""
+
+    records: int = 1
+    change_file: Path | None = None
+    orchestrator: str = "direct"
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A step: its name (an Airflow task id), what it depends on, and what it produces (a Dagster asset)."""
+    """A step: its name (an Airflow task id), what it depends on, the asset it stands for in
+    Dagster, the function it calls, which of the run's inputs that function takes, and whether it
+    publishes the dataset's new version."""
 
     name: str
     upstream: tuple[str, ...]
     description: str
     output: str
+    function: str
+    inputs: tuple[str, ...] = ()
+    publishes: bool = False
+
+    def load(self) -> Callable[..., Record]:
+        module, _, name = self.function.partition(":")
+        step: Callable[..., Record] = getattr(importlib.import_module(module), name)
+        return step
+
+    def run(self, settings: Settings, run_id: str, inputs: StepInputs) -> Record:
+        return self.load()(settings, run_id, **{name: getattr(inputs, name) for name in self.inputs})
 
 
 PIPELINE: tuple[StepSpec, ...] = (
-    StepSpec("pull_data", (), "Workspace at the branch head with the current dataset version", "pulled_dataset"),
-    StepSpec("modify_data", ("pull_data",), "The run's records, validated and applied exactly once", "changed_dataset"),
     StepSpec(
-        "push_data", ("modify_data",), "The new version: data on the DVC remote, pointer in Git", "published_dataset"
+        "pull_data",
+        (),
+        "Workspace at the branch head with the current dataset version",
+        "pulled_dataset",
+        "shared_tasks.steps:pull_data",
+    ),
+    StepSpec(
+        "modify_data",
+        ("pull_data",),
+        "The run's records, validated and applied exactly once",
+        "changed_dataset",
+        "shared_tasks.steps:modify_data",
+        ("records", "change_file"),
+    ),
+    StepSpec(
+        "push_data",
+        ("modify_data",),
+        "The new version: data on the DVC remote, pointer in Git",
+        "published_dataset",
+        "shared_tasks.steps:push_data",
+        ("orchestrator",),
+        publishes=True,
     ),
 )
+STEPS = {step.name: step for step in PIPELINE}
 STEP_OF_OUTPUT = {step.output: step.name for step in PIPELINE}
 
 
@@ -43,7 +86,7 @@ def new_run_id(orchestrator: str = "direct") -> str:
     return f"{orchestrator}__{stamp}__{secrets.token_hex(3)}"
 
 
-StepCallback = Callable[[str, str, dict[str, Any] | None], None]
+StepCallback = Callable[[str, str, Record | None], None]
 
 
 def run_pipeline(
@@ -53,21 +96,15 @@ def run_pipeline(
     records: int = 1,
     change_file: Path | None = None,
     on_step: StepCallback | None = None,
-) -> dict[str, Any]:
-    """Pull, modify, push in this process; `on_step(name, "start"|"done", result)` reports progress."""
-    from shared_tasks.steps import modify_data, pull_data, push_data  # pandas and DVC: only when running
-
-    def report(name: str, phase: str, result: dict[str, Any] | None = None) -> None:
+) -> PublishedVersion:
+    """Every step in order, in this process; `on_step(name, "start"|"done", record)` reports progress."""
+    inputs = StepInputs(records=records, change_file=change_file, orchestrator=orchestrator)
+    result: Record | None = None
+    for step in PIPELINE:
         if on_step is not None:
-            on_step(name, phase, result)
-
-    report("pull_data", "start")
-    pulled = pull_data(settings, run_id).to_dict()
-    report("pull_data", "done", pulled)
-    report("modify_data", "start")
-    changed = modify_data(settings, run_id, records=records, change_file=change_file).to_dict()
-    report("modify_data", "done", changed)
-    report("push_data", "start")
-    published = push_data(settings, run_id, orchestrator=orchestrator).to_dict()
-    report("push_data", "done", published)
-    return published
+            on_step(step.name, "start", None)
+        result = step.run(settings, run_id, inputs)
+        if on_step is not None:
+            on_step(step.name, "done", result)
+    assert isinstance(result, PublishedVersion), "the last step publishes the version"
+    return result

@@ -59,7 +59,7 @@ class DataValidationError(ValueError):
         super().__init__(f"{source} is not valid ({len(problems)} problem(s)):\n{listed}{suffix}")
 
 
-def check_header(header: list[str]) -> list[Problem]:
+def header_problems(header: list[str]) -> list[Problem]:
     if header == list(COLUMN_NAMES):
         return []
     problems = []
@@ -165,9 +165,9 @@ def _valid_records(text: str, source: str) -> list[tuple[int, list[str]]]:
     rows = _rows(text)
     try:
         _, header = next(rows)
-        header_problems = check_header(header)
-        if header_problems:
-            raise DataValidationError(source, header_problems)
+        found = header_problems(header)
+        if found:
+            raise DataValidationError(source, found)
         records = list(rows)
     except DataValidationError as error:
         if error.source == "CSV":
@@ -216,7 +216,7 @@ def read_header(path: Path) -> list[str]:
     if not first.strip():
         raise DataValidationError(source, [Problem("file is empty")])
     header = next(csv.reader([_decode(first, source).rstrip("\r\n")]))
-    problems = check_header(header)
+    problems = header_problems(header)
     if problems:
         raise DataValidationError(source, problems)
     return header

@@ -7,11 +7,10 @@ push recognises its own earlier success, and how history says who made each vers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
-from shared_tasks.dvcops import Pointer
 from shared_tasks.gitops import Git
+from shared_tasks.pointer import Pointer
+from shared_tasks.records import Record
 
 TRAILER_RUN_ID = "Run-Id"
 TRAILER_ORCHESTRATOR = "Orchestrator"
@@ -19,8 +18,9 @@ TRAILER_ROWS_ADDED = "Rows-Added"
 TRAILER_ROWS = "Rows"
 
 
-@dataclass(frozen=True)
-class VersionRecord:
+class VersionRecord(Record):
+    """A version as the branch's history records it: the pointer commit and its trailers."""
+
     commit: str
     time: str
     md5: str
@@ -29,9 +29,6 @@ class VersionRecord:
     rows_added: int | None
     run_id: str | None
     orchestrator: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def commit_message(run_id: str, orchestrator: str, rows_added: int, rows: int) -> str:

@@ -13,11 +13,14 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
+
+from shared_tasks.records import AppliedChange, KeptChange, PulledVersion, Record
 
 MAX_RUN_ID_LENGTH = 250
 LOCK_TIMEOUT_SECONDS = 600
@@ -47,14 +50,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-@dataclass
-class RunState:
+class RunState(Record):
     """What earlier steps of this run did, so a later or retried step can pick up."""
 
     run_id: str
-    pulled: dict[str, Any] | None = None
-    applied: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    pulled: PulledVersion | None = None
+    applied: AppliedChange | None = None
+    change: KeptChange | None = None
+
+    @classmethod
+    def from_file_text(cls, text: str, run_id: str) -> RunState:
+        """The state file's record; a file of the earlier, untyped shape is read once and upgraded."""
+        data: dict[str, Any] = json.loads(text)
+        legacy_change = (data.pop("extra", None) or {}).get("change")
+        if legacy_change is not None and "change" not in data:
+            data["change"] = legacy_change
+        if isinstance(data.get("pulled"), dict):
+            data["pulled"] = {"run_id": run_id, **data["pulled"]}
+        return cls.model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,17 @@ class Workspace:
     def load_state(self) -> RunState:
         if not self.state_file.exists():
             return RunState(run_id=self.run_id)
-        data = json.loads(self.state_file.read_text(encoding="utf-8"))
-        return RunState(**data)
+        text = self.state_file.read_text(encoding="utf-8")
+        try:
+            state = RunState.from_file_text(text, self.run_id)
+        except (ValueError, ValidationError) as error:
+            raise WorkspaceError(
+                f"the state file of run {self.run_id!r} ({self.state_file}) is not readable: {error}; "
+                "rerun pull_data with a new run id"
+            ) from None
+        if json.loads(text) != state.to_dict():
+            self.save_state(state)  # an earlier shape, upgraded once
+        return state
 
     def save_state(self, state: RunState) -> None:
-        atomic_write_text(self.state_file, json.dumps(asdict(state), indent=2, sort_keys=True))
+        atomic_write_text(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True))

@@ -34,6 +34,7 @@ def settings_file(settings: Settings) -> Path:
         f"PIPELINE_GIT_URL={settings.git_url}\n"
         f"PIPELINE_WORK_ROOT={settings.work_root}\n"
         f"PIPELINE_S3_ENDPOINT_URL={settings.s3_endpoint_url}\n"
+        f"PIPELINE_LAYOUT={settings.layout.value}\n"
     )
     return path
 

@@ -16,4 +16,4 @@ class TestDirectRun(RunContract):
     orchestrator: ClassVar[str] = "direct"
 
     def publish(self, settings: Settings, records: int) -> dict[str, Any]:
-        return run_pipeline(settings, f"direct-contract-{next(_run_numbers)}", records=records)
+        return run_pipeline(settings, f"direct-contract-{next(_run_numbers)}", records=records).to_dict()

@@ -20,9 +20,9 @@ from dagster_assets.k8s import K8S_CONFIG_TAG, k8s_executor_config
 from dagster_assets.resources import PipelineSettings
 from dataset_pipeline.dagster_stack import instance_config
 from shared_tasks.cluster import ClusterSettings, worker_resources
-from shared_tasks.dvcops import s3_object_url
 from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE, run_pipeline
+from shared_tasks.pointer import s3_object_url
 from shared_tasks.settings import OrchestrationSettings, Settings
 from tests.conftest import REPO_ROOT, TEST_REMOTE_URL, TEST_SEED_ROWS, bucket_listing, origin_head
 from tests.contract import RunContract
@@ -51,6 +51,16 @@ def test_definitions_validate_with_the_dagster_cli(settings_env: dict[str, str],
     completed = dagster_cli("definitions", "validate", "-m", "dagster_assets.definitions", env=env, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stderr
     assert "Validation successful for code location dagster_assets.definitions" in completed.stdout + completed.stderr
+
+
+def test_dagster_finds_the_definitions_in_the_project_root_without_flags(
+    settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`[tool.dagster]` in pyproject.toml: `dagster dev` in the project root needs no -m."""
+    env = {**settings_env, "DAGSTER_HOME": str(tmp_path)}
+    completed = dagster_cli("definitions", "validate", env=env, cwd=REPO_ROOT)
+    assert completed.returncode == 0, completed.stderr
+    assert "Validation successful for code location dataset_pipeline" in completed.stdout + completed.stderr
 
 
 def test_schedule_none_leaves_the_job_unscheduled(settings_env: dict[str, str], tmp_path: Path) -> None:
@@ -225,6 +235,21 @@ class TestDagsterRun(RunContract):
 
 
 @pytest.mark.slow
+def test_the_checks_pass_on_a_partitioned_origin(partitioned: Settings) -> None:
+    """The checks read the data where the steps wrote it: a directory of parts, its objects on S3."""
+    result = materialize_pipeline(partitioned, records=2)
+    assert result.success
+    evaluations = {e.check_name: (e.passed, values(e.metadata)) for e in result.get_asset_check_evaluations()}
+    assert {name: passed for name, (passed, _) in evaluations.items()} == {
+        "schema_valid": True,
+        "rows_grew_by_records_added": True,
+        "object_on_s3": True,
+    }, evaluations
+    assert evaluations["schema_valid"][1]["rows"] == TEST_SEED_ROWS + 2
+    assert evaluations["object_on_s3"][1]["missing_objects"] == 0
+
+
+@pytest.mark.slow
 def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
     resources = {"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))}
     observe = defs.resolve_job_def("observe_dataset_head")
@@ -239,7 +264,7 @@ def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
         before = observed_version(instance)
         made = run_pipeline(settings, "outside-dagster-1", orchestrator="airflow", records=1)
         after = observed_version(instance)
-    assert before != after == made["md5"]
+    assert before != after == made.md5
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared_tasks.dvcops import CACHE_TYPES, Dvc, Pointer, repo_config, s3_object_url
+from shared_tasks.dvcops import CACHE_TYPES, Dvc, repo_config
+from shared_tasks.pointer import Pointer, s3_object_url
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
 from shared_tasks.steps import pull_data
@@ -57,7 +58,7 @@ def test_the_dvc_calls_used_never_import_hydra_or_omegaconf(settings_env: dict[s
         "from shared_tasks.pipeline import run_pipeline\n"
         "from shared_tasks.history import verify\n"
         "version = run_pipeline(load_settings(), 'import-check')\n"
-        "assert verify(load_settings(), version['commit']).ok\n"
+        "assert verify(load_settings(), version.commit).ok\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'antlr4'))))\n"
     )
     completed = subprocess.run(

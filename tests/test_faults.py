@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.dvcops import DvcError, Pointer
+from shared_tasks.dvcops import DvcError
 from shared_tasks.history import history, verify
 from shared_tasks.layout import read_dataset
+from shared_tasks.pointer import Pointer
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.steps import modify_data, pull_data, push_data
 from shared_tasks.workspace import Workspace

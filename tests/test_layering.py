@@ -48,3 +48,25 @@ def test_the_layering_check_would_catch_an_orchestrator_import(tmp_path: Path) -
     found = imported_roots("leaky", root=tmp_path)
     assert set(found) & ORCHESTRATORS == {"airflow", "dagster"}
     assert found["airflow"] == {"leaky/steps.py"}
+
+
+def test_the_pipeline_description_loads_no_pandas_or_dvc_until_a_step_runs() -> None:
+    """The DAG processor and the code server read `PIPELINE` often: it must stay cheap to import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from shared_tasks.pipeline import PIPELINE\n"
+        "assert [step.load().__name__ for step in PIPELINE] == [step.name for step in PIPELINE]\n"
+        "import importlib; importlib.invalidate_caches()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'dvc', 'numpy'}))\n"
+    )
+    before_load = (
+        "import sys\nfrom shared_tasks.pipeline import PIPELINE\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'dvc', 'numpy'}))\n"
+    )
+    described = subprocess.run([sys.executable, "-c", before_load], capture_output=True, text=True, check=True)
+    assert described.stdout.strip() == "[]"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "dvc" in loaded.stdout  # loading the steps is what brings DVC in

@@ -17,19 +17,11 @@ import pytest
 from shared_tasks.dataset import file_facts
 from shared_tasks.generate import write_seed_dataset
 from shared_tasks.history import history, verify
-from shared_tasks.layout import (
-    MERGE_FAN_IN,
-    append_change,
-    data_facts,
-    directory_md5,
-    part_files,
-    read_dataset,
-    same_records,
-    split_into_parts,
-    write_dataset_csv,
-)
-from shared_tasks.migrate import migrate_to_partitioned
+from shared_tasks.layout import Partitioned, for_layout, read_dataset, write_dataset_csv
+from shared_tasks.migrate import migrate_to_partitioned, same_records, split_into_parts
+from shared_tasks.parts import MERGE_FAN_IN, part_files
 from shared_tasks.pipeline import run_pipeline
+from shared_tasks.pointer import directory_md5
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.workspace import WorkspaceError
 from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, cli
@@ -52,7 +44,7 @@ class TestPartitionedRun(RunContract):
 
     def publish(self, settings: Settings, records: int) -> dict[str, Any]:
         self.runs = getattr(self, "runs", 0) + 1
-        return run_pipeline(settings, f"partitioned-{self.runs}", records=records)
+        return run_pipeline(settings, f"partitioned-{self.runs}", records=records).to_dict()
 
 
 def _objects(s3: Any) -> dict[str, int]:
@@ -65,11 +57,11 @@ def test_a_partitioned_version_uploads_only_its_new_part(partitioned: Settings, 
     version = run_pipeline(partitioned, "small-change", records=3)
     uploaded = {key: size for key, size in _objects(s3).items() if key not in before}
     new_part_size = file_facts(_workspace_part(partitioned, "small-change", "part-000003.csv")).size
-    assert version["md5"].endswith(".dir")
+    assert version.md5.endswith(".dir")
     assert len(uploaded) == 2  # the new part and the directory's manifest
     assert new_part_size in uploaded.values()
     assert sum(uploaded.values()) < new_part_size + 1_000
-    final = dataset_at(partitioned, version["commit"], tmp_path)
+    final = dataset_at(partitioned, version.commit, tmp_path)
     assert len(final) == TEST_SEED_ROWS + 3 and final["Employee ID"].is_unique
 
 
@@ -84,7 +76,7 @@ def test_small_parts_merge_by_tier_and_every_record_stays_in_order(tmp_path: Pat
     expected = (tmp_path / "before.csv").read_bytes()
     for number in range(70):
         change = generate_records(1, seed=number, first_id=5_000 + number)
-        append_change(Layout.PARTITIONED, directory, change, part_rows=400)
+        Partitioned(directory).append(change, part_rows=400)
         expected += records_to_csv_bytes(change)
 
     write_dataset_csv(directory, tmp_path / "after.csv")
@@ -98,14 +90,15 @@ def test_a_version_that_merges_parts_verifies_like_any_other(partitioned: Settin
     versions = [run_pipeline(partitioned, f"merge-{number}", records=1) for number in range(MERGE_FAN_IN)]
     merged_in = part_files(_workspace_part(partitioned, f"merge-{MERGE_FAN_IN - 1}", "part-000003.csv").parent)
     assert [len(pd.read_csv(part)) for part in merged_in] == [400, 400, 200, MERGE_FAN_IN]
-    assert versions[-1]["rows"] == TEST_SEED_ROWS + MERGE_FAN_IN
+    assert versions[-1].rows == TEST_SEED_ROWS + MERGE_FAN_IN
     for version in (versions[-2], versions[-1]):
-        assert verify(partitioned, version["commit"]).ok
-    assert [v.md5 for v in history(partitioned)[:2]] == [versions[-1]["md5"], versions[-2]["md5"]]
+        assert verify(partitioned, version.commit).ok
+    assert [v.md5 for v in history(partitioned)[:2]] == [versions[-1].md5, versions[-2].md5]
 
 
 def test_a_pull_puts_back_a_directory_left_half_changed(partitioned: Settings) -> None:
-    from shared_tasks.steps import RunContext, pull_data
+    from shared_tasks.context import RunContext
+    from shared_tasks.steps import pull_data
 
     first = pull_data(partitioned, "dirty")
     directory = RunContext(partitioned, "dirty").dvc.data_path
@@ -143,7 +136,7 @@ def test_split_and_read_round_trip(tmp_path: Path) -> None:
     count = split_into_parts(single, tmp_path / "employee_attrition", part_rows=250)
     parts = part_files(tmp_path / "employee_attrition")
     assert count == len(parts) == 5
-    assert data_facts(Layout.PARTITIONED, tmp_path / "employee_attrition").rows == 1_001
+    assert for_layout(Layout.PARTITIONED, tmp_path / "employee_attrition").facts().rows == 1_001
     pd.testing.assert_frame_equal(read_dataset(tmp_path / "employee_attrition"), pd.read_csv(single))
     joined = tmp_path / "joined.csv"
     write_dataset_csv(tmp_path / "employee_attrition", joined)
@@ -175,7 +168,7 @@ def test_migration_keeps_every_record_and_every_earlier_version(settings: Settin
     for version in versions:
         result = verify(target, version.commit)
         assert result.ok, (version.commit, result.problems)
-    before = dataset_at(settings, earlier["commit"], tmp_path)
+    before = dataset_at(settings, earlier.commit, tmp_path)
     after = dataset_at(target, migrated.commit, tmp_path)
     pd.testing.assert_frame_equal(before, after)
 
@@ -183,8 +176,8 @@ def test_migration_keeps_every_record_and_every_earlier_version(settings: Settin
     with pytest.raises(WorkspaceError, match="PIPELINE_LAYOUT=single-file does not match"):
         run_pipeline(settings, "stale-layout")
     later = run_pipeline(target, "after-migration", records=1)
-    assert later["rows"] == TEST_SEED_ROWS + 3
-    assert json.loads(json.dumps(later))["md5"].endswith(".dir")
+    assert later.rows == TEST_SEED_ROWS + 3
+    assert json.loads(later.model_dump_json())["md5"].endswith(".dir")
 
 
 @pytest.mark.slow
@@ -214,22 +207,23 @@ def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Se
 
 
 def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared_tasks.layout as layout
-    from shared_tasks.steps import RunContext, modify_data, pull_data, push_data
+    import shared_tasks.catalog as catalog
+    from shared_tasks.context import RunContext
+    from shared_tasks.steps import modify_data, pull_data, push_data
 
     run_pipeline(partitioned, "first", records=2)  # every part seen once: its facts are known by md5
     read: list[str] = []
-    original = layout.file_facts
-    monkeypatch.setattr(layout, "file_facts", lambda path: read.append(path.name) or original(path))
+    original = catalog.file_facts
+    monkeypatch.setattr(catalog, "file_facts", lambda path: read.append(path.name) or original(path))
 
     pull_data(partitioned, "second")
     modify_data(partitioned, "second", records=1)
     assert read == ["part-000004.csv"]  # the part this run wrote, nothing it pulled
 
     ctx = RunContext(partitioned, "second")
-    remembered = layout.data_facts(Layout.PARTITIONED, ctx.dvc.data_path, ctx.catalog, ctx.pointer_md5())
-    monkeypatch.setattr(layout, "file_facts", original)
-    assert remembered == layout.data_facts(Layout.PARTITIONED, ctx.dvc.data_path)  # the same facts, read in full
+    remembered = ctx.dataset().facts()
+    monkeypatch.setattr(catalog, "file_facts", original)
+    assert remembered == for_layout(Layout.PARTITIONED, ctx.dvc.data_path).facts()  # the same facts, read in full
     version = push_data(partitioned, "second")
     assert (version.rows, version.md5) == (TEST_SEED_ROWS + 3, remembered.md5)
     assert verify(partitioned, version.commit).ok
@@ -238,13 +232,20 @@ def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monke
 def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import shared_tasks.catalog as catalog
     import shared_tasks.dataset as dataset
     import shared_tasks.layout as layout
-    from shared_tasks.steps import RunContext, modify_data, pull_data, push_data
+    from shared_tasks.context import RunContext
+    from shared_tasks.steps import modify_data, pull_data, push_data
 
     run_pipeline(settings, "first", records=2)  # the head version's facts are now known by md5
     calls: list[str] = []
-    for module, name in ((layout, "file_facts"), (layout, "scan_ids"), (dataset, "_copy_and_count")):
+    for module, name in (
+        (catalog, "file_facts"),
+        (catalog, "scan_ids"),
+        (layout, "scan_ids"),
+        (dataset, "_copy_and_count"),
+    ):
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
 
@@ -254,17 +255,18 @@ def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
 
     monkeypatch.undo()
     ctx = RunContext(settings, "second")
-    full = layout.data_facts(Layout.SINGLE_FILE, ctx.dvc.data_path)
+    full = for_layout(Layout.SINGLE_FILE, ctx.dvc.data_path).facts()
     assert (summary.md5, summary.rows) == (full.md5, full.rows) == (full.md5, TEST_SEED_ROWS + 5)
-    assert summary.first_id == layout.dataset_ids(Layout.SINGLE_FILE, ctx.dvc.data_path)[0] - 2
+    assert summary.first_id == for_layout(Layout.SINGLE_FILE, ctx.dvc.data_path).largest_id() - 2
     version = push_data(settings, "second")
     assert (version.md5, version.rows) == (full.md5, TEST_SEED_ROWS + 5)
     assert verify(settings, version.commit).ok
 
 
 def test_dvc_add_trusts_the_writers_md5_only_while_the_file_is_unchanged(settings: Settings) -> None:
-    from shared_tasks.dvcops import WrittenFile
-    from shared_tasks.steps import RunContext, pull_data
+    from shared_tasks.context import RunContext
+    from shared_tasks.records import WrittenFile
+    from shared_tasks.steps import pull_data
 
     pull_data(settings, "trust")
     dvc = RunContext(settings, "trust").dvc

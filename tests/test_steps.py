@@ -13,19 +13,16 @@ import pandas as pd
 import pytest
 
 from shared_tasks.dataset import file_facts
-from shared_tasks.dvcops import Dvc, Pointer
+from shared_tasks.dvcops import Dvc
 from shared_tasks.gitops import Git, GitError
 from shared_tasks.history import history, verify
 from shared_tasks.layout import read_dataset
 from shared_tasks.pipeline import run_pipeline
+from shared_tasks.pointer import Pointer
+from shared_tasks.publish import PushConflictError
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
-from shared_tasks.steps import (
-    PushConflictError,
-    modify_data,
-    pull_data,
-    push_data,
-)
+from shared_tasks.steps import modify_data, pull_data, push_data
 from shared_tasks.validate import DataValidationError
 from shared_tasks.workspace import Workspace, WorkspaceError
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, git, origin_head
@@ -105,11 +102,11 @@ def test_history_is_newest_first_and_every_version_verifies(settings: Settings) 
 
 def test_verify_reports_a_version_whose_data_is_gone_from_the_remote(settings: Settings, s3: Any) -> None:
     version = run_pipeline(settings, RUN)
-    key = version["s3_url"].split("pipeline-test/", 1)[1]
+    key = version.s3_url.split("pipeline-test/", 1)[1]
     body = s3.get_object(Bucket="pipeline-test", Key=key)["Body"].read()
     s3.delete_object(Bucket="pipeline-test", Key=key)
     try:
-        result = verify(settings, version["commit"])
+        result = verify(settings, version.commit)
     finally:
         s3.put_object(Bucket="pipeline-test", Key=key, Body=body)
     assert not result.ok
@@ -322,8 +319,8 @@ def test_a_valid_change_file_is_published_with_its_own_ids(settings: Settings, t
     change = tmp_path / "change.csv"
     generate_records(2, seed=5, first_id=500_000).to_csv(change, index=False, lineterminator="\n")
     version = run_pipeline(settings, RUN, change_file=change)
-    assert version["rows_added"] == 2
-    frame = dataset_at(settings, version["commit"], tmp_path)
+    assert version.rows_added == 2
+    frame = dataset_at(settings, version.commit, tmp_path)
     assert frame["Employee ID"].tail(2).tolist() == [500_000, 500_001]
 
 
@@ -375,7 +372,7 @@ def test_a_warm_pull_comes_from_the_shared_cache_and_a_cold_one_names_the_failur
     published = run_pipeline(settings, "first")  # the shared cache now holds the head version
     unreachable = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
     pulled = pull_data(unreachable, "second")
-    assert pulled.md5 == published["md5"] and pulled.rows == TEST_SEED_ROWS + 1
+    assert pulled.md5 == published.md5 and pulled.rows == TEST_SEED_ROWS + 1
 
     cold = unreachable.model_copy(update={"work_root": tmp_path / "cold"})
     with pytest.raises(DvcError, match=r"dvc pull from remote .storage. failed: DownloadError"):
@@ -395,3 +392,33 @@ def test_a_publisher_that_waits_too_long_for_its_turn_goes_ahead(
         version = push_data(impatient, "impatient")
     assert version.commit == origin_head(origin)
     assert "no publish turn" in caplog.text
+
+
+def test_a_workspace_whose_state_has_the_earlier_untyped_shape_resumes(settings: Settings, origin: Path) -> None:
+    """State files written before the records were typed are read once and upgraded."""
+    import json
+
+    before = origin_head(origin)
+    pull_data(settings, RUN)
+    modify_data(settings, RUN, records=2)
+    workspace = Workspace.for_run(settings.work_root, RUN)
+    state = json.loads(workspace.state_file.read_text())
+    legacy = {
+        "run_id": RUN,
+        "pulled": {key: state["pulled"][key] for key in ("commit", "md5", "size", "rows")},
+        "applied": state["applied"],
+        "extra": {"change": state["change"]},
+    }
+    workspace.state_file.write_text(json.dumps(legacy))
+    assert modify_data(settings, RUN, records=2).rows_added == 2  # found applied, not applied again
+    version = push_data(settings, RUN)
+    assert git(origin, "rev-list", "--count", f"{before}..main") == "1"
+    assert (version.rows, version.rows_added) == (TEST_SEED_ROWS + 2, 2)
+    assert "extra" not in json.loads(workspace.state_file.read_text())
+
+
+def test_an_unreadable_state_file_is_a_clear_error(settings: Settings) -> None:
+    pull_data(settings, RUN)
+    Workspace.for_run(settings.work_root, RUN).state_file.write_text("{not json")
+    with pytest.raises(WorkspaceError, match=r"state file of run .* is not readable"):
+        modify_data(settings, RUN)

@@ -1,0 +1,80 @@
+"""A run's change: made once (generated from the run id, or read from a file), kept beside the
+workspace, validated, and applied to whichever version the run builds on.
+
+Keeping the change outside the clone is what lets a retried modify find it applied, and a push
+that lost a race re-apply the very same records on the origin's new head.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared_tasks.context import RunContext
+from shared_tasks.dataset import records_to_csv_bytes
+from shared_tasks.records import AppliedChange, KeptChange
+from shared_tasks.schema import ID_COLUMN
+from shared_tasks.validate import DataValidationError, Problem, read_change_file, validate_records
+from shared_tasks.workspace import RunState, WorkspaceError, atomic_write_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+
+def kept_change(ctx: RunContext, state: RunState, records: int, change_file: Path | None) -> RunState:
+    """The state with the run's change made and kept; a change made before is checked and reused."""
+    workspace = ctx.workspace
+    if workspace.change_file.exists() and state.change is not None:
+        if change_file is not None:
+            if not read_change_file(change_file).equals(read_change_file(workspace.change_file)):
+                raise WorkspaceError(f"run {state.run_id!r} already has a different change; use a new run id")
+        elif state.change.source == "generated" and state.change.records != records:
+            raise WorkspaceError(
+                f"run {state.run_id!r} already generated {state.change.records} record(s), not {records}; "
+                "use a new run id"
+            )
+        return state
+    if change_file is not None:
+        change = read_change_file(change_file)
+        kept = KeptChange(source="file", assign_ids=False, records=len(change))
+    else:
+        from shared_tasks.generate import generate_run_records
+
+        change = generate_run_records(state.run_id, records)
+        validate_records(change, source=f"generated change of run {state.run_id!r}")
+        kept = KeptChange(source="generated", assign_ids=True, records=records)
+    atomic_write_text(workspace.change_file, records_to_csv_bytes(change, header=True).decode("utf-8"))
+    return state.model_copy(update={"change": kept})
+
+
+def apply_kept_change(ctx: RunContext, state: RunState) -> AppliedChange:
+    """Apply the kept change to the workspace's dataset, exactly as it was made."""
+    assert state.change is not None
+    return apply_change(ctx, read_change_file(ctx.workspace.change_file), state.change.assign_ids)
+
+
+def apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> AppliedChange:
+    dataset = ctx.dataset()
+    if assign_ids:
+        first = dataset.largest_id() + 1
+        change = change.assign(**{ID_COLUMN: range(first, first + len(change))})
+    else:
+        taken = dataset.ids_taken([int(value) for value in change[ID_COLUMN]])
+        if taken:
+            raise DataValidationError(
+                f"change of run {ctx.run_id!r}",
+                [Problem("already in the dataset", column=ID_COLUMN, value=str(v)) for v in taken],
+            )
+    validate_records(change, source=f"change of run {ctx.run_id!r}")
+    facts = dataset.append(change, ctx.settings.part_rows)
+    ids = change[ID_COLUMN]
+    return AppliedChange(
+        md5=facts.md5,
+        size=facts.size,
+        rows=facts.rows,
+        rows_added=len(change),
+        first_id=int(ids.min()),
+        last_id=int(ids.max()),
+        written=dataset.written(facts.md5),
+    )

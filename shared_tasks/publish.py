@@ -1,0 +1,142 @@
+"""Publishing a run's change: data to the DVC remote first, then the pointer to Git, racing safely.
+
+Correctness rests on Git's atomic ref update: a push that lost the race fetches the origin's new
+head, pulls that data, re-applies this run's kept change and tries again, with bounded jittered
+retries. Publishers on one shared volume also take turns, which only saves wasted uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from filelock import FileLock, Timeout
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from shared_tasks.change import apply_kept_change
+from shared_tasks.context import RunContext
+from shared_tasks.pointer import s3_object_url
+from shared_tasks.records import PublishedVersion
+from shared_tasks.settings import Settings
+from shared_tasks.versions import VersionRecord, commit_message
+from shared_tasks.workspace import RunState
+
+log = logging.getLogger(__name__)
+
+
+class PushRejected(RuntimeError):
+    """The origin moved while this run was publishing (another run got there first)."""
+
+
+class PushConflictError(RuntimeError):
+    """Publishing kept losing the race; the change is kept and the step can be rerun."""
+
+
+def publish(ctx: RunContext, orchestrator: str) -> PublishedVersion:
+    """Publish the change the workspace's state records; each attempt starts from that state."""
+    settings = ctx.settings
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.push_attempts),
+        wait=wait_random_exponential(multiplier=0.2, max=settings.push_backoff_max_seconds),
+        retry=retry_if_exception_type(PushRejected),
+        reraise=True,
+    )
+    try:
+        with publish_turn(settings, ctx.run_id):
+            for attempt in retrying:
+                with attempt:
+                    return _publish_once(ctx, orchestrator, attempt.retry_state.attempt_number)
+    except PushRejected:
+        raise PushConflictError(
+            f"run {ctx.run_id!r}: the origin kept moving; gave up after {settings.push_attempts} "
+            "attempts. Nothing was lost: the change is kept in the run's workspace; rerun push_data"
+        ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def publish_turn(settings: Settings, run_id: str) -> Iterator[None]:
+    """Let publishers on the shared volume take turns, so racing runs rarely upload in vain.
+
+    Turns only save work: correctness rests on Git's atomic ref update, so a publisher that
+    waited too long goes ahead without its turn. The lock is the kernel's, released when the
+    holder dies.
+    """
+    if settings.publish_lease_seconds <= 0:
+        yield
+        return
+    settings.work_root.mkdir(parents=True, exist_ok=True)
+    lease = FileLock(str(settings.publish_lease_file), timeout=settings.publish_lease_seconds)
+    try:
+        lease.acquire()
+    except Timeout:
+        log.warning("run %s: no publish turn after %.0f s; publishing without one", run_id, lease.timeout)
+    try:
+        yield
+    finally:
+        if lease.is_locked:
+            lease.release()
+
+
+def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> PublishedVersion:
+    git = ctx.git
+    git.fetch()
+    origin_head = git.rev(git.origin_ref)
+    done = ctx.published(git.origin_ref)
+    if done is not None:
+        return published_version(ctx, done, attempts=attempt, already=True)
+    head_is_ours = ctx.published("HEAD") is not None
+    if head_is_ours and git.rev("HEAD^") == origin_head:
+        ctx.dvc.push()  # the data may not have gone out before the step died
+        return _push_pointer(ctx, attempt)
+    state = ctx.workspace.load_state()
+    if head_is_ours or git.rev("HEAD") != origin_head:
+        state = rebase_change(ctx, state)
+    applied = state.applied
+    assert applied is not None
+    pointer, remote_url = ctx.dvc.add_and_push(applied.written)
+    if pointer.md5 != applied.md5:
+        applied = rebase_change(ctx, state).applied  # the workspace no longer held exactly this run's change
+        assert applied is not None
+        pointer, remote_url = ctx.dvc.add_and_push(applied.written)
+    message = commit_message(ctx.run_id, orchestrator, applied.rows_added, applied.rows)
+    git.commit_paths(message, [ctx.settings.pointer_path])
+    return _push_pointer(ctx, attempt, remote_url)
+
+
+def _push_pointer(ctx: RunContext, attempt: int, remote_url: str | None = None) -> PublishedVersion:
+    outcome = ctx.git.push()
+    if not outcome.accepted:
+        raise PushRejected(outcome.detail)
+    version = ctx.published("HEAD")
+    assert version is not None
+    return published_version(ctx, version, attempts=attempt, already=False, remote_url=remote_url)
+
+
+def rebase_change(ctx: RunContext, state: RunState) -> RunState:
+    """Start again from the origin's new head: its data, then this run's change re-applied."""
+    ctx.git.reset_hard(ctx.git.origin_ref)
+    pulled = ctx.checkout_head_data()
+    rebased = state.model_copy(update={"pulled": pulled, "applied": None})
+    rebased = rebased.model_copy(update={"applied": apply_kept_change(ctx, rebased)})
+    ctx.workspace.save_state(rebased)
+    return rebased
+
+
+def published_version(
+    ctx: RunContext, version: VersionRecord, attempts: int, already: bool, remote_url: str | None = None
+) -> PublishedVersion:
+    remote_url = ctx.settings.dvc_remote_url or remote_url or ctx.dvc.remote_url()
+    return PublishedVersion(
+        run_id=ctx.run_id,
+        orchestrator=version.orchestrator,
+        commit=version.commit,
+        md5=version.md5,
+        size=version.size,
+        rows=version.rows,
+        rows_added=version.rows_added,
+        s3_url=s3_object_url(remote_url, version.md5),
+        attempts=attempts,
+        already_published=already,
+    )
