@@ -181,7 +181,8 @@ class Git:
         return self.output("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
 
     def reset_hard(self, ref: str) -> None:
-        self.run("checkout", "--quiet", "-B", self.settings.git_branch, ref)
+        """The work tree and the branch at `ref`, whatever a killed step left changed in the work tree."""
+        self.run("checkout", "--quiet", "--force", "-B", self.settings.git_branch, ref)
         self.run("reset", "--quiet", "--hard", ref)
 
     def show(self, rev: str, path: str) -> str:

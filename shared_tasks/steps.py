@@ -60,10 +60,7 @@ def modify_data(settings: Settings, run_id: str, records: int = 1, change_file: 
         if state.applied is not None and current_md5 == state.applied.md5:
             return _summary(state)
         if current_md5 != pulled.md5:
-            raise WorkspaceError(
-                f"the dataset in run {run_id!r}'s workspace changed since pull_data "
-                f"(md5 {current_md5}, pulled {pulled.md5}); rerun pull_data"
-            )
+            _restore_pulled_data(ctx, pulled)  # a step killed after writing the data, before recording it
         state = state.model_copy(update={"applied": apply_kept_change(ctx, state)})
         workspace.save_state(state)
     return _summary(state)
@@ -84,6 +81,22 @@ def push_data(settings: Settings, run_id: str, orchestrator: str = "direct") -> 
                     return published_version(ctx, done, attempts=0, already=True)
             raise WorkspaceError(f"modify_data has not run for run {run_id!r}; nothing to publish")
         return publish(ctx, orchestrator)
+
+
+def _restore_pulled_data(ctx: RunContext, pulled: PulledVersion) -> None:
+    """Put the pulled version's data back in the workspace, from the pointer that still names it."""
+    recorded = ctx.pointer_md5()
+    if recorded != pulled.md5:
+        raise WorkspaceError(
+            f"the workspace of run {ctx.run_id!r} no longer holds the pulled version {pulled.md5} "
+            f"(its pointer says {recorded}); rerun pull_data"
+        )
+    ctx.dvc.pull()
+    restored = ctx.dataset().facts().md5
+    if restored != pulled.md5:
+        raise WorkspaceError(
+            f"the pulled data of run {ctx.run_id!r} could not be restored (md5 {restored}); rerun pull_data"
+        )
 
 
 def _summary(state: RunState) -> ChangeSummary:

@@ -156,3 +156,23 @@ def test_s3_down_at_a_cold_pull_fails_clearly_and_the_rerun_completes(settings: 
     modify_data(settings, RUN, records=RECORDS)
     push_data(settings, RUN)
     assert_exactly_one_version(settings, origin, before)
+
+
+def test_a_pointer_changed_in_the_work_tree_does_not_stick_the_run_once_the_origin_moved(
+    settings: Settings, origin: Path
+) -> None:
+    """The reproduction of a run killed after `dvc add`, before `git commit`: every retry used to fail."""
+    from shared_tasks.pipeline import run_pipeline
+
+    before = origin_head(origin)
+    pull_data(settings, RUN)
+    modify_data(settings, RUN, records=RECORDS)
+    pointer = Workspace.for_run(settings.work_root, RUN).repo / settings.pointer_path
+    pointer.write_text(pointer.read_text().replace(Pointer.read(pointer).md5, "f" * 32))
+    run_pipeline(settings, "another-run")  # the origin moves on
+    pull_data(settings, RUN)
+    modify_data(settings, RUN, records=RECORDS)
+    version = push_data(settings, RUN)
+    assert git(origin, "rev-list", "--count", f"{before}..main") == "2"
+    assert (version.rows, version.rows_added) == (TEST_SEED_ROWS + 1 + RECORDS, RECORDS)
+    assert verify(settings, version.commit).ok

@@ -1,0 +1,177 @@
+"""A run killed at any point that changes state finishes on retry with exactly one version.
+
+A step's process is killed (SIGKILL, its whole process group, as when a pod dies) just before
+the Nth operation that changes state: a git command that writes (clone, fetch, checkout, reset,
+add, commit, push), a DVC operation (checkout/pull, add, push), or a rename that makes a file
+write durable (data, parts, the change, the run's state). Between two such operations nothing
+durable happens, so killing before each of them, for every N of a whole run, covers every state a
+crash can leave. The retry does what an orchestrator does: the step that died runs again with the
+same run id, then the steps after it. Each kill point runs twice: with the origin unchanged, and
+with another run publishing a version between the kill and the retry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared_tasks.history import history, verify
+from shared_tasks.pipeline import PIPELINE, StepInputs, run_pipeline
+from shared_tasks.settings import Layout, Settings
+from tests.conftest import TEST_SEED_ROWS, git, make_settings
+
+RUN = "killed-run"
+RECORDS = 2
+READ_ONLY_GIT = {"rev-parse", "log", "show", "cat-file", "ls-remote", "rev-list", "status", "diff"}
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Case:
+    layout: Layout
+    origin_moves: bool
+
+
+def _count_state_changes(kill_at: int, progress: Path) -> Iterator[None]:
+    """Patch the operations that change state so that the `kill_at`-th kills the process group."""
+    import pathlib
+
+    from shared_tasks.dvcops import Dvc
+    from shared_tasks.gitops import Git
+
+    counter = itertools.count(1)
+
+    def tick(what: str) -> None:
+        number = next(counter)
+        with progress.open("a") as log:
+            log.write(f"op {number} {what}\n")
+        if number == kill_at:
+            os.killpg(0, signal.SIGKILL)
+
+    def counted(original: Callable[..., Any], describe: Callable[..., str | None]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            what = describe(*args, **kwargs)
+            if what is not None:
+                tick(what)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    git_run = Git.run
+    Git.run = counted(git_run, lambda self, *args, **_: None if args[0] in READ_ONLY_GIT else f"git {args[0]}")  # type: ignore[method-assign]
+    for name in ("pull", "add", "add_and_push", "push"):
+        setattr(Dvc, name, counted(getattr(Dvc, name), lambda *_, _n=name, **__: f"dvc {_n}"))
+    replace = pathlib.Path.replace
+    pathlib.Path.replace = counted(replace, lambda self, target: f"rename {pathlib.Path(target).name}")  # type: ignore[method-assign]
+    yield
+
+
+def _run_until_killed(settings_json: str, kill_at: int, progress: str) -> None:
+    """In the child: every step in order, killed before the `kill_at`-th state change (never with 0)."""
+    os.setpgrp()
+    log = Path(progress)
+    settings = Settings.model_validate_json(settings_json)
+    counting = _count_state_changes(kill_at, log)
+    next(counting)
+    for step in PIPELINE:
+        with log.open("a") as out:
+            out.write(f"step {step.name}\n")
+        step.run(settings, RUN, StepInputs(records=RECORDS))
+    with log.open("a") as out:
+        out.write(f"{DONE}\n")
+
+
+def run_child(settings: Settings, kill_at: int, progress: Path) -> int:
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_until_killed, args=(settings.model_dump_json(), kill_at, str(progress))
+    )
+    child.start()
+    child.join(300)
+    assert child.exitcode is not None, "the step did not finish"
+    return child.exitcode
+
+
+def died_in(progress: Path) -> str:
+    steps = [line.split()[1] for line in progress.read_text().splitlines() if line.startswith("step ")]
+    return steps[-1]
+
+
+def retry_from(settings: Settings, step_name: str) -> None:
+    names = [step.name for step in PIPELINE]
+    for step in PIPELINE[names.index(step_name) :]:
+        step.run(settings, RUN, StepInputs(records=RECORDS))
+
+
+def fresh_settings(template: Path, root: Path, endpoint: str, cache: Path, layout: Layout) -> Settings:
+    shutil.rmtree(root, ignore_errors=True)
+    origin = root / "origin.git"
+    shutil.copytree(template, origin)
+    return make_settings(origin.as_uri(), root / "work", endpoint, layout=layout, dvc_cache_dir=cache)
+
+
+def check_one_version(settings: Settings, origin: Path, before: str, moved: bool) -> str | None:
+    """None when the origin holds exactly this run's one version (and the interloper's), verified."""
+    versions = history(settings)
+    ours = [version for version in versions if version.run_id == RUN]
+    added = int(git(origin, "rev-list", "--count", f"{before}..main"))
+    if len(ours) != 1 or added != 1 + moved:
+        return f"{len(ours)} version(s) of the run, {added} new commit(s)"
+    expected_rows = TEST_SEED_ROWS + RECORDS + moved
+    if (ours[0].rows, ours[0].rows_added) != (expected_rows, RECORDS):
+        return f"rows {ours[0].rows} (+{ours[0].rows_added}), expected {expected_rows} (+{RECORDS})"
+    result = verify(settings, ours[0].commit)
+    if not result.ok or result.actual_rows != expected_rows:
+        return f"verify: {result.problems} rows {result.actual_rows}"
+    return None
+
+
+CASES = [Case(layout, moves) for layout in (Layout.SINGLE_FILE, Layout.PARTITIONED) for moves in (False, True)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"{c.layout.value}-{'origin-moves' if c.origin_moves else 'origin-still'}"
+)
+def test_a_run_killed_before_any_state_change_finishes_on_retry_with_one_version(
+    request: pytest.FixtureRequest, case: Case, tmp_path: Path, s3_server: Any
+) -> None:
+    template: Path = request.getfixturevalue(
+        "origin_template" if case.layout is Layout.SINGLE_FILE else "partitioned_template"
+    )
+    cache = tmp_path / "shared-dvc-cache"  # one cache for every kill point, as on the shared volume
+    dry = fresh_settings(template, tmp_path / "dry", s3_server.endpoint, cache, case.layout)
+    assert run_child(dry, 0, tmp_path / "dry.log") == 0
+    points = [line for line in (tmp_path / "dry.log").read_text().splitlines() if line.startswith("op ")]
+    assert len(points) > 12, points  # the run's state changes, counted
+
+    failures: dict[str, str] = {}
+    for kill_at in range(1, len(points) + 1):
+        settings = fresh_settings(template, tmp_path / "case", s3_server.endpoint, cache, case.layout)
+        origin = Path(settings.git_url.removeprefix("file://"))
+        before = git(origin, "rev-parse", "main")
+        progress = tmp_path / f"kill-{kill_at}.log"
+        exit_code = run_child(settings, kill_at, progress)
+        point = points[kill_at - 1]
+        if exit_code != -signal.SIGKILL:
+            failures[point] = f"the child exited {exit_code} instead of being killed"
+            continue
+        if case.origin_moves:
+            run_pipeline(settings, f"interloper-{kill_at}", records=1)
+        try:
+            retry_from(settings, died_in(progress))
+        except Exception as error:  # collected: every kill point is reported, not only the first
+            failures[f"{point} (in {died_in(progress)})"] = f"retry failed: {type(error).__name__}: {error}"[:400]
+            continue
+        problem = check_one_version(settings, origin, before, case.origin_moves)
+        if problem is not None:
+            failures[f"{point} (in {died_in(progress)})"] = problem
+    assert failures == {}, "\n".join(f"{point}: {why}" for point, why in failures.items())
