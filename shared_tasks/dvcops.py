@@ -10,6 +10,7 @@ change is a new file renamed over the old one, or a new part), so checking a ver
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,20 @@ def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, 
     return config
 
 
+def _private_directories(work_root: Path, *below: Path) -> None:
+    """The work root and DVC's site cache, the user's own.
+
+    DVC makes its site cache directory (and any missing parent, the work root included) with
+    umask 0 and mode 0777, so they are made first, owner-only; a work root this user owns that is
+    open to others is closed.
+    """
+    for directory in (work_root, *below):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stat = work_root.stat()
+    if stat.st_uid == os.getuid() and stat.st_mode & 0o077:
+        work_root.chmod(0o700)
+
+
 class Dvc:
     """The DVC operations of one workspace clone."""
 
@@ -62,6 +77,7 @@ class Dvc:
         self.redact = redactor
         self.cache_dir = cache_dir
         _DVC_LOG_REDACTOR.extend(redactor.secrets)
+        _private_directories(settings.work_root, settings.site_cache_dir / "repo")
 
     @contextmanager
     def _repo(self) -> Iterator[Any]:

@@ -13,15 +13,23 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Reads the credentials from the environment at the moment git asks for them.
+# Reads the credentials from the environment at the moment git asks for them, and answers only
+# for the origin itself: git names the protocol, host (with port) and path it wants credentials
+# for, and a redirect to anywhere else gets none. (The helper is also configured for the origin's
+# URL only; this check holds even where git's own URL matching would be looser.)
 CREDENTIAL_HELPER = (
-    '!f() { test "$1" = get || exit 0; '
+    '!f() { test "$1" = get || exit 0; p=; h=; u=; '
+    'while IFS= read -r line && test -n "$line"; do case "$line" in '
+    'protocol=*) p="${line#protocol=}";; host=*) h="${line#host=}";; path=*) u="${line#path=}";; esac; done; '
+    'test "$p" = "$PIPELINE_GIT_CREDENTIAL_PROTOCOL" && test "$h" = "$PIPELINE_GIT_CREDENTIAL_HOST" '
+    '&& test "$u" = "$PIPELINE_GIT_CREDENTIAL_PATH" || exit 0; '
     'test -n "$GIT_SYNC_USERNAME" && echo "username=$GIT_SYNC_USERNAME"; '
     'test -n "$GIT_SYNC_PASSWORD" && echo "password=$GIT_SYNC_PASSWORD"; }; f'
 )
@@ -80,9 +88,11 @@ class Git:
             for key, value in os.environ.items()
             if not key.startswith("GIT_CONFIG_") and key not in INHERITED_GIT_VARIABLES
         }
+        scope = credential_scope(settings.git_url)
         config = [
             ("credential.helper", ""),
-            ("credential.helper", CREDENTIAL_HELPER),
+            *([(f"credential.{scope.url}.helper", CREDENTIAL_HELPER)] if scope else []),
+            ("credential.useHttpPath", "true"),
             ("safe.directory", str(self.cwd)),
             ("core.askPass", ""),
             ("advice.detachedHead", "false"),
@@ -102,6 +112,12 @@ class Git:
             GIT_COMMITTER_EMAIL=settings.git_author_email,
             LC_ALL="C",
         )
+        if scope is not None:
+            env.update(
+                PIPELINE_GIT_CREDENTIAL_PROTOCOL=scope.protocol,
+                PIPELINE_GIT_CREDENTIAL_HOST=scope.host,
+                PIPELINE_GIT_CREDENTIAL_PATH=scope.path,
+            )
         if settings.git_username:
             env["GIT_SYNC_USERNAME"] = settings.git_username
         if settings.git_password is not None:
@@ -223,6 +239,28 @@ class Git:
             commit, time, trailer_text = record.split(TRAILER_SEPARATOR, 2)
             entries.append((commit, time, parse_trailers(trailer_text)))
         return entries
+
+
+@dataclass(frozen=True)
+class CredentialScope:
+    """The origin as git names it when it asks a helper for credentials."""
+
+    protocol: str
+    host: str
+    path: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.protocol}://{self.host}/{self.path}"
+
+
+def credential_scope(git_url: str) -> CredentialScope | None:
+    """Where credentials may go: the origin's scheme, host and port, and path (http(s) origins only)."""
+    parts = urlsplit(git_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return CredentialScope(parts.scheme, host, parts.path.strip("/"))
 
 
 def _lost_race(porcelain_line: str, stderr: str) -> bool:

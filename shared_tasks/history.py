@@ -6,6 +6,7 @@ scratch: a fresh clone and an empty DVC cache, so its data really comes from the
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from filelock import FileLock
 
 from shared_tasks.dvcops import Dvc
-from shared_tasks.gitops import Git, GitError
+from shared_tasks.gitops import Git, GitAuthError, GitError
 from shared_tasks.layout import for_layout
 from shared_tasks.pointer import Pointer
 from shared_tasks.records import Record
@@ -44,22 +45,35 @@ class VerifyResult(Record):
 
 
 class Mirror:
-    """A bare mirror of the origin under the work root, refreshed before each read."""
+    """A bare mirror of the configured origin under the work root, refreshed before each read.
+
+    Each origin URL has a mirror of its own, so a changed PIPELINE_GIT_URL is read from the new
+    origin (or fails naming it), never answered from what another origin once held.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.path = settings.work_root / "mirror.git"
+        key = hashlib.sha256(settings.git_url.encode("utf-8")).hexdigest()[:16]
+        self.path = settings.work_root / "mirrors" / f"{key}.git"
         self.redact = Redactor.from_environment(settings.secret_values())
         self.git = Git(settings, self.path, self.redact)
 
     def refresh(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path.parent / ".mirror.lock"), timeout=600):
+        with FileLock(str(self.path.with_suffix(".lock")), timeout=600):
             if not (self.path / "HEAD").exists():
                 shutil.rmtree(self.path, ignore_errors=True)
                 self.git.run("init", "--quiet", "--bare", str(self.path), cwd=self.path.parent)
                 self.git.run("remote", "add", "origin", "--", self.settings.git_url)
-            self.git.fetch()
+            try:
+                self.git.fetch()
+            except GitAuthError:
+                raise
+            except GitError as error:
+                raise GitError(
+                    f"cannot read the origin {self.redact(self.settings.git_url)} "
+                    f"(branch {self.settings.git_branch}): {error}"
+                ) from None
 
     def resolve(self, rev: str) -> str:
         if rev.startswith("-"):

@@ -186,3 +186,79 @@ def test_missing_credentials_fail_fast_instead_of_prompting(http_origin: str, se
     assert "refused the credentials" in completed.stderr
     assert time.monotonic() - started < 60
     assert os.environ.get("GIT_SYNC_PASSWORD") is None
+
+
+class Recorder:
+    """A Git host that asks for credentials and writes down every Authorization header it is sent."""
+
+    def __init__(self) -> None:
+        self.authorizations: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if "HTTP_AUTHORIZATION" in environ:
+            self.authorizations.append(environ["HTTP_AUTHORIZATION"])
+        start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Length", "0")])
+        return [b""]
+
+
+class Redirect:
+    """Sends every request of the origin's repository elsewhere, keeping the rest of the path."""
+
+    def __init__(self, target: str, app: Any) -> None:
+        self.target = target
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/data.git"):
+            return self.app(environ, start_response)
+        query = f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else ""
+        location = self.target + path.removeprefix("/data.git") + query
+        start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+        return [b""]
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[int]:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("elsewhere", ["another host", "another repository on the same host"])
+def test_a_redirect_elsewhere_gets_no_credentials(settings_env: dict[str, str], elsewhere: str) -> None:
+    """The credential helper answers for the origin's scheme, host, port and path only."""
+    recorder = Recorder()
+    with serving(recorder) as other_port:
+        if elsewhere == "another host":
+            origin_app: Any = Redirect(f"http://127.0.0.1:{other_port}/data.git", recorder)
+            with serving(origin_app) as origin_port:
+                completed = run_cli(_credentialed(settings_env, origin_port), "history")
+        else:
+            origin_app = Redirect("/other/data.git", recorder)
+            with serving(origin_app) as origin_port:
+                origin_app.target = f"http://127.0.0.1:{origin_port}/other/data.git"
+                completed = run_cli(_credentialed(settings_env, origin_port), "history")
+    assert completed.returncode == 1
+    assert "refused the credentials" in completed.stderr
+    assert recorder.authorizations == [], "the token was sent to where the origin redirected"
+
+
+def _credentialed(settings_env: dict[str, str], origin_port: int) -> dict[str, str]:
+    return {
+        **settings_env,
+        "PIPELINE_GIT_URL": f"http://127.0.0.1:{origin_port}/data.git",
+        "GIT_SYNC_USERNAME": USERNAME,
+        "GIT_SYNC_PASSWORD": TOKEN,
+    }

@@ -422,3 +422,29 @@ def test_an_unreadable_state_file_is_a_clear_error(settings: Settings) -> None:
     Workspace.for_run(settings.work_root, RUN).state_file.write_text("{not json")
     with pytest.raises(WorkspaceError, match=r"state file of run .* is not readable"):
         modify_data(settings, RUN)
+
+
+def test_history_follows_the_configured_origin_and_names_one_it_cannot_read(
+    settings: Settings, tmp_path: Path, origin_template: Path
+) -> None:
+    import shutil
+
+    run_pipeline(settings, "on-the-first-origin")
+    assert history(settings)[0].run_id == "on-the-first-origin"
+    gone = settings.model_copy(update={"git_url": "file:///nonexistent/repo.git"})
+    with pytest.raises(GitError, match=r"cannot read the origin file:///nonexistent/repo\.git"):
+        history(gone)
+    other = tmp_path / "other.git"
+    shutil.copytree(origin_template, other)
+    moved = settings.model_copy(update={"git_url": other.as_uri()})
+    assert [version.run_id for version in history(moved)] == ["seed"]
+
+
+def test_the_work_root_and_dvcs_site_cache_are_the_users_own(settings: Settings) -> None:
+    settings.work_root.mkdir(parents=True)
+    settings.work_root.chmod(0o777)  # as an earlier version of the stack left it
+    run_pipeline(settings, RUN)
+    assert settings.work_root.stat().st_mode & 0o777 == 0o700
+    for directory in [settings.site_cache_dir, *settings.site_cache_dir.rglob("*")]:
+        if directory.is_dir():
+            assert not directory.stat().st_mode & 0o002, f"{directory} is writable by anyone"
