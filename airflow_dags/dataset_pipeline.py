@@ -47,11 +47,16 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
     """The task body of one step: settings from the environment, Airflow's run id, one shared call."""
 
     def run_step() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from shared_tasks.settings import load_settings
 
         context = get_current_context()
         inputs = StepInputs(records=int(context["params"]["records"]), orchestrator=ORCHESTRATOR)
-        return step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
+        try:
+            return step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
+        except ValueError as error:  # bad input or settings (DataValidationError too): no retry heals it
+            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
     run_step.__name__ = run_step.__qualname__ = step.name
     return run_step

@@ -92,15 +92,25 @@ def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
 
 
 class ChangeConfig(dg.Config):
-    records: int = Field(default=1, description=f"Generated records to add (1 to {MAX_RECORDS_PER_RUN}).")
+    records: int = Field(
+        default=1, ge=1, le=MAX_RECORDS_PER_RUN, description=f"Generated records to add (1 to {MAX_RECORDS_PER_RUN})."
+    )
 
 
-def run_step(
-    step: StepSpec, context: dg.AssetExecutionContext, settings: PipelineSettings, records: int = 1
-) -> dg.MaterializeResult:
+def run_inputs(context: dg.AssetExecutionContext) -> StepInputs:
+    """The run's inputs, checked before any step works: Dagster's config schema has no ranges, so a
+    launch with an out-of-range `records` fails in its first step at once, not after a full pull."""
+    run_config: dict[str, Any] = dict(context.run.run_config)
+    ops = run_config.get("ops", {})
+    config = ChangeConfig.model_validate(ops.get(STEP_ASSETS["modify_data"], {}).get("config", {}))
+    return StepInputs(records=config.records, orchestrator=ORCHESTRATOR)
+
+
+def run_step(step: StepSpec, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
     with no_retry_on_bad_input():
+        inputs = run_inputs(context)
         loaded = settings.load()
-        record = step.run(loaded, pipeline_run_id(context), StepInputs(records=records, orchestrator=ORCHESTRATOR))
+        record = step.run(loaded, pipeline_run_id(context), inputs)
     return step_result(record, loaded.git_url)
 
 
@@ -121,7 +131,7 @@ def step_asset(step: StepSpec) -> dg.AssetsDefinition:
         def with_records(
             context: dg.AssetExecutionContext, config: ChangeConfig, pipeline_settings: PipelineSettings
         ) -> dg.MaterializeResult:
-            return run_step(step, context, pipeline_settings, records=config.records)
+            return run_step(step, context, pipeline_settings)
 
         return decorate(with_records)
 

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlunsplit
@@ -174,6 +174,49 @@ def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Com
         timeout=timeout,
         cwd=REPO_ROOT,
     )
+
+
+def foreign_commit(
+    settings: Settings, workdir: Path, edit: Callable[[Path], None], message: str = "edit the dataset by hand"
+) -> str:
+    """Publish a version the way a person would, with plain `git` and `dvc` in a fresh clone.
+
+    `edit(data)` changes the checked-out dataset (a file, or a directory of parts); nothing of this
+    project's code takes part. Returns the commit, pushed to the origin's branch.
+    """
+    clone = workdir / f"foreign-{secrets.token_hex(4)}"
+    env = {**os.environ, "AWS_ENDPOINT_URL_S3": str(settings.s3_endpoint_url)}
+    dvc = str(Path(sys.executable).with_name("dvc"))
+
+    def run(*args: str) -> str:
+        completed = subprocess.run(args, cwd=clone, env=env, capture_output=True, text=True, check=False)
+        assert completed.returncode == 0, f"{' '.join(args)}: {completed.stderr[-2000:]}"
+        return completed.stdout.strip()
+
+    subprocess.run(["git", "clone", "--quiet", settings.git_url, str(clone)], check=True, env=env)
+    run("git", "config", "user.name", "A. Person")
+    run("git", "config", "user.email", "person@example.invalid")
+    run(dvc, "pull", "--quiet", settings.pointer_path)
+    data = clone / settings.data_relpath
+    edit(data)
+    run(dvc, "add", "--quiet", settings.data_relpath)
+    run(dvc, "push", "--quiet", settings.pointer_path)
+    run("git", "add", settings.pointer_path)
+    run("git", "commit", "--quiet", "-m", message)
+    run("git", "push", "--quiet", "origin", f"HEAD:{settings.git_branch}")
+    return run("git", "rev-parse", "HEAD")
+
+
+def data_edit(change: Callable[[str], str]) -> Callable[[Path], None]:
+    """An edit of a single-file dataset's text, for `foreign_commit`; the checked-out file may be a
+    read-only link into DVC's cache, so it is replaced, never written in place."""
+
+    def edit(data: Path) -> None:
+        text = change(data.read_text(encoding="utf-8"))
+        data.unlink()
+        data.write_text(text, encoding="utf-8")
+
+    return edit
 
 
 @contextlib.contextmanager

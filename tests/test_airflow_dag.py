@@ -15,7 +15,7 @@ from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE
 from shared_tasks.settings import Settings
 from tests.airflow_support import airflow_env, migrated_airflow_home, run_dag_test
-from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, git, origin_head
+from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, data_edit, foreign_commit, git, origin_head
 from tests.contract import RunContract
 
 __all__ = ["migrated_airflow_home"]  # the session fixture, used by the tests below
@@ -160,6 +160,19 @@ def test_push_fails_once_and_airflows_retry_recovers(
     newest = history(settings)[0]
     assert (newest.run_id, newest.orchestrator) == (run.run_id, "airflow")
     assert (newest.rows, newest.rows_added) == (TEST_SEED_ROWS + 2, 2)
+
+
+@pytest.mark.slow
+def test_a_step_refused_for_bad_data_fails_at_once_without_retries(
+    migrated_airflow_home: Path, settings: Settings, settings_env: dict[str, str], origin: Path, tmp_path: Path
+) -> None:
+    foreign_commit(settings, tmp_path, data_edit(lambda text: text.replace("Monthly Income", "Salary", 1)))
+    before = origin_head(origin)
+    run = run_dag_test(migrated_airflow_home, tmp_path, settings_env, records=1)
+    assert run.state == "failed"
+    assert run.tries["pull_data"] == 1, run.tries  # not the configured retries: bad data does not heal
+    assert "missing column" in run.output
+    assert origin_head(origin) == before
 
 
 # worker pods ------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ from shared_tasks.cluster import ClusterSettings, worker_resources
 from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE, run_pipeline
 from shared_tasks.pointer import s3_object_url
+from shared_tasks.records import MAX_RECORDS_PER_RUN
 from shared_tasks.settings import OrchestrationSettings, Settings
+from shared_tasks.workspace import Workspace
 from tests.conftest import REPO_ROOT, TEST_REMOTE_URL, TEST_SEED_ROWS, bucket_listing, origin_head
 from tests.contract import RunContract
 from tests.dagster_support import PUBLISHED_ASSET, materialize_pipeline, settings_file
@@ -232,6 +234,18 @@ class TestDagsterRun(RunContract):
         assert evaluations == {"schema_valid": True, "rows_grew_by_records_added": True, "object_on_s3": True}
         newest = history(settings)[0]
         assert (newest.orchestrator, newest.run_id) == ("dagster", result.run_id)
+
+
+def test_records_out_of_range_fail_the_run_before_any_step_works(settings: Settings, origin: Path) -> None:
+    before = origin_head(origin)
+    result = materialize_pipeline(settings, records=MAX_RECORDS_PER_RUN + 1)
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "pulled_dataset"  # the first step, before it pulls anything
+    assert "less than or equal to 100000" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
+    assert not [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert not Workspace.for_run(settings.work_root, result.run_id).repo.exists()
+    assert origin_head(origin) == before
 
 
 @pytest.mark.slow

@@ -13,19 +13,17 @@ import pandas as pd
 import pytest
 
 from shared_tasks.dataset import file_facts
-from shared_tasks.dvcops import Dvc
-from shared_tasks.gitops import Git, GitError
+from shared_tasks.gitops import GitError
 from shared_tasks.history import history, verify
 from shared_tasks.layout import read_dataset
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.pointer import Pointer
 from shared_tasks.publish import PushConflictError
-from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
 from shared_tasks.steps import modify_data, pull_data, push_data
 from shared_tasks.validate import DataValidationError
 from shared_tasks.workspace import Workspace, WorkspaceError
-from tests.conftest import TEST_SEED_ROWS, bucket_listing, git, origin_head
+from tests.conftest import TEST_SEED_ROWS, bucket_listing, data_edit, foreign_commit, git, origin_head
 from tests.test_validate import bad_input_corpus
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
@@ -325,20 +323,7 @@ def test_a_valid_change_file_is_published_with_its_own_ids(settings: Settings, t
 
 
 def test_pull_refuses_an_origin_dataset_that_breaks_the_schema(settings: Settings, tmp_path: Path) -> None:
-    redactor = Redactor()
-    work = tmp_path / "editor"
-    editor = Git(settings, work, redactor)
-    editor.clone(work)
-    dvc = Dvc(settings, work, redactor)
-    dvc.pull()
-    data = work / settings.dataset_path
-    text = data.read_text().replace("Monthly Income", "Salary", 1)
-    data.unlink()
-    data.write_text(text)
-    dvc.add()
-    dvc.push()
-    editor.commit_paths("corrupt header", [settings.pointer_path])
-    assert editor.push().accepted
+    foreign_commit(settings, tmp_path, data_edit(lambda text: text.replace("Monthly Income", "Salary", 1)))
     with pytest.raises(DataValidationError, match="column 'Monthly Income': missing column"):
         pull_data(settings, RUN)
 
