@@ -13,9 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 
-from shared_tasks.cluster import ClusterSettings, worker_pod_spec
+from airflow_dags.dataset_asset import dataset_asset
+from airflow_dags.pods import executor_config
+from airflow_dags.version_watcher import announcement
 from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.records import MAX_RECORDS_PER_RUN
 from shared_tasks.settings import OrchestrationSettings
@@ -24,23 +26,6 @@ DAG_ID = "dataset_pipeline"
 ORCHESTRATOR = "airflow"
 
 orchestration = OrchestrationSettings()
-dataset_asset = Asset(name="dataset", uri=orchestration.dataset_uri)
-
-
-def worker_pod_override(cluster: ClusterSettings) -> Any | None:
-    """The worker pod for the KubernetesExecutor (merged with its pod template), or None without a client."""
-    try:
-        from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
-    except ImportError:
-        return None
-    # Airflow's own conversion: it keeps the in-cluster client configuration out of the pod, which
-    # must be picklable onto the executor's queue.
-    return PodGenerator.deserialize_model_dict({"spec": worker_pod_spec(cluster)})
-
-
-def executor_config() -> dict[str, Any]:
-    pod = worker_pod_override(ClusterSettings())
-    return {} if pod is None else {"pod_override": pod}
 
 
 def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
@@ -54,9 +39,12 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
         context = get_current_context()
         inputs = StepInputs(records=int(context["params"]["records"]), orchestrator=ORCHESTRATOR)
         try:
-            return step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
+            record = step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
         except ValueError as error:  # bad input or settings (DataValidationError too): no retry heals it
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+        if step.publishes:
+            context["outlet_events"][dataset_asset].extra = announcement(record)
+        return record
 
     run_step.__name__ = run_step.__qualname__ = step.name
     return run_step

@@ -222,13 +222,14 @@ class Git:
 
     def trailers_log(
         self, ref: str, *paths: str, message_contains: str | None = None
-    ) -> list[tuple[str, str, dict[str, str]]]:
-        """(commit, ISO time, trailers) of every commit on `ref` that touched one of `paths`, newest first.
+    ) -> list[tuple[str, str, str, dict[str, str]]]:
+        """(commit, ISO time, author, trailers) of every commit on `ref` that touched one of `paths`, newest first.
 
         `message_contains` lets git skip the commits whose message lacks that text, so a look-up
         of one run parses its own commits rather than the whole history.
         """
-        fmt = f"%H{TRAILER_SEPARATOR}%cI{TRAILER_SEPARATOR}%(trailers:only,unfold){RECORD_SEPARATOR}"
+        fmt = f"%H{TRAILER_SEPARATOR}%cI{TRAILER_SEPARATOR}%an <%ae>{TRAILER_SEPARATOR}%(trailers:only,unfold)"
+        fmt += RECORD_SEPARATOR
         grep = ["--fixed-strings", f"--grep={message_contains}"] if message_contains else []
         out = self.run("log", f"--format={fmt}", *grep, ref, "--", *paths).stdout
         entries = []
@@ -236,8 +237,8 @@ class Git:
             record = record.strip("\n")
             if not record:
                 continue
-            commit, time, trailer_text = record.split(TRAILER_SEPARATOR, 2)
-            entries.append((commit, time, parse_trailers(trailer_text)))
+            commit, time, author, trailer_text = record.split(TRAILER_SEPARATOR, 3)
+            entries.append((commit, time, author, parse_trailers(trailer_text)))
         return entries
 
 

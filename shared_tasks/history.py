@@ -14,7 +14,6 @@ from typing import Any
 
 from filelock import FileLock
 
-from shared_tasks.dvcops import Dvc
 from shared_tasks.gitops import Git, GitAuthError, GitError
 from shared_tasks.layout import for_layout
 from shared_tasks.pointer import Pointer
@@ -124,6 +123,8 @@ def _verify_in(
     pointer: Pointer,
     expected_rows: int | None,
 ) -> VerifyResult:
+    from shared_tasks.dvcops import Dvc
+
     repo = scratch / "repo"
     git = Git(settings, repo, mirror.redact)
     git.clone(repo)

@@ -29,6 +29,7 @@ class VersionRecord(Record):
     rows_added: int | None
     run_id: str | None
     orchestrator: str | None
+    author: str | None = None
 
 
 def commit_message(run_id: str, orchestrator: str, rows_added: int, rows: int) -> str:
@@ -48,7 +49,7 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _record(commit: str, time: str, trailers: dict[str, str], pointer_text: str) -> VersionRecord:
+def _record(commit: str, time: str, author: str, trailers: dict[str, str], pointer_text: str) -> VersionRecord:
     pointer = Pointer.parse(pointer_text)
     return VersionRecord(
         commit=commit,
@@ -59,6 +60,7 @@ def _record(commit: str, time: str, trailers: dict[str, str], pointer_text: str)
         rows_added=_int_or_none(trailers.get(TRAILER_ROWS_ADDED)),
         run_id=trailers.get(TRAILER_RUN_ID),
         orchestrator=trailers.get(TRAILER_ORCHESTRATOR),
+        author=author,
     )
 
 
@@ -73,17 +75,17 @@ def _pointer_at(git: Git, commit: str, pointer_paths: Sequence[str]) -> str | No
 def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[VersionRecord]:
     """Every commit on `ref` that changed a pointer (in either layout), newest first."""
     records = []
-    for commit, time, trailers in git.trailers_log(ref, *pointer_paths):
+    for commit, time, author, trailers in git.trailers_log(ref, *pointer_paths):
         pointer_text = _pointer_at(git, commit, pointer_paths)
         if pointer_text is not None:  # else the commit deleted the dataset
-            records.append(_record(commit, time, trailers, pointer_text))
+            records.append(_record(commit, time, author, trailers, pointer_text))
     return records
 
 
 def find_run_version(git: Git, ref: str, pointer_paths: Sequence[str], run_id: str) -> VersionRecord | None:
     found = git.trailers_log(ref, *pointer_paths, message_contains=f"{TRAILER_RUN_ID}: {run_id}")
-    for commit, time, trailers in found:
+    for commit, time, author, trailers in found:
         if trailers.get(TRAILER_RUN_ID) == run_id:  # not a run whose id merely starts the same way
             pointer_text = _pointer_at(git, commit, pointer_paths)
-            return None if pointer_text is None else _record(commit, time, trailers, pointer_text)
+            return None if pointer_text is None else _record(commit, time, author, trailers, pointer_text)
     return None

@@ -31,9 +31,10 @@ def load_dag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Any
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow-home"))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delitem(sys.modules, "airflow_dags.dataset_pipeline", raising=False)
-    if hasattr(airflow_dags, "dataset_pipeline"):
-        monkeypatch.delattr(airflow_dags, "dataset_pipeline")
+    for name in [name for name in sys.modules if name.startswith("airflow_dags.")]:  # parse-time settings
+        monkeypatch.delitem(sys.modules, name)
+        if hasattr(airflow_dags, name.removeprefix("airflow_dags.")):
+            monkeypatch.delattr(airflow_dags, name.removeprefix("airflow_dags."))
     module = importlib.import_module("airflow_dags.dataset_pipeline")
     return module.dag
 
@@ -53,7 +54,7 @@ def test_the_dag_folder_imports_with_no_errors_and_no_database(tmp_path: Path) -
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite:////nonexistent/dir/airflow.db"
     completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip().splitlines()[-1] == "['dataset_pipeline'] {}"
+    assert completed.stdout.strip().splitlines()[-1] == "['dataset_pipeline', 'verify_dataset_version'] {}"
 
 
 def test_tasks_follow_the_shared_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
