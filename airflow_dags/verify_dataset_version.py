@@ -44,6 +44,8 @@ with DAG(
     schedule=[dataset_asset],
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
+    # Running from the start: Airflow watches an asset only for DAGs that are active and unpaused.
+    is_paused_upon_creation=False,
     tags=["dataset"],
     doc_md=__doc__,
 ) as dag:
