@@ -49,7 +49,27 @@ class WrittenFile(Record):
         return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == (self.inode, self.mtime_ns, self.size)
 
 
-class PulledVersion(Record):
+class StepTiming(Record):
+    """When a step's own work ran, timed inside shared_tasks: the same clock for every runner.
+
+    Times are seconds since the epoch. `load_seconds` is what importing the step's module cost in
+    this process (0 once imported); `process_started_at` is when the step's process started, so
+    everything before `started_at` in that process is start-up (the runner's and ours).
+    """
+
+    process_started_at: float | None
+    started_at: float
+    seconds: float
+    load_seconds: float
+
+
+class StepRecord(Record):
+    """What a step returns: its own record, and how long its work took."""
+
+    timing: StepTiming | None = None
+
+
+class PulledVersion(StepRecord):
     """The version a run starts from: the branch head's commit and what its data holds."""
 
     run_id: str
@@ -79,7 +99,7 @@ class AppliedChange(Record):
     written: WrittenFile | None = None
 
 
-class ChangeSummary(Record):
+class ChangeSummary(StepRecord):
     run_id: str
     base_commit: str
     rows_added: int
@@ -90,7 +110,7 @@ class ChangeSummary(Record):
     already_published: bool = False
 
 
-class PublishedVersion(Record):
+class PublishedVersion(StepRecord):
     """A version on the origin: what `push_data` returns and what every runner reports."""
 
     run_id: str

@@ -433,3 +433,20 @@ def test_the_work_root_and_dvcs_site_cache_are_the_users_own(settings: Settings)
     for directory in [settings.site_cache_dir, *settings.site_cache_dir.rglob("*")]:
         if directory.is_dir():
             assert not directory.stat().st_mode & 0o002, f"{directory} is writable by anyone"
+
+
+def test_each_step_times_its_own_work_and_its_process_start(settings: Settings) -> None:
+    import time
+
+    from shared_tasks.pipeline import PIPELINE, StepInputs
+
+    asked = time.time()
+    timings = [step.run(settings, RUN, StepInputs(records=1)).timing for step in PIPELINE]
+    done = time.time()
+    starts = [timing.started_at for timing in timings if timing is not None]
+    assert len(starts) == len(PIPELINE) and starts == sorted(starts)
+    for timing in timings:
+        assert timing is not None and timing.process_started_at is not None
+        assert timing.process_started_at <= asked <= timing.started_at  # this process started before the run
+        assert 0 < timing.seconds <= done - asked and timing.load_seconds >= 0
+    assert sum(timing.seconds for timing in timings if timing) <= done - asked
