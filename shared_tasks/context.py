@@ -6,6 +6,8 @@ real Git, DVC or catalog objects for a run.
 
 from __future__ import annotations
 
+import shutil
+
 from shared_tasks.catalog import FileCatalog
 from shared_tasks.dvcops import Dvc, DvcError
 from shared_tasks.gitops import Git
@@ -27,6 +29,17 @@ class RunContext:
         self.git = Git(settings, self.workspace.repo, self.redact)
         self.dvc = Dvc(settings, self.workspace.repo, self.redact)
         self.catalog = FileCatalog(settings.work_root / "file-facts", settings.cache_dir)
+
+    def clone_at_origin_head(self) -> None:
+        """The workspace's clone at the origin's branch head: made, or fetched and reset."""
+        repo = self.workspace.repo
+        if (repo / ".git").is_dir():
+            self.git.fetch()
+        else:
+            shutil.rmtree(repo, ignore_errors=True)  # a clone interrupted half-way
+            self.git.clone(repo)
+            self.git.fetch()
+        self.git.reset_hard(self.git.origin_ref)
 
     def pointer_md5(self) -> str | None:
         """What the workspace's pointer records (the pulled version until `dvc add` rewrites it)."""

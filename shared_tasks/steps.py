@@ -9,7 +9,6 @@ on the origin, so a retry never duplicates or drops a version.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from shared_tasks.change import apply_kept_change, kept_change
@@ -28,13 +27,7 @@ def pull_data(settings: Settings, run_id: str) -> PulledVersion:
     ctx = RunContext(settings, run_id)
     workspace = ctx.workspace
     with workspace.locked():
-        if (workspace.repo / ".git").is_dir():
-            ctx.git.fetch()
-        else:
-            shutil.rmtree(workspace.repo, ignore_errors=True)  # a clone interrupted half-way
-            ctx.git.clone(workspace.repo)
-            ctx.git.fetch()
-        ctx.git.reset_hard(ctx.git.origin_ref)
+        ctx.clone_at_origin_head()
         pulled = ctx.checkout_head_data()
         state = workspace.load_state().model_copy(update={"pulled": pulled, "applied": None})
         workspace.save_state(state)

@@ -6,7 +6,7 @@ push recognises its own earlier success, and how history says who made each vers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from shared_tasks.gitops import Git
 from shared_tasks.pointer import Pointer
@@ -16,6 +16,7 @@ TRAILER_RUN_ID = "Run-Id"
 TRAILER_ORCHESTRATOR = "Orchestrator"
 TRAILER_ROWS_ADDED = "Rows-Added"
 TRAILER_ROWS = "Rows"
+TRAILER_RESTORED_FROM = "Restored-From"
 
 
 class VersionRecord(Record):
@@ -30,16 +31,27 @@ class VersionRecord(Record):
     run_id: str | None
     orchestrator: str | None
     author: str | None = None
+    restored_from: str | None = None
 
 
-def commit_message(run_id: str, orchestrator: str, rows_added: int, rows: int) -> str:
-    return (
-        f"Publish dataset version: +{rows_added} record(s) from {orchestrator}\n\n"
-        f"{TRAILER_RUN_ID}: {run_id}\n"
-        f"{TRAILER_ORCHESTRATOR}: {orchestrator}\n"
-        f"{TRAILER_ROWS_ADDED}: {rows_added}\n"
-        f"{TRAILER_ROWS}: {rows}\n"
-    )
+def commit_message(
+    run_id: str,
+    orchestrator: str,
+    rows_added: int,
+    rows: int,
+    *,
+    subject: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    trailers = {
+        TRAILER_RUN_ID: run_id,
+        TRAILER_ORCHESTRATOR: orchestrator,
+        TRAILER_ROWS_ADDED: str(rows_added),
+        TRAILER_ROWS: str(rows),
+        **(extra or {}),
+    }
+    headline = subject or f"Publish dataset version: +{rows_added} record(s) from {orchestrator}"
+    return f"{headline}\n\n" + "".join(f"{key}: {value}\n" for key, value in trailers.items())
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -61,6 +73,7 @@ def _record(commit: str, time: str, author: str, trailers: dict[str, str], point
         run_id=trailers.get(TRAILER_RUN_ID),
         orchestrator=trailers.get(TRAILER_ORCHESTRATOR),
         author=author,
+        restored_from=trailers.get(TRAILER_RESTORED_FROM),
     )
 
 
