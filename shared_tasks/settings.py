@@ -179,6 +179,9 @@ class OrchestrationSettings(BaseSettings):
     dvc_remote: str = "storage"
     dvc_remote_url: str | None = None
     dataset_path: str = "data/employee_attrition.csv"
+    cutover_file: Path | None = Field(
+        default=None, description="Which orchestrator runs each step; default: cutover.yaml beside the DAG file."
+    )
     announce_interval_seconds: Annotated[float, Field(gt=0)] = Field(
         default=30.0, description="How often Airflow's watcher reads the branch for versions made elsewhere."
     )

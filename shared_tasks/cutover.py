@@ -1,0 +1,84 @@
+"""Which orchestrator runs each step of DAG `dataset_pipeline`: the cutover file beside the DAG.
+
+The Airflow DAG reads it to choose each task's kind; the CLI's `cutover` command reads and writes
+it; so its format lives here, with the pipeline it names.
+
+One line per step, `airflow` or `dagster`; a step missing from the file, or no file at all, runs in
+Airflow. Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on
+the cluster, like the DAG). A bad file is a DAG import error naming the file and the line, never a
+silent default: an unknown step or orchestrator, a step named twice, anything but `step: value` pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from shared_tasks.pipeline import PIPELINE
+
+FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
+HEADER = (
+    "# Which orchestrator runs each step of DAG dataset_pipeline: airflow or dagster.\n"
+    "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
+)
+
+
+class Runner(StrEnum):
+    AIRFLOW = "airflow"
+    DAGSTER = "dagster"
+
+
+class CutoverError(ValueError):
+    """The cutover file says something that is not a step and an orchestrator."""
+
+
+@dataclass(frozen=True)
+class Cutover:
+    runners: dict[str, Runner]
+
+    def runner(self, step: str) -> Runner:
+        return self.runners.get(step, Runner.AIRFLOW)
+
+    def in_dagster(self) -> list[str]:
+        return [step.name for step in PIPELINE if self.runner(step.name) is Runner.DAGSTER]
+
+    def to_text(self) -> str:
+        return HEADER + "".join(f"{step.name}: {self.runner(step.name).value}\n" for step in PIPELINE)
+
+
+def read_cutover(path: Path) -> Cutover:
+    if not path.exists():
+        return Cutover({})
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as error:
+        raise CutoverError(f"{path}: not YAML: {error}") from None
+    if node is None:
+        return Cutover({})
+    if not isinstance(node, yaml.MappingNode):
+        raise CutoverError(f"{path}, line {node.start_mark.line + 1}: expected one `step: airflow|dagster` per line")
+    steps = {step.name for step in PIPELINE}
+    runners: dict[str, Runner] = {}
+    for key, value in node.value:
+        line = key.start_mark.line + 1
+        if not isinstance(key, yaml.ScalarNode) or key.value not in steps:
+            raise CutoverError(
+                f"{path}, line {line}: unknown step {key.value!r}; the steps are {', '.join(sorted(steps))}"
+            )
+        if key.value in runners:
+            raise CutoverError(f"{path}, line {line}: step {key.value!r} is named twice")
+        if not isinstance(value, yaml.ScalarNode) or value.value not in set(Runner):
+            shown = value.value if isinstance(value, yaml.ScalarNode) else "a list or mapping"
+            raise CutoverError(f"{path}, line {line}: step {key.value!r} set to {shown!r}; use airflow or dagster")
+        runners[key.value] = Runner(value.value)
+    return Cutover(runners)
+
+
+def write_cutover(path: Path, cutover: Cutover) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(cutover.to_text(), encoding="utf-8")
+    tmp.replace(path)
