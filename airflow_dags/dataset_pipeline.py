@@ -37,7 +37,8 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
         from shared_tasks.settings import load_settings
 
         context = get_current_context()
-        inputs = StepInputs(records=int(context["params"]["records"]), orchestrator=ORCHESTRATOR)
+        records = int(context["params"]["records"])
+        inputs = StepInputs(records=records, orchestrator=ORCHESTRATOR, runner=ORCHESTRATOR)
         try:
             record = step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
         except ValueError as error:  # bad input or settings (DataValidationError too): no retry heals it

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from dagster_assets.k8s import step_pod_tags
 from dagster_assets.resources import PipelineSettings
+from shared_tasks.cutover import AIRFLOW_RUN_TAG
 from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
@@ -45,8 +46,14 @@ RETRY_POLICY = _retry_policy()
 
 
 def pipeline_run_id(context: dg.AssetExecutionContext) -> str:
-    """A re-execution keeps its root run's id, so its steps resume that run's workspace."""
-    return context.run.root_run_id or context.run.run_id
+    """The pipeline run this step belongs to: the Airflow run whose step Dagster runs for it, or else the
+    root run (a re-execution keeps its root run's id, so its steps resume that run's workspace)."""
+    return context.run.tags.get(AIRFLOW_RUN_TAG) or context.run.root_run_id or context.run.run_id
+
+
+def run_orchestrator(context: dg.AssetExecutionContext) -> str:
+    """Whose run this is: Airflow's, for a step it cut over to Dagster; else Dagster's own."""
+    return "airflow" if AIRFLOW_RUN_TAG in context.run.tags else ORCHESTRATOR
 
 
 @contextmanager
@@ -103,7 +110,7 @@ def run_inputs(context: dg.AssetExecutionContext) -> StepInputs:
     run_config: dict[str, Any] = dict(context.run.run_config)
     ops = run_config.get("ops", {})
     config = ChangeConfig.model_validate(ops.get(STEP_ASSETS["modify_data"], {}).get("config", {}))
-    return StepInputs(records=config.records, orchestrator=ORCHESTRATOR)
+    return StepInputs(records=config.records, orchestrator=run_orchestrator(context), runner=ORCHESTRATOR)
 
 
 def run_step(step: StepSpec, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:

@@ -19,6 +19,12 @@ import yaml
 
 from shared_tasks.pipeline import PIPELINE
 
+# Tags of a Dagster run launched for a step of an Airflow run: the step works in that run's workspace.
+AIRFLOW_DAG_TAG = "airflow/dag_id"
+AIRFLOW_RUN_TAG = "airflow/run_id"
+AIRFLOW_TASK_TAG = "airflow/task_id"
+AIRFLOW_TRY_TAG = "airflow/try_number"
+
 FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
 HEADER = (
     "# Which orchestrator runs each step of DAG dataset_pipeline: airflow or dagster.\n"

@@ -27,7 +27,8 @@ class StepInputs:
 
     records: int = 1
     change_file: Path | None = None
-    orchestrator: str = "direct"
+    orchestrator: str = "direct"  # whose run this is (its commit names it)
+    runner: str = "direct"  # which orchestrator runs this step (Dagster, for a step Airflow cut over)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         "Workspace at the branch head with the current dataset version",
         "pulled_dataset",
         "shared_tasks.steps:pull_data",
+        ("runner",),
     ),
     StepSpec(
         "modify_data",
@@ -78,7 +80,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         "The run's records, validated and applied exactly once",
         "changed_dataset",
         "shared_tasks.steps:modify_data",
-        ("records", "change_file"),
+        ("records", "change_file", "runner"),
     ),
     StepSpec(
         "push_data",
@@ -86,7 +88,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         "The new version: data on the DVC remote, pointer in Git",
         "published_dataset",
         "shared_tasks.steps:push_data",
-        ("orchestrator",),
+        ("orchestrator", "runner"),
         publishes=True,
     ),
 )
@@ -125,7 +127,7 @@ def run_pipeline(
     on_step: StepCallback | None = None,
 ) -> PublishedVersion:
     """Every step in order, in this process; `on_step(name, "start"|"done", record)` reports progress."""
-    inputs = StepInputs(records=records, change_file=change_file, orchestrator=orchestrator)
+    inputs = StepInputs(records=records, change_file=change_file, orchestrator=orchestrator, runner=orchestrator)
     result: StepRecord | None = None
     for step in PIPELINE:
         if on_step is not None:

@@ -19,7 +19,7 @@ from shared_tasks.context import RunContext
 from shared_tasks.pointer import s3_object_url
 from shared_tasks.records import PublishedVersion
 from shared_tasks.settings import Settings
-from shared_tasks.versions import VersionRecord, commit_message
+from shared_tasks.versions import TRAILER_STEPS_BY, VersionRecord, commit_message
 from shared_tasks.workspace import RunState
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
         applied = rebase_change(ctx, state).applied  # the workspace no longer held exactly this run's change
         assert applied is not None
         pointer, remote_url = ctx.dvc.add_and_push(applied.written)
-    message = commit_message(ctx.run_id, orchestrator, applied.rows_added, applied.rows)
+    elsewhere = {step: runner for step, runner in state.ran_by.items() if runner != orchestrator}
+    steps_by = {TRAILER_STEPS_BY: ", ".join(f"{s}={r}" for s, r in state.ran_by.items())} if elsewhere else {}
+    message = commit_message(ctx.run_id, orchestrator, applied.rows_added, applied.rows, extra=steps_by)
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)
 

@@ -22,7 +22,7 @@ from shared_tasks.workspace import RunState, WorkspaceError
 _ORCHESTRATOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def pull_data(settings: Settings, run_id: str) -> PulledVersion:
+def pull_data(settings: Settings, run_id: str, runner: str = "direct") -> PulledVersion:
     """Bring the run's workspace to the branch head with its data, checked against the schema."""
     ctx = RunContext(settings, run_id)
     workspace = ctx.workspace
@@ -30,11 +30,13 @@ def pull_data(settings: Settings, run_id: str) -> PulledVersion:
         ctx.clone_at_origin_head()
         pulled = ctx.checkout_head_data()
         state = workspace.load_state().model_copy(update={"pulled": pulled, "applied": None})
-        workspace.save_state(state)
+        workspace.save_state(state.ran("pull_data", _checked_name(runner)))
     return pulled
 
 
-def modify_data(settings: Settings, run_id: str, records: int = 1, change_file: Path | None = None) -> ChangeSummary:
+def modify_data(
+    settings: Settings, run_id: str, records: int = 1, change_file: Path | None = None, runner: str = "direct"
+) -> ChangeSummary:
     """Produce the run's change (same run id, same change), validate it, apply it exactly once."""
     if not 1 <= records <= MAX_RECORDS_PER_RUN:
         raise ValueError(f"records must be between 1 and {MAX_RECORDS_PER_RUN}, got {records}")
@@ -55,14 +57,16 @@ def modify_data(settings: Settings, run_id: str, records: int = 1, change_file: 
         if current_md5 != pulled.md5:
             _restore_pulled_data(ctx, pulled)  # a step killed after writing the data, before recording it
         state = state.model_copy(update={"applied": apply_kept_change(ctx, state)})
-        workspace.save_state(state)
+        workspace.save_state(state.ran("modify_data", _checked_name(runner)))
     return _summary(state)
 
 
-def push_data(settings: Settings, run_id: str, orchestrator: str = "direct") -> PublishedVersion:
+def push_data(
+    settings: Settings, run_id: str, orchestrator: str = "direct", runner: str | None = None
+) -> PublishedVersion:
     """Publish the run's change: data to the DVC remote first, then the pointer to Git."""
-    if not _ORCHESTRATOR_NAME.match(orchestrator):
-        raise ValueError(f"orchestrator must be a short lower-case name, got {orchestrator!r}")
+    _checked_name(orchestrator)
+    runner = _checked_name(runner or orchestrator)
     ctx = RunContext(settings, run_id)
     with ctx.workspace.locked():
         state = ctx.workspace.load_state()
@@ -73,7 +77,14 @@ def push_data(settings: Settings, run_id: str, orchestrator: str = "direct") -> 
                 if done is not None:
                     return published_version(ctx, done, attempts=0, already=True)
             raise WorkspaceError(f"modify_data has not run for run {run_id!r}; nothing to publish")
+        ctx.workspace.save_state(state.ran("push_data", runner))
         return publish(ctx, orchestrator)
+
+
+def _checked_name(orchestrator: str) -> str:
+    if not _ORCHESTRATOR_NAME.match(orchestrator):
+        raise ValueError(f"orchestrator must be a short lower-case name, got {orchestrator!r}")
+    return orchestrator
 
 
 def _restore_pulled_data(ctx: RunContext, pulled: PulledVersion) -> None:

@@ -17,6 +17,8 @@ TRAILER_ORCHESTRATOR = "Orchestrator"
 TRAILER_ROWS_ADDED = "Rows-Added"
 TRAILER_ROWS = "Rows"
 TRAILER_RESTORED_FROM = "Restored-From"
+# Which orchestrator ran each step, when not all were the run's own (a step cut over to Dagster).
+TRAILER_STEPS_BY = "Steps-By"
 
 
 class VersionRecord(Record):
@@ -32,6 +34,7 @@ class VersionRecord(Record):
     orchestrator: str | None
     author: str | None = None
     restored_from: str | None = None
+    steps_by: dict[str, str] | None = None
 
 
 def commit_message(
@@ -74,7 +77,16 @@ def _record(commit: str, time: str, author: str, trailers: dict[str, str], point
         orchestrator=trailers.get(TRAILER_ORCHESTRATOR),
         author=author,
         restored_from=trailers.get(TRAILER_RESTORED_FROM),
+        steps_by=_steps_by(trailers.get(TRAILER_STEPS_BY)),
     )
+
+
+def _steps_by(value: str | None) -> dict[str, str] | None:
+    """`pull_data=airflow, modify_data=dagster` as a mapping; None when the trailer is absent."""
+    if not value:
+        return None
+    pairs = (item.strip().partition("=") for item in value.split(","))
+    return {step: runner for step, sep, runner in pairs if sep and step}
 
 
 def _pointer_at(git: Git, commit: str, pointer_paths: Sequence[str]) -> str | None:

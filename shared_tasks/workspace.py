@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from shared_tasks.records import AppliedChange, KeptChange, PulledVersion, Record
 
@@ -57,6 +57,10 @@ class RunState(Record):
     pulled: PulledVersion | None = None
     applied: AppliedChange | None = None
     change: KeptChange | None = None
+    ran_by: dict[str, str] = Field(default_factory=dict)  # step name -> the orchestrator that ran it last
+
+    def ran(self, step: str, runner: str) -> RunState:
+        return self.model_copy(update={"ran_by": {**self.ran_by, step: runner}})
 
     @classmethod
     def from_file_text(cls, text: str, run_id: str) -> RunState:

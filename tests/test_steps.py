@@ -450,3 +450,16 @@ def test_each_step_times_its_own_work_and_its_process_start(settings: Settings) 
         assert timing.process_started_at <= asked <= timing.started_at  # this process started before the run
         assert 0 < timing.seconds <= done - asked and timing.load_seconds >= 0
     assert sum(timing.seconds for timing in timings if timing) <= done - asked
+
+
+def test_history_names_the_orchestrator_of_each_step_when_not_all_are_the_runs_own(settings: Settings) -> None:
+    pull_data(settings, "mixed-run", runner="airflow")
+    modify_data(settings, "mixed-run", runner="dagster")  # a step Airflow cut over to Dagster
+    push_data(settings, "mixed-run", orchestrator="airflow", runner="airflow")
+    run_pipeline(settings, "plain-run", orchestrator="dagster")
+    plain, mixed = history(settings)[:2]
+    assert (mixed.orchestrator, mixed.steps_by) == (
+        "airflow",
+        {"pull_data": "airflow", "modify_data": "dagster", "push_data": "airflow"},
+    )
+    assert (plain.orchestrator, plain.steps_by) == ("dagster", None)
