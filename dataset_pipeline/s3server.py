@@ -17,10 +17,11 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from werkzeug.serving import BaseWSGIServer, make_server
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 LOOPBACK = "127.0.0.1"
 FAKE_CREDENTIALS = {
@@ -172,6 +173,8 @@ class S3Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> S3Server:
+        from werkzeug.serving import make_server  # the local extra's: the CLI imports this module without it
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = moto_app()
         if self.state_dir is not None:
