@@ -21,7 +21,7 @@ import pytest
 
 from dataset_pipeline.compare import RUNNERS, STEP_NAMES
 from tests.conftest import REPO_ROOT, cli, hermetic_environment
-from tests.test_stack import free_port
+from tests.ports import free_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

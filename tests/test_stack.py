@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 @pytest.fixture
