@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dataset_pipeline.stack import LocalStack, StackConfig, StackError, parse_services, service_module
+from dataset_pipeline.outcome import RunOutcome, published
+from dataset_pipeline.stack import SERVICE_MODULES, LocalStack, StackConfig, StackError, parse_services
+from orchestrator_clients import OrchestratorApiError
 from shared_tasks.dvcops import DvcError
 from shared_tasks.gitops import GitError
 from shared_tasks.settings import ENV_PREFIX, Layout, Settings, load_settings
@@ -34,6 +36,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 KNOWN_ERRORS = (
     StackError,
+    OrchestratorApiError,
     DataValidationError,
     GitError,
     DvcError,
@@ -182,35 +185,36 @@ def run(
             settings = current_settings()
             the_run_id = run_id or new_run_id("direct")
             console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
-            version = run_pipeline(
+            result = run_pipeline(
                 settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
             )
+            version = published(result)
+            printed = version.to_dict()
         else:
-            version = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
+            outcome = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
+            version, printed = outcome.version, outcome.to_dict()
         if as_json:
-            _print_json(version)
+            _print_json(printed)
         else:
-            state = "already published" if version["already_published"] else "published"
+            state = "already published" if version.already_published else "published"
             out.print(
-                f"{state} version [bold]{version['commit'][:12]}[/bold]: md5 {version['md5']}, "
-                f"{version['rows']} rows (+{version['rows_added']}), {version['s3_url']}",
+                f"{state} version [bold]{version.commit[:12]}[/bold]: md5 {version.md5}, "
+                f"{version.rows} rows (+{version.rows_added}), {version.s3_url}",
                 highlight=False,
             )
 
 
-def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> dict[str, Any]:
+def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> RunOutcome:
     """Run through an orchestrator's public API, as a user of its UI would."""
-    module = service_module(via) if via in ("airflow", "dagster") else None
-    if module is None:
+    if via not in SERVICE_MODULES:
         raise ValueError(f"--via must be direct, airflow or dagster, got {via!r}")
     if change_file is not None:
         raise ValueError("--change-file is only available with --via direct")
     stack = _stack()
-    status = stack.status()
-    if not status["services"].get(via, {}).get("running"):
+    service = stack.service(via)
+    if via not in stack.config.services or not service.status()["running"]:
         raise StackError(f"{via} is not running: start it with `dataset-pipeline stack up`")
-    result: dict[str, Any] = module.run_via(stack, records=records, run_id=run_id, console=console)
-    return result
+    return service.run_via(records=records, run_id=run_id, console=console)
 
 
 def _progress(console: Console) -> Callable[[str, str, dict[str, Any] | None], None]:
