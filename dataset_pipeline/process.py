@@ -16,7 +16,6 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from orchestrator_clients.retrying import poll_until
 
@@ -175,9 +174,6 @@ class ProcessService:
         if ready is not None:
             stop_process_groups(list(ready.pids.values()))
         self.ready_file.remove()
-
-    def process_status(self) -> dict[str, Any]:
-        return {"url": self.url, "pids": self.pids()}
 
 
 def group_alive(pgid: int) -> bool:
