@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator_clients import OrchestratorApiError
 from orchestrator_clients.airflow_api import AirflowClient
+from tests.conftest import fake_secret
 from tests.scripted_api import ATTEMPTS, ScriptedApi, no_waiting, scripted_api
 
 __all__ = ["no_waiting", "scripted_api"]  # the fixtures
@@ -94,7 +95,7 @@ def test_a_fresh_token_refused_too_is_a_clear_error(scripted_api: ScriptedApi) -
 
 
 def test_a_refused_login_names_the_url_and_status_never_the_password(scripted_api: ScriptedApi) -> None:
-    password = "s3cret-Passw0rd"
+    password = fake_secret("pw")
     echoed = [{"type": "missing", "loc": ["body"], "msg": "Invalid credentials", "input": {"password": password}}]
     scripted_api.script[LOGIN] = [(401, {"detail": echoed})]
     with pytest.raises(OrchestratorApiError) as raised:
