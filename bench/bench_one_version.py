@@ -15,7 +15,6 @@ import gc
 import hashlib
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from dataset_pipeline.s3server import s3_client  # noqa: E402
 from dataset_pipeline.stack import LocalStack, StackConfig  # noqa: E402
 from shared_tasks.settings import Settings  # noqa: E402
 from shared_tasks.steps import modify_data, pull_data, push_data  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 STEPS = ("pull_data", "modify_data", "push_data")
 
@@ -40,12 +40,6 @@ def timed(action: Callable[[], Any]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def one_version(settings: Settings, run_id: str) -> dict[str, float]:

@@ -19,7 +19,6 @@ import gc
 import hashlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from shared_tasks.layout import part_files  # noqa: E402
 from shared_tasks.settings import Layout, Settings  # noqa: E402
 from shared_tasks.steps import modify_data, pull_data, push_data  # noqa: E402
 from shared_tasks.workspace import Workspace  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 STEPS = ("pull_data", "modify_data", "push_data")
 ROWS_PER_MB = 7_376  # the generated dataset's density: 74,500 rows in 10.1 MB
@@ -60,12 +60,6 @@ started = time.perf_counter()
 getattr(steps, name)(settings, run_id, **kwargs)
 print(json.dumps({"seconds": time.perf_counter() - started, "imports_mb": imports, "peak_mb": status_mb("VmHWM")}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def timed(action: Any) -> float:

@@ -17,9 +17,9 @@ from typing import Any
 
 from rich.console import Console
 
-from dataset_pipeline.stack import LocalStack, StackError, service_module
+from dataset_pipeline.stack import LocalStack
 from shared_tasks.pipeline import PIPELINE, new_run_id, run_pipeline
-from shared_tasks.records import Record
+from shared_tasks.records import PublishedVersion, StepRecord
 from shared_tasks.settings import Settings
 
 RUNNERS = ("direct", "airflow", "dagster")
@@ -195,27 +195,24 @@ def _one_run(stack: LocalStack, settings: Settings, runner: str, records: int, c
         if runner == "direct":
             version, steps = _direct_run(settings, records)
         else:
-            module = service_module(runner)
-            if module is None:
-                raise StackError(f"{runner} is not part of this installation")
-            version = module.run_via(stack, records=records, run_id=None, console=console)
-            steps = dict(version.get("step_seconds", {}))
+            outcome = stack.service(runner).run_via(records=records, run_id=None, console=console)
+            version, steps = outcome.version, dict(outcome.step_seconds)
     except Exception as error:  # one failed run is a figure of the comparison, not its end
         return RunMeasure(runner, None, False, time.perf_counter() - started, {}, error=str(error)[:300])
-    return RunMeasure(runner, version["run_id"], True, time.perf_counter() - started, steps, version["commit"])
+    return RunMeasure(runner, version.run_id, True, time.perf_counter() - started, steps, version.commit)
 
 
-def _direct_run(settings: Settings, records: int) -> tuple[dict[str, Any], dict[str, float]]:
+def _direct_run(settings: Settings, records: int) -> tuple[PublishedVersion, dict[str, float]]:
     steps: dict[str, float] = {}
     started: dict[str, float] = {}
 
-    def on_step(name: str, phase: str, result: Record | None) -> None:
+    def on_step(name: str, phase: str, result: StepRecord | None) -> None:
         if phase == "start":
             started[name] = time.perf_counter()
         else:
             steps[name] = time.perf_counter() - started[name]
 
-    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step).to_dict()
+    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step)
     return version, steps
 
 

@@ -17,12 +17,15 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from dataset_pipeline.process import LOOPBACK, write_ready_file
 
-LOOPBACK = "127.0.0.1"
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
+
+__all__ = ["FAKE_CREDENTIALS", "LOOPBACK", "S3Server", "s3_client"]
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -36,9 +39,10 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def moto_app() -> WsgiApp:
-    from moto.server import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return DomainDispatcherApplication(create_backend_app)  # type: ignore[no-any-return]
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    return app
 
 
 def s3_client(endpoint: str) -> Any:
@@ -172,6 +176,8 @@ class S3Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> S3Server:
+        from werkzeug.serving import make_server  # the local extra's: the CLI imports this module without it
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app = moto_app()
         if self.state_dir is not None:
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    args.ready_file.write_text(json.dumps({"pid": os.getpid(), "port": server.port}))
+    write_ready_file(args.ready_file, {"s3": os.getpid()}, server.port)
     stop.wait()
     server.stop()
     args.ready_file.unlink(missing_ok=True)

@@ -7,43 +7,36 @@ service a log and a ready file holding its pid and port.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tenacity import Retrying, retry_base, stop_after_delay, wait_random_exponential
-
-from dataset_pipeline.s3server import FAKE_CREDENTIALS, LOOPBACK, s3_client
+from dataset_pipeline.process import StackError
+from dataset_pipeline.s3_service import S3Service
+from dataset_pipeline.s3server import FAKE_CREDENTIALS, s3_client
 from dataset_pipeline.seed import create_origin
 from shared_tasks.generate import SEED_DATASET_ROWS
 from shared_tasks.settings import ENV_PREFIX, Layout, Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dataset_pipeline.outcome import RunOutcome
+
+__all__ = ["LocalStack", "StackConfig", "StackError", "StackService", "parse_services"]
 
 DEFAULT_STACK_DIR = ".stack"
 DEFAULT_S3_PORT = 9000
 DEFAULT_AIRFLOW_PORT = 8080
 DEFAULT_DAGSTER_PORT = 3000
-# Orchestrator services and the module providing each (`Service` class, `run_via` function).
+# Orchestrator services and the module providing each (its `Service` class).
 SERVICE_MODULES = {"airflow": "dataset_pipeline.airflow_stack", "dagster": "dataset_pipeline.dagster_stack"}
 DEFAULT_BUCKET = "dataset-pipeline"
 LOCAL_RETRY_DELAY_SECONDS = "5"
 REMOTE_PREFIX = "datasets"
-START_TIMEOUT_SECONDS = 60
-STOP_TIMEOUT_SECONDS = 30
-
-
-class StackError(RuntimeError):
-    """The stack cannot be brought to the asked state; the message says why."""
 
 
 class StackService(Protocol):
@@ -56,19 +49,12 @@ class StackService(Protocol):
     def down(self) -> None: ...
 
     def status(self) -> dict[str, Any]:
-        """At least {"running": bool, "url": str}."""
+        """At least {"running": bool, "url": str, "pids": {role: pid}}."""
         ...
 
-
-# Both orchestrators keep their state in SQLite here, which lets one writer in at a time: while
-# others write, an API call can fail or answer late. Such calls are sent again for up to a minute.
-BUSY_API_STOP = stop_after_delay(60)
-BUSY_API_WAIT = wait_random_exponential(multiplier=0.5, max=8)
-
-
-def busy_api_retrying(retry: retry_base, **options: Any) -> Retrying:
-    """The one retry policy for calls to an orchestrator's API on the local stack."""
-    return Retrying(stop=BUSY_API_STOP, wait=BUSY_API_WAIT, retry=retry, **options)
+    def run_via(self, records: int, run_id: str | None, console: Console) -> RunOutcome:
+        """Run the pipeline through the orchestrator's public API, follow it, return what it published."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -107,21 +93,24 @@ def parse_services(text: str) -> tuple[str, ...]:
     return names
 
 
-def service_module(name: str) -> Any | None:
-    """The module implementing an orchestrator service, or None while it is not part of the product."""
+def service_factory(name: str) -> Callable[[LocalStack], StackService] | None:
+    """The class of an orchestrator service, or None while it is not part of the product."""
     module_name = SERVICE_MODULES[name]
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name == module_name:
             return None
         raise
+    factory: Callable[[LocalStack], StackService] = module.Service
+    return factory
 
 
 class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.root = config.root
+        self.s3 = S3Service(self.root, config.s3_port)
 
     # paths ---------------------------------------------------------------------------------
     @property
@@ -134,15 +123,11 @@ class LocalStack:
 
     @property
     def s3_ready_file(self) -> Path:
-        return self.root / "s3.ready"
+        return self.s3.ready_file.path
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self._s3_port()}"
-
-    def _s3_port(self) -> int:
-        ready = self._ready(self.s3_ready_file)
-        return int(ready["port"]) if ready else self.config.s3_port
+        return self.s3.url
 
     @property
     def remote_url(self) -> str:
@@ -191,21 +176,22 @@ class LocalStack:
         return settings_for_commit(probe, Git(probe, self.origin, Redactor([])), "refs/heads/main").layout
 
     def services(self) -> list[StackService]:
-        found = []
-        for name in self.config.services:
-            module = service_module(name)
-            if module is not None:
-                factory: Callable[[LocalStack], StackService] = module.Service
-                found.append(factory(self))
-        return found
+        factories = [service_factory(name) for name in self.config.services]
+        return [factory(self) for factory in factories if factory is not None]
+
+    def service(self, name: str) -> StackService:
+        """The orchestrator service `name` (configured or not: a stack may run it all the same)."""
+        factory = service_factory(name) if name in SERVICE_MODULES else None
+        if factory is None:
+            raise StackError(f"{name} is not part of this installation")
+        return factory(self)
 
     # lifecycle -----------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".gitignore").write_text("*\n")
         os.environ.update({k: v for k, v in FAKE_CREDENTIALS.items() if k not in os.environ})
-        if not self._s3_alive():
-            self._start_s3()
+        self.s3.up()
         self._ensure_bucket()
         if not (self.origin / "HEAD").exists():
             os.environ["DVC_SITE_CACHE_DIR"] = self.env()["DVC_SITE_CACHE_DIR"]
@@ -218,14 +204,11 @@ class LocalStack:
     def down(self) -> dict[str, Any]:
         for service in self.services():
             service.down()
-        ready = self._ready(self.s3_ready_file)
-        if ready:
-            stop_process(int(ready["pid"]))
-            self.s3_ready_file.unlink(missing_ok=True)
+        self.s3.down()
         return self.status()
 
     def status(self) -> dict[str, Any]:
-        running = self._s3_alive()
+        running = self.s3.alive()
         services: dict[str, Any] = {"s3": {"running": running, "url": self.s3_endpoint}}
         urls = {}
         for service in self.services():
@@ -252,113 +235,8 @@ class LocalStack:
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self.settings_file)
 
-    @staticmethod
-    def _ready(path: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data if pid_alive(int(data.get("pid", 0))) else None
-
-    def _s3_alive(self) -> bool:
-        if self._ready(self.s3_ready_file) is None:
-            return False
-        try:
-            with urllib.request.urlopen(f"{self.s3_endpoint}/moto-api/", timeout=5):
-                return True
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def _start_s3(self) -> None:
-        self.s3_ready_file.unlink(missing_ok=True)
-        log_path = self.root / "s3.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dataset_pipeline.s3server",
-                    "--port",
-                    str(self.config.s3_port),
-                    "--state-dir",
-                    str(self.root / "s3"),
-                    "--ready-file",
-                    str(self.s3_ready_file),
-                ],
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                hint = ""
-                if any("Address already in use" in line for line in tail):
-                    hint = f" (port {self.config.s3_port} is in use: choose another with --s3-port)"
-                raise StackError(f"the S3 API did not start{hint}: {' | '.join(tail)}")
-            if self.s3_ready_file.exists() and self._s3_alive():
-                return
-            time.sleep(0.1)
-        stop_process(process.pid)
-        raise StackError(f"the S3 API did not become ready in {START_TIMEOUT_SECONDS} s; see {log_path}")
-
     def _ensure_bucket(self) -> None:
         client = s3_client(self.s3_endpoint)
         existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
         if self.config.bucket not in existing:
             client.create_bucket(Bucket=self.config.bucket)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_process(pid: int) -> None:
-    """SIGTERM, wait, then SIGKILL: `down` must really stop what `up` started."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
-            if finished == pid:
-                return
-        except ChildProcessError:
-            pass
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def stop_process_group(pgid: int) -> None:
-    """A service and everything it forked (workers, code servers, task runners): SIGTERM, wait, SIGKILL."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    stop_process(pgid)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT, cli, hermetic_environment
+from tests.ports import free_port
 
 DAG_TEST_SCRIPT = """
 import json
@@ -30,12 +30,6 @@ run = dag.test(run_conf={"records": RECORDS})
 tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
 print("DAG_TEST_RESULT " + json.dumps({"run_id": run.run_id, "state": str(run.state), "tries": tries}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def airflow_env(home: Path) -> dict[str, str]:

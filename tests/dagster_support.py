@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from dagster_assets.definitions import defs
 from dagster_assets.resources import PipelineSettings
 from shared_tasks.settings import Settings
 from tests.conftest import cli
+from tests.ports import free_port
 
 CHANGE_ASSET = "changed_dataset"
 PUBLISHED_ASSET = "published_dataset"
@@ -54,12 +54,6 @@ def materialize_pipeline(
         resources={"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))},
         raise_on_error=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

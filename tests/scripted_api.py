@@ -12,35 +12,52 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from dataset_pipeline import stack
+from orchestrator_clients import retrying
 
 Answer = tuple[int, Any]
 ATTEMPTS = 4  # the attempts a client makes against a script, with no wait between them
 
 
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    body: Any
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+
+
 @dataclass
 class ScriptedApi:
-    """Answers each (method, path) from a queue of scripted answers; the last one repeats."""
+    """Answers each (method, path) from a queue of scripted answers; the last one repeats.
+
+    A payload that is a string is sent as plain text (a server's error page), anything else as JSON.
+    """
 
     script: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
-    received: list[tuple[str, str, Any]] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
     url: str = ""
 
-    def answer(self, method: str, path: str, body: Any) -> Answer:
-        self.received.append((method, path, body))
-        if (method, path) == ("POST", "/auth/token"):  # Airflow's login, granted to every client
+    def answer(self, request: Received) -> Answer:
+        self.received.append(request)
+        key = (request.method, request.path)
+        if key == ("POST", "/auth/token") and key not in self.script:  # Airflow's login, granted unless scripted
             return 201, {"access_token": "token"}
-        queue = self.script.get((method, path))
+        queue = self.script.get(key)
         if not queue:
-            return 404, {"detail": f"nothing scripted for {method} {path}"}
+            return 404, {"detail": f"nothing scripted for {request.method} {request.path}"}
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
+    def requests(self, method: str, path: str) -> list[Received]:
+        return [request for request in self.received if (request.method, request.path) == (method, path)]
+
     def sent(self, method: str, path: str) -> list[Any]:
-        return [body for m, p, body in self.received if (m, p) == (method, path)]
+        return [request.body for request in self.requests(method, path)]
 
 
 @pytest.fixture
@@ -51,10 +68,13 @@ def scripted_api() -> Iterator[ScriptedApi]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = api.answer(self.command, self.path.split("?")[0], body)
-            data = json.dumps(payload).encode()
+            path, _, query = self.path.partition("?")
+            request = Received(self.command, path, body, parse_qs(query), dict(self.headers.items()))
+            status, payload = api.answer(request)
+            text = isinstance(payload, str)
+            data = payload.encode() if text else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -77,5 +97,5 @@ def scripted_api() -> Iterator[ScriptedApi]:
 
 @pytest.fixture
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "BUSY_API_WAIT", wait_none())
-    monkeypatch.setattr(stack, "BUSY_API_STOP", stop_after_attempt(ATTEMPTS))
+    monkeypatch.setattr(retrying, "BUSY_API_WAIT", wait_none())
+    monkeypatch.setattr(retrying, "BUSY_API_STOP", stop_after_attempt(ATTEMPTS))

@@ -10,8 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.airflow_support import SharedStack, airflow_stack, free_port
+from tests.airflow_support import SharedStack, airflow_stack
 from tests.conftest import cli, hermetic_environment
+from tests.ports import free_port
 
 __all__ = ["airflow_stack"]  # the shared session fixture
 
@@ -22,7 +23,7 @@ def stack_processes(stack: SharedStack) -> list[psutil.Process]:
     """Every process the stack runs: each Airflow component with its children, and the S3 API."""
     status = stack.status()
     leaders = [int(pid) for pid in status["services"]["airflow"]["pids"].values()]
-    leaders.append(int(json.loads((stack.root / "s3.ready").read_text())["pid"]))
+    leaders.append(int(json.loads((stack.root / "s3.ready").read_text())["pids"]["s3"]))
     found: list[psutil.Process] = []
     for pid in leaders:
         leader = psutil.Process(pid)

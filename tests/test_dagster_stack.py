@@ -12,7 +12,8 @@ import yaml
 from rich.console import Console
 
 from dagster_assets.assets import PUBLISH_POOL
-from dataset_pipeline.dagster_stack import LAUNCH_TAG, GraphQL, launch_run, tagged_runs, wait_for_run
+from dataset_pipeline.dagster_runs import launch, wait_for_run
+from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient
 from tests.conftest import cli
 from tests.dagster_support import DagsterStack, dagster_stack
 
@@ -66,12 +67,13 @@ query Pool($pool: String!) { instance { concurrencyLimit(concurrencyKey: $pool) 
 # First in the module, so that on a fresh stack it meets the queue before any other run has.
 @pytest.mark.slow
 def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterStack) -> None:
-    graphql = GraphQL(dagster_stack.status()["dagster_url"])
+    client = DagsterClient(dagster_stack.status()["dagster_url"])
+    graphql = client.graphql
     pool = graphql(POOL_QUERY, pool=PUBLISH_POOL)["instance"]["concurrencyLimit"]
     assert pool == {"slotCount": 1, "usingDefaultLimit": False}  # set by `stack up`, not by a first run
-    launched = [launch_run(graphql, records=1, run_id=None) for _ in range(2)]
-    runs = [wait_for_run(graphql, run_id, Console(file=io.StringIO())) for run_id in launched]
-    assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"]
+    launched = [launch(client, records=1, run_id=None) for _ in range(2)]
+    runs = [wait_for_run(client, run_id, Console(file=io.StringIO())) for run_id in launched]
+    assert [run.status for run in runs] == ["SUCCESS", "SUCCESS"]
     first, second = sorted(
         (graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"] for run_id in launched), key=lambda r: r["startTime"]
     )
@@ -79,7 +81,7 @@ def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterSta
     for run_id in launched:  # each launch is tagged so that a lost answer can be looked up
         tags = graphql(RUN_TIMES_QUERY, runId=run_id)["runOrError"]["tags"]
         launch_tag = [tag for tag in tags if tag["key"] == LAUNCH_TAG]
-        assert len(launch_tag) == 1 and tagged_runs(graphql, launch_tag) == [run_id]
+        assert len(launch_tag) == 1 and client.tagged_runs(launch_tag) == [run_id]
     versions = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)
     assert {v["run_id"] for v in versions[:2]} == set(launched)
 
@@ -134,7 +136,7 @@ def test_up_is_idempotent_and_down_stops_every_process(dagster_stack: DagsterSta
     dagster_stack.up()
     assert dagster_stack.status()["services"]["dagster"]["pids"] == pids  # the same processes
 
-    s3_pid = json.loads((dagster_stack.root / "s3.ready").read_text())["pid"]
+    s3_pid = json.loads((dagster_stack.root / "s3.ready").read_text())["pids"]["s3"]
     members = group_members({pids["webserver"], pids["daemon"], s3_pid})
     assert len(members) >= 3  # webserver, daemon and their code servers
     listening = listening_addresses(members)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME, GraphQL
+from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME
+from orchestrator_clients.dagster_api import GraphQL
 from tests.conftest import cli, headless_page
 from tests.dagster_support import DagsterStack, dagster_stack
 

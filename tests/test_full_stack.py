@@ -21,7 +21,7 @@ import pytest
 
 from dataset_pipeline.compare import RUNNERS, STEP_NAMES
 from tests.conftest import REPO_ROOT, cli, hermetic_environment
-from tests.test_stack import free_port
+from tests.ports import free_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -172,7 +172,7 @@ def test_s3_down_mid_run_and_the_orchestrators_retry_recovers(full_stack_env: di
     stack_dir = Path(full_stack_env["DATASET_PIPELINE_STACK_DIR"])
     s3 = json.loads((stack_dir / "s3.ready").read_text())
     rows_before = json.loads(cli("history", "--json", env=full_stack_env).stdout)[0]["rows"]
-    os.kill(s3["pid"], signal.SIGTERM)
+    os.kill(s3["pids"]["s3"], signal.SIGTERM)
     deadline = time.monotonic() + 30
     while (stack_dir / "s3.ready").exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -28,7 +28,7 @@ def imported_roots(package: str, root: Path = REPO_ROOT) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("package", ["shared_tasks", "dataset_pipeline"])
+@pytest.mark.parametrize("package", ["shared_tasks", "orchestrator_clients", "dataset_pipeline"])
 def test_package_imports_no_orchestrator(package: str) -> None:
     imports = imported_roots(package)
     offenders = {name: files for name, files in imports.items() if name in ORCHESTRATORS}

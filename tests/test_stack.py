@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -44,11 +39,11 @@ def test_up_run_down_up_keeps_every_version(stack_env: dict[str, str], tmp_path:
     assert {"git_url", "s3_endpoint", "bucket", "env"} <= set(first)
     assert str(first["s3_endpoint"]).startswith("http://127.0.0.1:")
     pid_file = Path(stack_env["DATASET_PIPELINE_STACK_DIR"]) / "s3.ready"
-    pid = json.loads(pid_file.read_text())["pid"]
+    pid = json.loads(pid_file.read_text())["pids"]["s3"]
 
     again = cli("stack", "up", env=stack_env)  # idempotent: same server, same origin
     assert again.returncode == 0, again.stderr
-    assert json.loads(pid_file.read_text())["pid"] == pid
+    assert json.loads(pid_file.read_text())["pids"]["s3"] == pid
 
     for _ in range(2):
         run = cli("run", "--json", env=stack_env)

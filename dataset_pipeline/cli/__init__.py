@@ -1,0 +1,23 @@
+"""`dataset-pipeline`: the local stack, a direct run, history and verify.
+
+The commands live in modules by what they are about; they are registered here, in the order
+`--help` lists them.
+"""
+
+from dataset_pipeline.cli.app import app, stack_app
+from dataset_pipeline.cli.report_commands import compare_cmd, demo, history_cmd, verify_cmd
+from dataset_pipeline.cli.run_commands import migrate_cmd, run, validate_cmd
+from dataset_pipeline.cli.stack_commands import stack_down, stack_status, stack_up
+
+stack_app.command("up")(stack_up)
+stack_app.command("down")(stack_down)
+stack_app.command("status")(stack_status)
+app.command("run")(run)
+app.command("history")(history_cmd)
+app.command("verify")(verify_cmd)
+app.command("compare")(compare_cmd)
+app.command("migrate")(migrate_cmd)
+app.command("validate")(validate_cmd)
+app.command("demo")(demo)
+
+__all__ = ["app"]

@@ -1,0 +1,131 @@
+"""`dataset-pipeline history|verify|compare|demo`: what was made, proof it holds, how the runners compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dataset_pipeline.cli.app import (
+    TABLE_WIDTH,
+    current_settings,
+    err,
+    local_stack,
+    out,
+    print_json,
+    reported_errors,
+)
+from dataset_pipeline.cli.run_commands import run
+from dataset_pipeline.cli.stack_commands import stack_up
+from dataset_pipeline.stack import StackError
+
+
+def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every version of the dataset, newest first."""
+    from shared_tasks.history import history
+
+    with reported_errors():
+        versions = [version.to_dict() for version in history(current_settings())]
+        if as_json:
+            print_json(versions)
+            return
+        table = Table("commit", "time", "md5", "size", "rows", "added", "orchestrator", "run id")
+        for v in versions:
+            table.add_row(
+                v["commit"][:12],
+                v["time"],
+                v["md5"],
+                str(v["size"]),
+                str(v["rows"]),
+                str(v["rows_added"]),
+                str(v["orchestrator"]),
+                str(v["run_id"]),
+            )
+        Console(width=max(out.width, TABLE_WIDTH)).print(table)
+
+
+def verify_cmd(
+    rev: Annotated[str, typer.Argument(help="Commit, branch or tag of the origin.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fresh clone at REV, pull its data from the remote, compare with the pointer."""
+    from shared_tasks.history import verify
+
+    with reported_errors():
+        result = verify(current_settings(), rev)
+        if as_json:
+            print_json(result.to_dict())
+        elif result.ok:
+            out.print(
+                f"[green]✓[/green] {result.commit[:12]} verified: md5 {result.actual_md5}, {result.actual_rows} rows",
+                highlight=False,
+            )
+        else:
+            err.print(f"✗ {result.commit[:12]} failed verification:", style="red", highlight=False)
+            for problem in result.problems:
+                err.print(f"  - {problem}", highlight=False, markup=False)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def compare_cmd(
+    runs: Annotated[int, typer.Option(min=1, max=100, help="Runs per runner (direct, airflow, dagster).")] = 3,
+    records: Annotated[int, typer.Option(min=1, help="Generated records each run adds.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: <stack>/compare).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
+) -> None:
+    """Run the pipeline N times directly, through Airflow and through Dagster; report time and memory."""
+    from dataset_pipeline.compare import run_comparison
+    from dataset_pipeline.compare_report import console_rows, write_report
+
+    with reported_errors():
+        stack = local_stack()
+        if not stack.status()["running"]:
+            raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
+        settings = current_settings()
+        console = err if as_json else out
+        comparison = run_comparison(stack, settings, runs=runs, records=records, console=console)
+        paths = write_report(comparison, out_dir or stack.root / "compare")
+        if as_json:
+            print_json(comparison.to_dict())
+            return
+        header, rows = console_rows(comparison)
+        table = Table(*header, title="median seconds")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        out.print(f"report: {paths['html']} (and {paths['markdown'].name}, {paths['plot'].name}, {paths['json'].name})")
+        if any(not measure.ok for measure in comparison.measures):
+            raise typer.Exit(1)
+
+
+def demo() -> None:
+    """Stack up, two direct runs, one run through each orchestrator, history, verify every version."""
+    from shared_tasks.history import history, verify
+
+    stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None, layout=None)
+    for _ in range(2):
+        run(records=1, change_file=None, run_id=None, via="direct", as_json=False)
+    with reported_errors():
+        services = local_stack().status()["services"]
+    for name, service in services.items():
+        if name != "s3" and service["running"]:
+            out.print(f"run through {name} ({service['url']})", highlight=False)
+            run(records=1, change_file=None, run_id=None, via=name, as_json=False)
+    history_cmd(as_json=False)
+    with reported_errors():
+        settings = current_settings()
+        failures = 0
+        for version in history(settings):
+            result = verify(settings, version.commit)
+            mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+            out.print(
+                f"{mark} verify {version.commit[:12]} ({version.orchestrator}): {result.actual_md5}", highlight=False
+            )
+            failures += not result.ok
+        if failures:
+            raise typer.Exit(1)
+    out.print("demo complete: every version verifies. Stop the stack with `dataset-pipeline stack down`.")

@@ -1,0 +1,131 @@
+"""`dataset-pipeline run|migrate|validate`: making versions and checking data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dataset_pipeline.cli.app import current_settings, err, local_stack, out, print_json, reported_errors
+from dataset_pipeline.outcome import RunOutcome
+from dataset_pipeline.stack import SERVICE_MODULES, StackError
+from shared_tasks.records import StepRecord
+
+
+def run(
+    records: Annotated[int, typer.Option(min=1, help="Generated records to add.")] = 1,
+    change_file: Annotated[Path | None, typer.Option(help="CSV of records to add instead of generated ones.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume or retry a run.")] = None,
+    via: Annotated[
+        str, typer.Option(help="direct (in this process), airflow or dagster (through their APIs).")
+    ] = "direct",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
+) -> None:
+    """Pull, modify and push, directly or through an orchestrator; prints the new version."""
+    from shared_tasks.pipeline import new_run_id, run_pipeline
+
+    with reported_errors():
+        console = err if as_json else out
+        if via == "direct":
+            settings = current_settings()
+            the_run_id = run_id or new_run_id("direct")
+            console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
+            version = run_pipeline(
+                settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
+            )
+            printed = version.to_dict()
+        else:
+            outcome = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
+            version, printed = outcome.version, outcome.to_dict()
+        if as_json:
+            print_json(printed)
+        else:
+            state = "already published" if version.already_published else "published"
+            out.print(
+                f"{state} version [bold]{version.commit[:12]}[/bold]: md5 {version.md5}, "
+                f"{version.rows} rows (+{version.rows_added}), {version.s3_url}",
+                highlight=False,
+            )
+
+
+def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> RunOutcome:
+    """Run through an orchestrator's public API, as a user of its UI would."""
+    if via not in SERVICE_MODULES:
+        raise ValueError(f"--via must be direct, airflow or dagster, got {via!r}")
+    if change_file is not None:
+        raise ValueError("--change-file is only available with --via direct")
+    stack = local_stack()
+    service = stack.service(via)
+    if via not in stack.config.services or not service.status()["running"]:
+        raise StackError(f"{via} is not running: start it with `dataset-pipeline stack up`")
+    return service.run_via(records=records, run_id=run_id, console=console)
+
+
+def _progress(console: Console) -> Callable[[str, str, StepRecord | None], None]:
+    started: dict[str, float] = {}
+    status = console.status("")
+
+    def on_step(name: str, phase: str, result: StepRecord | None) -> None:
+        if phase == "start":
+            started[name] = time.monotonic()
+            status.update(f"{name}…")
+            status.start()
+            return
+        status.stop()
+        seconds = time.monotonic() - started[name]
+        described = _describe(name, result.to_dict() if result else {})
+        console.print(f"[green]✓[/green] {name:<12} {described} ({seconds:.2f} s)", highlight=False)
+
+    return on_step
+
+
+def _describe(name: str, result: dict[str, Any]) -> str:
+    if name == "pull_data":
+        return f"commit {result['commit'][:12]}, {result['rows']} rows, md5 {result['md5']}"
+    if name == "modify_data":
+        if result.get("already_published"):
+            return "already published; nothing to apply"
+        return f"+{result['rows_added']} record(s), ids {result['first_id']}..{result['last_id']}"
+    return f"commit {result['commit'][:12]} after {result['attempts']} attempt(s)"
+
+
+def migrate_cmd(
+    part_rows: Annotated[int | None, typer.Option(min=1, help="Records per part file.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume the migration.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish the dataset as a directory of part files (the partitioned layout), as a new version.
+
+    Afterwards set PIPELINE_LAYOUT=partitioned wherever the steps run.
+    """
+    from shared_tasks.migrate import migrate_to_partitioned
+    from shared_tasks.pipeline import new_run_id
+
+    with reported_errors():
+        settings = current_settings()
+        if part_rows is not None:
+            settings = settings.model_copy(update={"part_rows": part_rows})
+        result = migrate_to_partitioned(settings, run_id or new_run_id("migrate"))
+        if as_json:
+            print_json(result.to_dict())
+        elif result.already_partitioned:
+            out.print(f"already partitioned at {result.commit[:12]}: md5 {result.md5}", highlight=False)
+        else:
+            out.print(
+                f"[green]✓[/green] migrated at {result.commit[:12]}: {result.rows} rows in {result.parts} part(s), "
+                f"md5 {result.md5}. Set PIPELINE_LAYOUT=partitioned wherever the steps run.",
+                highlight=False,
+            )
+
+
+def validate_cmd(path: Annotated[Path, typer.Argument(help="A dataset or change CSV file.")]) -> None:
+    """Check a CSV file against the dataset's schema."""
+    from shared_tasks.validate import validate_dataset_file
+
+    with reported_errors():
+        rows = validate_dataset_file(path)
+        out.print(f"[green]✓[/green] {path}: {rows} valid record(s)", highlight=False)

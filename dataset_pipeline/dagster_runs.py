@@ -1,0 +1,86 @@
+"""A run of the pipeline through Dagster's GraphQL API: launch (or re-execute), follow, find its version."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from dataset_pipeline.dagster_stack import JOB
+from dataset_pipeline.outcome import RunOutcome
+from dataset_pipeline.process import StackError
+from orchestrator_clients.dagster_api import DagsterClient, DagsterRun
+from shared_tasks.history import history
+from shared_tasks.pipeline import STEP_OF_OUTPUT
+from shared_tasks.pointer import s3_object_url
+from shared_tasks.records import PublishedVersion
+
+if TYPE_CHECKING:
+    from dataset_pipeline.stack import LocalStack
+
+CHANGE_ASSET = "changed_dataset"
+PUBLISHED_ASSET = "published_dataset"
+
+
+def run_job(stack: LocalStack, client: DagsterClient, records: int, run_id: str | None, console: Console) -> RunOutcome:
+    """Launch the job (or re-execute the Dagster run `run_id`), wait, return the version."""
+    launched = launch(client, records, run_id)
+    console.print(f"dagster run [bold]{launched}[/bold]  {client.url}/runs/{launched}", highlight=False)
+    run = wait_for_run(client, launched, console)
+    if run.status != "SUCCESS":
+        raise StackError(f"Dagster run {launched} ended {run.status}: {client.failure(launched)}")
+    pipeline_run_id = run.root_run_id or run.run_id
+    claims = client.materialization_metadata(launched, [PUBLISHED_ASSET])
+    for version in history(stack.settings()):
+        if version.run_id == pipeline_run_id:
+            published = PublishedVersion.from_mapping(
+                {
+                    **version.to_dict(),
+                    "run_id": pipeline_run_id,
+                    "s3_url": claims.get("s3_url") or s3_object_url(stack.remote_url, version.md5),
+                    "attempts": claims.get("attempts"),
+                    "already_published": bool(claims.get("already_published", False)),
+                }
+            )
+            return RunOutcome(published, launched, step_seconds(run), ("dagster_run_id", "orchestrator_run_id"))
+    raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
+
+
+def launch(client: DagsterClient, records: int, run_id: str | None) -> str:
+    """A new run of the job adding `records`, or (given a run id) every step of that run again.
+
+    Each step is idempotent per run id, so a run that failed resumes its own change and one that
+    published only finds its version again.
+    """
+    if run_id is not None:
+        return client.reexecute(run_id)
+    return client.launch_run(JOB, run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}})
+
+
+def step_seconds(run: DagsterRun) -> dict[str, float]:
+    """How long each shared step took, by its name (Dagster reports the step's asset; checks are left out)."""
+    return {
+        STEP_OF_OUTPUT[step.step_key]: step.end_time - step.start_time
+        for step in run.step_stats
+        if step.step_key in STEP_OF_OUTPUT and step.start_time and step.end_time
+    }
+
+
+def wait_for_run(client: DagsterClient, run_id: str, console: Console) -> DagsterRun:
+    """The finished run; its status and each step's progress printed as they change."""
+    shown: dict[str, str] = {}  # by step key, and the run's own status under "" (no step's key)
+
+    def show(run: DagsterRun) -> None:
+        if shown.get("") != run.status:
+            shown[""] = run.status
+            console.print(f"  run {run.status.lower()}", highlight=False)
+        for step in run.step_stats:
+            # A retried step starts a new attempt: say so, the way Airflow's tries show.
+            state = (step.status or "started").lower()
+            if step.attempts > 1:
+                state += f" (try {step.attempts})"
+            if shown.get(step.step_key) != state:
+                shown[step.step_key] = state
+                console.print(f"  {step.step_key}: {state}", highlight=False)
+
+    return client.wait_for_run(run_id, on_poll=show)

@@ -1,0 +1,224 @@
+"""A service of the local stack made of processes: started, waited for, found again, stopped.
+
+Each process runs in its own session (so its own process group) with its log file in the stack
+folder; a ready file holds the leaders' pids and the service's port, written atomically, so a
+later command finds the running service and `stack down` stops every process it forked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator_clients.retrying import poll_until
+
+LOOPBACK = "127.0.0.1"
+STOP_TIMEOUT_SECONDS = 30
+LOG_TAIL_LINES = 3
+
+
+class StackError(RuntimeError):
+    """The stack cannot be brought to the asked state; the message says why."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What a ready file says: the process group leaders by role, and the port the service listens on."""
+
+    pids: dict[str, int]
+    port: int
+
+
+class ReadyFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> Ready | None:
+        try:
+            data = json.loads(self.path.read_text())
+            pids = data.get("pids") or ({"s3": data["pid"]} if "pid" in data else {})  # an S3 file before 0.1
+            return Ready({str(role): int(pid) for role, pid in pids.items()}, int(data["port"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def write(self, pids: Mapping[str, int], port: int) -> None:
+        write_ready_file(self.path, pids, port)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def write_ready_file(path: Path, pids: Mapping[str, int], port: int) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"pids": dict(pids), "port": port}))
+    tmp.replace(path)
+
+
+class ProcessService:
+    """The process side of a stack service; subclasses say what to start and how it answers."""
+
+    name: str  # in the stack's status and the CLI's --services
+    title: str  # in messages: "the S3 API", "Airflow"
+    port_option: str  # the CLI option choosing the port
+
+    def __init__(self, ready_file: Path, log_dir: Path, configured_port: int) -> None:
+        self.ready_file = ReadyFile(ready_file)
+        self.log_dir = log_dir
+        self.configured_port = configured_port
+
+    # what runs -------------------------------------------------------------------------------
+    def running(self) -> Ready | None:
+        """The ready file, if every process group it names is alive."""
+        ready = self.ready_file.read()
+        if ready is None or not ready.pids:
+            return None
+        return ready if all(group_alive(pid) for pid in ready.pids.values()) else None
+
+    @property
+    def port(self) -> int:
+        ready = self.running()
+        return ready.port if ready else self.configured_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def pids(self) -> dict[str, int]:
+        ready = self.running()
+        return ready.pids if ready else {}
+
+    def log_path(self, role: str) -> Path:
+        return self.log_dir / f"{role}.log"
+
+    # starting --------------------------------------------------------------------------------
+    def start_process(
+        self,
+        role: str,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """`command` in a session of its own, its output appended to its log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path(role).open("ab") as log:
+            return subprocess.Popen(
+                list(command),
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=preexec_fn,
+            )
+
+    def check_port_free(self) -> None:
+        """Fail before starting anything: a taken port can leave a server up but deaf."""
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no conflict
+            try:
+                probe.bind((LOOPBACK, self.configured_port))
+            except OSError:
+                raise StackError(self._port_in_use()) from None
+
+    def wait_until_ready(
+        self,
+        processes: Mapping[str, subprocess.Popen[bytes]],
+        ready: Callable[[], bool],
+        timeout: float,
+        interval: float = 0.5,
+        timeout_message: str | None = None,
+    ) -> None:
+        """Until `ready()`; a process that exits meanwhile fails the wait with its log's last lines."""
+
+        def check() -> bool:
+            for role, process in processes.items():
+                if process.poll() is not None:
+                    raise StackError(self._died(role))
+            return ready()
+
+        def timed_out() -> Exception:
+            return StackError(timeout_message or f"{self.title} did not answer at {self.url} within {timeout:.0f} s")
+
+        poll_until(check, timeout=timeout, interval=interval, timed_out=timed_out)
+
+    def _died(self, role: str) -> str:
+        tail = self.log_tail(role)
+        hint = f" ({self._port_in_use()})" if "address already in use" in tail.lower() else ""
+        who = self.title if role == self.name else f"{self.title}'s {role}"
+        return f"{who} stopped while starting{hint}: {tail}; see {self.log_path(role)}"
+
+    def _port_in_use(self) -> str:
+        return f"port {self.configured_port} is in use: choose another with {self.port_option}"
+
+    def log_tail(self, role: str, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path(role).read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    # stopping --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Every process group of the ready file: SIGTERM to all at once, wait, then SIGKILL."""
+        ready = self.ready_file.read()
+        if ready is not None:
+            stop_process_groups(list(ready.pids.values()))
+        self.ready_file.remove()
+
+
+def group_alive(pgid: int) -> bool:
+    if pgid <= 0:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _reap(pid: int) -> bool:
+    """True when `pid` has exited: our child is reaped, another process is simply gone."""
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return not _pid_alive(pid)
+    return finished == pid
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_groups(pgids: Sequence[int]) -> None:
+    """The groups and everything their leaders forked (workers, code servers, task runners)."""
+    for pgid in pgids:  # all at once: the services stop in parallel
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+    leaders = [pgid for pgid in pgids if pgid > 0]
+
+    def all_stopped() -> bool:
+        exited = [_reap(pgid) for pgid in leaders]  # reap every leader that is our child
+        return all(exited) and not any(group_alive(pgid) for pgid in leaders)
+
+    with contextlib.suppress(StackError):
+        poll_until(all_stopped, timeout=STOP_TIMEOUT_SECONDS, interval=0.1, timed_out=lambda: StackError("stop"))
+    for pgid in leaders:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        _reap(pgid)

@@ -1,0 +1,67 @@
+"""What Dagster's answers are parsed into, and how a job is named: only the fields we read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPOSITORY_NAME = "__repository__"  # what Dagster names the repository of a `Definitions`
+FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+
+
+class ApiRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class StepStats(ApiRecord):
+    step_key: str = Field(alias="stepKey")
+    status: str | None = None
+    start_time: float | None = Field(default=None, alias="startTime")
+    end_time: float | None = Field(default=None, alias="endTime")
+    attempts: int = 0
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> StepStats:
+        return cls.model_validate({**data, "attempts": len(data.get("attempts") or [])})
+
+
+class DagsterRun(ApiRecord):
+    run_id: str = Field(alias="runId")
+    root_run_id: str | None = Field(default=None, alias="rootRunId")
+    status: str
+    step_stats: tuple[StepStats, ...] = ()
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> DagsterRun:
+        steps = tuple(StepStats.parse(step) for step in data.get("stepStats") or [])
+        return cls.model_validate({**data, "step_stats": steps})
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class RunSummary(ApiRecord):
+    run_id: str = Field(alias="runId")
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSelector:
+    """A job of a code location (its repository is the one a `Definitions` makes, unless named)."""
+
+    location: str
+    job: str
+    repository: str = REPOSITORY_NAME
+
+    def to_graphql(self) -> dict[str, Any]:
+        return {"repositoryLocationName": self.location, "repositoryName": self.repository, "jobName": self.job}
+
+
+@dataclass(frozen=True)
+class LocationStatus:
+    loaded: bool
+    error: str | None = None

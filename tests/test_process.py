@@ -1,0 +1,82 @@
+"""The process service of the local stack: ready file, early failure with the log tail, stop of a whole group."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dataset_pipeline.process import ProcessService, StackError, group_alive
+from tests.ports import free_port
+
+
+class Toy(ProcessService):
+    name = "toy"
+    title = "the toy"
+    port_option = "--toy-port"
+
+
+def toy(tmp_path: Path, port: int = 0) -> Toy:
+    return Toy(tmp_path / "toy.ready", tmp_path / "logs", port or free_port())
+
+
+def test_a_process_that_dies_fails_the_wait_at_once_with_its_log_tail(tmp_path: Path) -> None:
+    service = toy(tmp_path)
+    process = service.start_process("worker", ["sh", "-c", "echo starting; echo 'no config found' >&2; exit 3"])
+    started = time.monotonic()
+    with pytest.raises(StackError) as raised:
+        service.wait_until_ready({"worker": process}, lambda: False, timeout=60, interval=0.05)
+    assert time.monotonic() - started < 30  # not the whole timeout
+    message = str(raised.value)
+    assert "the toy's worker stopped while starting" in message and "no config found" in message
+    assert str(service.log_path("worker")) in message
+
+
+def test_a_log_saying_the_address_is_in_use_names_the_port_and_the_option(tmp_path: Path) -> None:
+    service = toy(tmp_path)
+    process = service.start_process(
+        service.name, ["sh", "-c", "echo 'OSError: [Errno 98] Address already in use'; exit 1"]
+    )
+    with pytest.raises(StackError, match=rf"the toy stopped while starting \(port {service.configured_port} is in use"):
+        service.wait_until_ready({service.name: process}, lambda: False, timeout=60, interval=0.05)
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        service = toy(tmp_path, port=taken.getsockname()[1])
+        with pytest.raises(
+            StackError, match=f"port {service.configured_port} is in use: choose another with --toy-port"
+        ):
+            service.check_port_free()
+
+
+def test_a_wait_that_never_succeeds_says_so_after_its_timeout(tmp_path: Path) -> None:
+    service = toy(tmp_path)
+    process = service.start_process("worker", ["sleep", "30"])
+    try:
+        with pytest.raises(StackError, match=re.escape("the toy did not answer at http://127.0.0.1:")):
+            service.wait_until_ready({"worker": process}, lambda: False, timeout=0.3, interval=0.05)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_stop_ends_every_process_of_the_group_and_removes_the_ready_file(tmp_path: Path) -> None:
+    service = toy(tmp_path)
+    forks = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    process = service.start_process("worker", [sys.executable, "-c", forks])
+    service.ready_file.write({"worker": process.pid}, service.configured_port)
+    assert json.loads(service.ready_file.path.read_text()) == {"pids": {"worker": process.pid}, "port": service.port}
+    assert service.running() is not None and service.pids() == {"worker": process.pid}
+
+    service.stop()
+    assert not group_alive(process.pid)  # the leader and the sleep it forked
+    assert not service.ready_file.path.exists() and service.running() is None
+    assert process.poll() is not None  # reaped, no zombie left behind
