@@ -9,17 +9,25 @@ from typing import Any
 import dagster as dg
 
 from dagster_assets.assets import POD_TAGS, published_dataset
+from dagster_assets.peering import CHECKED_COMMIT_TAG
 from dagster_assets.resources import PipelineSettings
 from shared_tasks.audit import missing_on_remote, validated_rows
 from shared_tasks.history import history
 
 
 def published_claims(context: dg.AssetCheckExecutionContext) -> dict[str, Any]:
-    """The metadata values of the latest materialization of the published dataset."""
-    event = context.instance.get_latest_materialization_event(published_dataset.key)
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure("published_dataset has never been materialized")
-    return {key: entry.value for key, entry in event.asset_materialization.metadata.items()}
+    """What the materialization of the published dataset under check claims: the one of the commit the
+    run was asked to check (a version Airflow made), or else the latest."""
+    wanted = context.run.tags.get(CHECKED_COMMIT_TAG)
+    found = context.instance.fetch_materializations(published_dataset.key, limit=1 if wanted is None else 200)
+    for record in found.records:
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        claims = {key: entry.value for key, entry in materialization.metadata.items()}
+        if wanted is None or claims.get("commit") == wanted:
+            return claims
+    raise dg.Failure(f"published_dataset has no materialization{f' of commit {wanted}' if wanted else ''}")
 
 
 def _failed(error: Exception) -> dg.AssetCheckResult:

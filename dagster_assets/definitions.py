@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_assets.assets import changed_dataset, dataset_head, published_dataset, pulled_dataset
 from dagster_assets.checks import CHECKS
 from dagster_assets.k8s import k8s_executor_config
+from dagster_assets.peering import airflow_runs_sensor
 from dagster_assets.resources import DagsterSettings, PipelineSettings
 from shared_tasks.settings import OrchestrationSettings
 
@@ -44,6 +45,11 @@ dataset_pipeline = dg.define_asset_job(
     selection=dg.AssetSelection.assets(pulled_dataset, changed_dataset, published_dataset),
     description="Pull, modify and push the dataset: one new version per run",
 )
+published_dataset_checks = dg.define_asset_job(
+    "published_dataset_checks",
+    selection=dg.AssetSelection.checks_for_assets(published_dataset),
+    description="The checks of a published version (the sensor of Airflow's runs asks for them)",
+)
 observe_dataset_head = dg.define_asset_job(
     "observe_dataset_head",
     selection=dg.AssetSelection.assets(dataset_head.key),
@@ -53,7 +59,7 @@ observe_dataset_head = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset],
     asset_checks=CHECKS,
-    jobs=[dataset_pipeline, observe_dataset_head],
+    jobs=[dataset_pipeline, published_dataset_checks, observe_dataset_head],
     schedules=[
         *pipeline_schedules(),
         dg.ScheduleDefinition(
@@ -62,6 +68,7 @@ defs = dg.Definitions(
             default_status=dg.DefaultScheduleStatus.RUNNING,
         ),
     ],
+    sensors=[airflow_runs_sensor(published_dataset_checks, DagsterSettings().peer_interval_seconds)],
     resources={"pipeline_settings": PipelineSettings()},
     executor=step_executor(),
 )

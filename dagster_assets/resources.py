@@ -3,6 +3,7 @@
 from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared_tasks.settings import ENV_PREFIX, Settings, load_settings
@@ -28,3 +29,4 @@ class DagsterSettings(BaseSettings):
 
     executor: Literal["in_process", "k8s"] = "in_process"
     observe_schedule: str = "*/5 * * * *"
+    peer_interval_seconds: int = Field(default=30, ge=1, description="How often Dagster reads Airflow's runs.")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from rich.console import Console
 
-from dataset_pipeline.process import LOOPBACK, ProcessService, StackError
+from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, process_environment
 from orchestrator_clients.airflow_api import AirflowClient
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 DAG_ID = "dataset_pipeline"
 ADMIN_USER = "admin"
+# Dagster's login for reading Airflow's runs: a viewer, which may read runs, tasks, XComs and logs only.
+PEER_USER = "dagster-peer"
+USERS = {ADMIN_USER: "admin", PEER_USER: "viewer"}
+ANNOUNCE_INTERVAL_SECONDS = "10"
 PARALLELISM = 4
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", LOOPBACK, "--workers", "1"],
@@ -70,7 +74,10 @@ class Service(ProcessService):
         return self.home / "jwt-secret"
 
     def admin_password(self) -> str:
-        return str(json.loads(self.password_file.read_text())[ADMIN_USER])
+        return self.password_of(ADMIN_USER)
+
+    def password_of(self, user: str) -> str:
+        return str(json.loads(self.password_file.read_text())[user])
 
     def client(self) -> AirflowClient:
         return AirflowClient(self.url, ADMIN_USER, self.admin_password())
@@ -86,7 +93,7 @@ class Service(ProcessService):
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{port}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
             "AIRFLOW__API__HOST": LOOPBACK,
@@ -98,8 +105,12 @@ class Service(ProcessService):
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             # Unpausing a scheduled DAG would start a run at once: versions nobody asked for.
             "PIPELINE_SCHEDULE": "none",
+            # Versions made elsewhere reach Airflow's dataset Asset within seconds here.
+            "PIPELINE_ANNOUNCE_INTERVAL_SECONDS": ANNOUNCE_INTERVAL_SECONDS,
         }
-        inherited = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW__")}
+        if "dagster" in self.stack.config.services:  # a step cut over to Dagster is launched there
+            airflow["PIPELINE_DAGSTER_URL"] = f"http://{LOOPBACK}:{self.stack.config.dagster_port}"
+        inherited = {key: value for key, value in process_environment().items() if not key.startswith("AIRFLOW__")}
         path = os.pathsep.join([venv_bin, inherited.get("PATH", "")])
         return {**inherited, **self.stack.settings_env(), **airflow, "PATH": path}
 
@@ -151,11 +162,13 @@ class Service(ProcessService):
     def _ensure_secrets(self) -> None:
         if not self.secret_file.exists():
             _write_private(self.secret_file, secrets.token_urlsafe(32))
-        if not self.password_file.exists():
-            password = secrets.token_urlsafe(18)
-            _write_private(self.password_file, json.dumps({ADMIN_USER: password}))
+        passwords = json.loads(self.password_file.read_text()) if self.password_file.exists() else {}
+        missing = {user: secrets.token_urlsafe(18) for user in USERS if user not in passwords}
+        if missing:
+            _write_private(self.password_file, json.dumps({**passwords, **missing}))
+        if ADMIN_USER in missing:
             Console(stderr=True).print(
-                f"Airflow admin password (shown once, kept in {self.password_file}): {password}",
+                f"Airflow admin password (shown once, kept in {self.password_file}): {missing[ADMIN_USER]}",
                 highlight=False,
             )
 

@@ -8,7 +8,6 @@ Dagster only over HTTP (GraphQL), never by importing it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dataset_pipeline.process import LOOPBACK, ProcessService, StackError
+from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, process_environment
 from orchestrator_clients.dagster_api import DagsterClient, JobSelector
 
 if TYPE_CHECKING:
@@ -36,6 +35,8 @@ DEFINITIONS_MODULE = "dagster_assets.definitions"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The code location loads in a code server the webserver starts; that takes a while on 2 cores.
 LOAD_TIMEOUT_SECONDS = 180
+PEER_INTERVAL_SECONDS = "10"
+GUARDED_WEBSERVER = "dagster_assets.local_webserver"  # an Airflow run shows in Dagster within seconds here
 
 
 def instance_config(home: Path) -> dict[str, Any]:
@@ -131,7 +132,18 @@ class Service(ProcessService):
         port = str(self.configured_port)
         workspace = str(self.home / "workspace.yaml")
         # One at a time: both would create the fresh instance storage, and its migrations race.
-        webserver = [_script("dagster-webserver"), "-h", LOOPBACK, "-p", port, "-w", workspace]
+        # Dagster's webserver with a guard: no GraphQL mutation by GET, no other origin (dagster_assets).
+        webserver = [
+            sys.executable,
+            "-m",
+            "dagster_assets.local_webserver",
+            "-h",
+            LOOPBACK,
+            "-p",
+            port,
+            "-w",
+            workspace,
+        ]
         processes = {"webserver": self._start("webserver", webserver)}
         self.ready_file.write({"webserver": processes["webserver"].pid}, self.configured_port)
         try:
@@ -159,8 +171,23 @@ class Service(ProcessService):
         (self.home / "workspace.yaml").write_text(yaml.safe_dump(workspace_config(), sort_keys=False))
 
     def _start(self, role: str, command: list[str]) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.stack.settings_env(), "DAGSTER_HOME": str(self.home)}
+        env = process_environment(**self.stack.settings_env(), **self._peer_env(), DAGSTER_HOME=str(self.home))
         return self.start_process(role, command, env=env, cwd=self.home, preexec_fn=_default_signals)
+
+    def _peer_env(self) -> dict[str, str]:
+        """Where the Airflow of this stack is, and Dagster's login there: its sensor reads Airflow's runs."""
+        if "airflow" not in self.stack.config.services:
+            return {}
+        from dataset_pipeline.airflow_stack import PEER_USER
+        from dataset_pipeline.airflow_stack import Service as Airflow
+
+        airflow = Airflow(self.stack)
+        return {
+            "PIPELINE_AIRFLOW_URL": f"http://{LOOPBACK}:{self.stack.config.airflow_port}",
+            "PIPELINE_AIRFLOW_USERNAME": PEER_USER,
+            "PIPELINE_AIRFLOW_PASSWORD": airflow.password_of(PEER_USER),
+            "PIPELINE_PEER_INTERVAL_SECONDS": PEER_INTERVAL_SECONDS,
+        }
 
     def _location_loaded(self) -> bool:
         if not self._answers():

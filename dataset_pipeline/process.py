@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,6 +54,18 @@ class ReadyFile:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+# A person's shell may hold credentials (a Git token, AWS keys): no stack process needs them. The
+# stack's origin is a local repository, its S3 API takes the stack's own fake keys, and each
+# service adds back the one secret of its own it needs (Airflow's JWT key, Dagster's Airflow login).
+_CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|^GIT_?SYNC_|^AWS_(ACCESS_KEY_ID|PROFILE)$")
+
+
+def process_environment(**needed: str) -> dict[str, str]:
+    """The environment of a stack process: this one's without any credential, plus what it needs."""
+    inherited = {key: value for key, value in os.environ.items() if not _CREDENTIAL_NAME.search(key)}
+    return {**inherited, **needed}
 
 
 def write_ready_file(path: Path, pids: Mapping[str, int], port: int) -> None:

@@ -7,7 +7,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from dataset_pipeline.process import ProcessService, StackError
+from dataset_pipeline.process import ProcessService, StackError, process_environment
+from dataset_pipeline.s3server import FAKE_CREDENTIALS
 
 START_TIMEOUT_SECONDS = 60
 
@@ -40,7 +41,7 @@ class S3Service(ProcessService):
         self.check_port_free()
         command = [sys.executable, "-m", "dataset_pipeline.s3server", "--port", str(self.configured_port)]
         command += ["--state-dir", str(self.state_dir), "--ready-file", str(self.ready_file.path)]
-        process = self.start_process(self.name, command)
+        process = self.start_process(self.name, command, env=process_environment(**FAKE_CREDENTIALS))
         try:
             late = f"the S3 API did not become ready in {START_TIMEOUT_SECONDS} s; see {self.log_path(self.name)}"
             self.wait_until_ready({self.name: process}, self.alive, START_TIMEOUT_SECONDS, 0.1, late)
