@@ -263,7 +263,10 @@ def chart_pod_template(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "placeholder-name", "labels": {"tier": "airflow", "component": "worker"}},
+        "metadata": {
+            "name": "placeholder-name",
+            "labels": {"tier": "airflow", "component": "worker", "release": "airflow"},
+        },
         "spec": {
             "initContainers": [
                 {
@@ -335,6 +338,8 @@ def test_the_airflow_worker_pod_is_valid_and_uses_the_shared_names(tmp_path: Pat
 
     pod, doubled_pod = rendered["pods"]
     kubernetes_validate.validate(pod, kubernetes_version(), strict=True)
+    worker_labels = {"tier": "airflow", "component": "worker", "release": "airflow"}
+    assert worker_labels.items() <= pod["metadata"]["labels"].items(), "the NetworkPolicies select on these"
     spec = pod["spec"]
     (base,) = [container for container in spec["containers"] if container["name"] == "base"]
     assert len(set(_names(spec["volumes"]))) == len(spec["volumes"]), _names(spec["volumes"])
