@@ -17,6 +17,7 @@ from tests.deploy_support import (
     DAGSTER_VALUES,
     DEPLOY,
     DOCKERFILE,
+    EKS_GUIDE,
     EKSCTL_CONFIG,
     REPO_ROOT,
     checkov,
@@ -212,7 +213,6 @@ def test_image_runs_as_a_non_root_user_and_carries_no_secret() -> None:
     assert "--frozen" in text and "uv.lock" in text
 
 
-EKS_GUIDE = REPO_ROOT / "docs" / "eks.md"
 GUIDE_STEPS = (
     "deploy/eks/bucket.sh create",
     '/.venv/bin/dvc" push',
@@ -226,10 +226,12 @@ GUIDE_STEPS = (
     "deploy/k8s/create-git-secret.sh",
     "helm upgrade --install airflow apache-airflow/airflow",
     "helm upgrade --install dagster dagster/dagster",
+    "helm upgrade --install oauth2-proxy oauth2-proxy/oauth2-proxy",
     "dagster instance concurrency set dataset_pipeline 1",
     "airflow users create",
     "airflow dags trigger dataset_pipeline",
-    "launchRun",
+    "port-forward svc/oauth2-proxy",
+    "dagster job launch -j dataset_pipeline",
     "git pull",
     "dataset-pipeline verify",
     "deploy/eks/iam.sh delete",

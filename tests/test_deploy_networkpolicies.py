@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.deploy_support import DEPLOY, REPO_ROOT, load_documents, load_yaml
+from tests.deploy_support import DEPLOY, EKS_GUIDE, load_documents, load_yaml
 
 NAMESPACE = "dataset-pipeline"
 POLICY_FILE = DEPLOY / "k8s" / "networkpolicies.yaml"
-EKS_GUIDE = REPO_ROOT / "docs" / "eks.md"
 
 
 @dataclass(frozen=True)
@@ -343,7 +342,11 @@ def test_every_pod_of_the_namespace_is_isolated_for_ingress() -> None:
 
 def test_the_releases_the_policies_assume_are_the_guides() -> None:
     installs = dict(re.findall(r"helm upgrade --install (\S+) (\S+/\S+)", EKS_GUIDE.read_text(encoding="utf-8")))
-    assert installs == {"airflow": "apache-airflow/airflow", "dagster": "dagster/dagster"}
+    assert installs == {
+        "airflow": "apache-airflow/airflow",
+        "dagster": "dagster/dagster",
+        "oauth2-proxy": "oauth2-proxy/oauth2-proxy",
+    }
 
 
 def test_the_vpc_cni_enforces_the_policies() -> None:
