@@ -27,6 +27,7 @@ POLICY_TEMPLATE = DEPLOY / "eks" / "policy.json"
 IAM_SCRIPT = DEPLOY / "eks" / "iam.sh"
 BUCKET_SCRIPT = DEPLOY / "eks" / "bucket.sh"
 GIT_SECRET_SCRIPT = DEPLOY / "k8s" / "create-git-secret.sh"
+PEER_SCRIPT = DEPLOY / "airflow" / "create-peer-user.sh"
 DOCKERFILE = DEPLOY / "image" / "Dockerfile"
 K8S_DEPENDENCY_URL = "https://kubernetesjsonschema.dev/v1.18.0/_definitions.json"
 

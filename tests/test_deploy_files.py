@@ -126,6 +126,8 @@ def _every_script() -> list[Path]:
 def test_shellcheck_passes_on_every_script() -> None:
     scripts = _every_script()
     assert {
+        DEPLOY / "airflow" / "create-peer-user.sh",
+        DEPLOY / "airflow" / "peer-user-in-airflow.sh",
         DEPLOY / "eks" / "bucket.sh",
         DEPLOY / "eks" / "iam.sh",
         DEPLOY / "k8s" / "create-git-secret.sh",
@@ -225,10 +227,11 @@ GUIDE_STEPS = (
     "deploy/eks/iam.sh create",
     "deploy/k8s/create-git-secret.sh",
     "helm upgrade --install airflow apache-airflow/airflow",
+    "airflow users create",
+    "deploy/airflow/create-peer-user.sh",
     "helm upgrade --install dagster dagster/dagster",
     "helm upgrade --install oauth2-proxy oauth2-proxy/oauth2-proxy",
     "dagster instance concurrency set dataset_pipeline 1",
-    "airflow users create",
     "airflow dags trigger dataset_pipeline",
     "port-forward svc/oauth2-proxy",
     "dagster job launch -j dataset_pipeline",

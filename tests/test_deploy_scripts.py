@@ -282,9 +282,11 @@ main()
 """
 
 # kubectl: records argv and stdin; `create ... --dry-run=client -o yaml` prints a manifest made
-# from its env-file on stdin, `apply -f -` keeps what it was given.
+# from its env-file on stdin, `apply -f -` keeps the Secret it was given (in FAKE_KUBE_STATE) and
+# `get secret` answers from there; `exec ... -- COMMAND` runs COMMAND here, stdin passed on, as
+# if it ran in the pod.
 FAKE_KUBECTL = r"""
-import base64, json, os, sys
+import base64, json, os, re, subprocess, sys
 
 argv = sys.argv[1:]
 stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
@@ -293,13 +295,29 @@ with open(os.environ["FAKE_CALLS"], "a") as log:
 if os.environ.get("FAKE_KUBECTL_FAIL") == argv[0]:
     sys.stderr.write("error: the server has asked for the client to provide credentials\n")
     sys.exit(1)
+state_file = os.environ["FAKE_KUBE_STATE"]
+secrets = json.load(open(state_file)) if os.path.exists(state_file) else {}
 if argv[:3] == ["create", "secret", "generic"]:
     assert "--from-env-file=/dev/stdin" in argv, argv
     pairs = dict(line.split("=", 1) for line in stdin.splitlines() if line)
     data = {key: base64.b64encode(value.encode()).decode() for key, value in pairs.items()}
     print(json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": argv[3]}, "data": data}))
 elif argv[0] == "apply":
-    print("secret/" + json.loads(stdin)["metadata"]["name"] + " configured")
+    manifest = json.loads(stdin)
+    secrets[manifest["metadata"]["name"]] = manifest
+    json.dump(secrets, open(state_file, "w"))
+    print("secret/" + manifest["metadata"]["name"] + " configured")
+elif argv[:2] == ["get", "secret"]:
+    if argv[2] not in secrets:
+        if "--ignore-not-found" in argv:
+            sys.exit(0)
+        sys.stderr.write(f'Error from server (NotFound): secrets "{argv[2]}" not found\n')
+        sys.exit(1)
+    (key,) = re.findall(r"jsonpath=\{\.data\.(\w+)\}", " ".join(argv))
+    print(secrets[argv[2]]["data"].get(key, ""), end="")
+elif argv[0] == "exec":
+    command = argv[argv.index("--") + 1 :]
+    sys.exit(subprocess.run(command, input=stdin, text=True, check=False).returncode)
 """
 
 
@@ -315,6 +333,7 @@ class Fakes:
             "PATH": os.pathsep.join([str(self.bin_dir), str(VENV_BIN), os.environ["PATH"]]),
             "HOME": str(self.bin_dir.parent),
             "FAKE_STATE": str(self.state_file),
+            "FAKE_KUBE_STATE": str(self.state_file.with_name("kube.json")),
             "FAKE_CALLS": str(self.calls_file),
             **extra,
         }
@@ -325,6 +344,11 @@ class Fakes:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.state_file.write_text(json.dumps(state))
+
+    def secrets(self) -> dict[str, Any]:
+        """The Secrets kubectl apply was given, by name (data still base64)."""
+        path = self.state_file.with_name("kube.json")
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.calls_file.exists():
@@ -345,8 +369,8 @@ def _write_executable(path: Path, source: str) -> None:
     path.chmod(0o755)
 
 
-@pytest.fixture
-def fakes(tmp_path: Path) -> Fakes:
+def make_fakes(tmp_path: Path) -> Fakes:
+    """Fake aws, kubectl and eksctl first on PATH, their state and call log under `tmp_path`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _write_executable(bin_dir / "aws", FAKE_AWS)
@@ -356,6 +380,11 @@ def fakes(tmp_path: Path) -> Fakes:
     state = tmp_path / "state.json"
     state.write_text(json.dumps(_account()))
     return Fakes(bin_dir, state, tmp_path / "calls.jsonl")
+
+
+@pytest.fixture
+def fakes(tmp_path: Path) -> Fakes:
+    return make_fakes(tmp_path)
 
 
 # What deploy/eks/bucket.sh leaves: a private bucket with versioning on.
