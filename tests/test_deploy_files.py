@@ -235,6 +235,7 @@ GUIDE_STEPS = (
     "airflow dags trigger dataset_pipeline",
     "port-forward svc/oauth2-proxy",
     "dagster job launch -j dataset_pipeline",
+    "dataset-pipeline cutover modify_data dagster",
     "git pull",
     "dataset-pipeline verify",
     "deploy/eks/iam.sh delete",
