@@ -211,10 +211,15 @@ def test_airflows_workers_and_triggerer_reach_dagsters_webserver() -> None:
 
 
 def test_the_triggerer_has_what_its_git_watcher_reads() -> None:
-    """The settings from the ConfigMap (every Airflow container's envFrom), the credentials key by key."""
+    """The settings from the ConfigMap (every Airflow container's envFrom), the credentials key by key,
+    and the work root its mirror of the origin lives under."""
     values = load_yaml(AIRFLOW_VALUES)
     assert {"configMapRef": {"name": DEFAULTS.settings_configmap}} in yaml.safe_load(values["extraEnvFrom"])
-    env = _env(values["triggerer"]["env"])
+    triggerer = values["triggerer"]
+    assert triggerer["extraVolumes"] == worker_volumes(DEFAULTS)
+    assert triggerer["extraVolumeMounts"] == worker_volume_mounts(DEFAULTS)
+    assert settings_data()["PIPELINE_WORK_ROOT"] == DEFAULTS.workspace_mount_path
+    env = _env(triggerer["env"])
     for name in ("git_username", "git_password"):
         alias = Settings.model_fields[name].validation_alias
         key = next(str(choice) for choice in getattr(alias, "choices", []))
@@ -223,12 +228,14 @@ def test_the_triggerer_has_what_its_git_watcher_reads() -> None:
 
 
 def test_the_cutover_file_reaches_airflow_with_the_dag() -> None:
-    """git-sync serves the subPath `airflow_dags`, the DAG's folder, and with it the file beside the DAG."""
+    """git-sync serves the subPath, the DAG's folder, and with it the cutover file beside the DAG."""
+    from shared_tasks.cutover import FILE_NAME
+
     values = load_yaml(AIRFLOW_VALUES)
-    cutover = Path("airflow_dags") / "cutover.yaml"
-    assert cutover.parent == Path(values["dags"]["gitSync"]["subPath"])
-    ignored = subprocess.run(["git", "check-ignore", "--quiet", "--no-index", str(cutover)], cwd=REPO_ROOT, check=False)
-    assert ignored.returncode == 1, f"{cutover} must not be ignored by git, or git-sync never sees it"
+    cutover = Path(values["dags"]["gitSync"]["subPath"]) / FILE_NAME
+    assert (REPO_ROOT / cutover).with_name("dataset_pipeline.py").is_file(), "beside the DAG"
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(cutover)], cwd=REPO_ROOT, capture_output=True)
+    assert tracked.returncode == 0, f"{cutover} is in Git, or git-sync never serves it"
 
 
 # the orchestrators' own renderings ----------------------------------------------------------
