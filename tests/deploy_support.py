@@ -19,10 +19,15 @@ VENV_BIN = Path(sys.executable).parent
 
 AIRFLOW_VALUES = DEPLOY / "airflow" / "values.yaml"
 DAGSTER_VALUES = DEPLOY / "dagster" / "values.yaml"
+PROXY_VALUES = DEPLOY / "oauth2-proxy" / "values.yaml"
+PROXY_REFERENCE = DEPLOY / "oauth2-proxy" / "chart-reference.json"
+EKS_GUIDE = REPO_ROOT / "docs" / "eks.md"
 EKSCTL_CONFIG = DEPLOY / "eks" / "cluster.yaml"
 POLICY_TEMPLATE = DEPLOY / "eks" / "policy.json"
 IAM_SCRIPT = DEPLOY / "eks" / "iam.sh"
+BUCKET_SCRIPT = DEPLOY / "eks" / "bucket.sh"
 GIT_SECRET_SCRIPT = DEPLOY / "k8s" / "create-git-secret.sh"
+PEER_SCRIPT = DEPLOY / "airflow" / "create-peer-user.sh"
 DOCKERFILE = DEPLOY / "image" / "Dockerfile"
 K8S_DEPENDENCY_URL = "https://kubernetesjsonschema.dev/v1.18.0/_definitions.json"
 
@@ -66,11 +71,11 @@ def shared_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _kubernetes_definitions() -> dict[str, Any]:
+def _kubernetes_definitions(strict: bool = False) -> dict[str, Any]:
     """kubernetes-validate's definitions, re-keyed from `$defs` to the `definitions` Dagster's schema asks for."""
     import kubernetes_validate
 
-    version_dir = f"v{kubernetes_version()}-local"
+    version_dir = f"v{kubernetes_version()}-local" + ("-strict" if strict else "")
     path = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / version_dir / "_definitions.json"
     text = path.read_text(encoding="utf-8").replace('"#/$defs/', '"#/definitions/')
     contents: dict[str, Any] = json.loads(text)
@@ -87,6 +92,15 @@ def dagster_values_validator() -> Any:
     definitions = Resource.from_contents(_kubernetes_definitions(), default_specification=DRAFT7)
     registry = Registry().with_resource(K8S_DEPENDENCY_URL, definitions)
     return jsonschema.Draft7Validator(shared_schema("dagster-values.schema.json"), registry=registry)
+
+
+def kubernetes_object_errors(definition: str, instance: Any) -> list[str]:
+    """Errors of one Kubernetes object, e.g. io.k8s.api.core.v1.ResourceRequirements, unknown fields included."""
+    import jsonschema
+
+    definitions = _kubernetes_definitions(strict=True)["definitions"]
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": definitions}
+    return schema_errors(jsonschema.Draft7Validator(schema), instance)
 
 
 def schema_errors(validator: Any, instance: Any, *, ignore_required: bool = False) -> list[str]:

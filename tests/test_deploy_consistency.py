@@ -30,6 +30,7 @@ from tests.deploy_support import (
     AIRFLOW_VALUES,
     DAGSTER_VALUES,
     GIT_SECRET_SCRIPT,
+    PEER_SCRIPT,
     REPO_ROOT,
     all_manifests,
     kubernetes_version,
@@ -39,6 +40,11 @@ from tests.deploy_support import (
 
 DEFAULTS = ClusterSettings()
 GIT_SECRET_KEYS = {"GIT_SYNC_USERNAME", "GIT_SYNC_PASSWORD", "GITSYNC_USERNAME", "GITSYNC_PASSWORD"}
+# The orchestrators' view of each other: Airflow's API server for Dagster's sensor (URL, and the
+# Secret deploy/airflow/create-peer-user.sh makes), Dagster's webserver for Airflow's cut-over steps.
+PEER_SECRET = "airflow-peer-credentials"
+PEER_SECRET_KEYS = {"PIPELINE_AIRFLOW_USERNAME", "PIPELINE_AIRFLOW_PASSWORD"}
+RELEASES = {"airflow": "airflow", "dagster": "dagster"}  # docs/eks.md's helm releases
 
 
 def settings_data() -> dict[str, str]:
@@ -147,7 +153,8 @@ def test_dagster_values_agree_with_the_cluster_description() -> None:
     assert deployment["envConfigMaps"] == [
         {"name": ref["configMapRef"]["name"]} for ref in env_from if "configMapRef" in ref
     ]
-    assert deployment["envSecrets"] == [{"name": ref["secretRef"]["name"]} for ref in env_from if "secretRef" in ref]
+    worker_secrets = [{"name": ref["secretRef"]["name"]} for ref in env_from if "secretRef" in ref]
+    assert deployment["envSecrets"] == [*worker_secrets, {"name": PEER_SECRET}], "the step's, then the sensor's"
     assert deployment["volumes"] == worker_volumes(DEFAULTS)
     assert deployment["volumeMounts"] == worker_volume_mounts(DEFAULTS)
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
@@ -168,6 +175,67 @@ def test_the_run_queue_keeps_the_pipeline_pool_to_one_run() -> None:
     pools = values["additionalInstanceConfig"]["concurrency"]["pools"]
     assert (pools["granularity"], pools.get("limits", {}).get(PUBLISH_POOL, pools["default_limit"])) == ("run", 1)
     assert {defs.resolve_assets_def(name).op.pool for name in STEP_ASSETS.values()} == {PUBLISH_POOL}
+
+
+def _env(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in entries}
+
+
+def _admitted_ports(policy_name: str) -> set[int]:
+    """The ports deploy/k8s/networkpolicies.yaml admits to the pods of one policy."""
+    policy = manifest("NetworkPolicy", policy_name)
+    return {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+
+
+def test_dagster_reaches_airflows_api_server_as_the_peer_user() -> None:
+    env = _env(dagster_deployment()["env"])
+    ports = load_yaml(AIRFLOW_VALUES).get("ports", {})
+    service = f"{RELEASES['airflow']}-api-server.{DEFAULTS.namespace}.svc.cluster.local"
+    assert env["PIPELINE_AIRFLOW_URL"]["value"] == f"http://{service}:{ports.get('apiServer', 8080)}"
+    assert _admitted_ports("airflow-api-server") == {ports.get("apiServer", 8080)}, "the port the policy admits"
+    script = PEER_SCRIPT.read_text(encoding="utf-8")
+    assert f"secret_name=${{SECRET_NAME:-{PEER_SECRET}}}" in script
+    assert f"namespace=${{NAMESPACE:-{DEFAULTS.namespace}}}" in script
+    assert set(re.findall(r"(PIPELINE_AIRFLOW_\w+)=%s", script)) == PEER_SECRET_KEYS
+
+
+def test_airflows_workers_and_triggerer_reach_dagsters_webserver() -> None:
+    webserver = load_yaml(DAGSTER_VALUES)["dagsterWebserver"]
+    service = f"{RELEASES['dagster']}-{webserver['nameOverride']}.{DEFAULTS.namespace}.svc.cluster.local"
+    url = f"http://{service}:{webserver['service']['port']}"
+    values = load_yaml(AIRFLOW_VALUES)
+    for component in ("workers", "triggerer"):
+        assert _env(values[component]["env"])["PIPELINE_DAGSTER_URL"] == {"name": "PIPELINE_DAGSTER_URL", "value": url}
+    # The chart runs the webserver on its Service's port, so the policy admits that same port.
+    assert _admitted_ports("dagster-webserver") == {webserver["service"]["port"]}
+
+
+def test_the_triggerer_has_what_its_git_watcher_reads() -> None:
+    """The settings from the ConfigMap (every Airflow container's envFrom), the credentials key by key,
+    and the work root its mirror of the origin lives under."""
+    values = load_yaml(AIRFLOW_VALUES)
+    assert {"configMapRef": {"name": DEFAULTS.settings_configmap}} in yaml.safe_load(values["extraEnvFrom"])
+    triggerer = values["triggerer"]
+    assert triggerer["extraVolumes"] == worker_volumes(DEFAULTS)
+    assert triggerer["extraVolumeMounts"] == worker_volume_mounts(DEFAULTS)
+    assert settings_data()["PIPELINE_WORK_ROOT"] == DEFAULTS.workspace_mount_path
+    env = _env(triggerer["env"])
+    for name in ("git_username", "git_password"):
+        alias = Settings.model_fields[name].validation_alias
+        key = next(str(choice) for choice in getattr(alias, "choices", []))
+        assert env[key]["valueFrom"] == {"secretKeyRef": {"name": DEFAULTS.credentials_secret, "key": key}}
+        assert key in GIT_SECRET_KEYS
+
+
+def test_the_cutover_file_reaches_airflow_with_the_dag() -> None:
+    """git-sync serves the subPath, the DAG's folder, and with it the cutover file beside the DAG."""
+    from shared_tasks.cutover import FILE_NAME
+
+    values = load_yaml(AIRFLOW_VALUES)
+    cutover = Path(values["dags"]["gitSync"]["subPath"]) / FILE_NAME
+    assert (REPO_ROOT / cutover).with_name("dataset_pipeline.py").is_file(), "beside the DAG"
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(cutover)], cwd=REPO_ROOT, capture_output=True)
+    assert tracked.returncode == 0, f"{cutover} is in Git, or git-sync never serves it"
 
 
 # the orchestrators' own renderings ----------------------------------------------------------
@@ -263,7 +331,10 @@ def chart_pod_template(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "placeholder-name", "labels": {"tier": "airflow", "component": "worker"}},
+        "metadata": {
+            "name": "placeholder-name",
+            "labels": {"tier": "airflow", "component": "worker", "release": "airflow"},
+        },
         "spec": {
             "initContainers": [
                 {
@@ -335,6 +406,8 @@ def test_the_airflow_worker_pod_is_valid_and_uses_the_shared_names(tmp_path: Pat
 
     pod, doubled_pod = rendered["pods"]
     kubernetes_validate.validate(pod, kubernetes_version(), strict=True)
+    worker_labels = {"tier": "airflow", "component": "worker", "release": "airflow"}
+    assert worker_labels.items() <= pod["metadata"]["labels"].items(), "the NetworkPolicies select on these"
     spec = pod["spec"]
     (base,) = [container for container in spec["containers"] if container["name"] == "base"]
     assert len(set(_names(spec["volumes"]))) == len(spec["volumes"]), _names(spec["volumes"])
@@ -370,6 +443,7 @@ def test_the_dagster_step_pods_use_the_shared_names(tmp_path: Path) -> None:
     assert step["container_config"]["env_from"] == [
         {"config_map_ref": {"name": DEFAULTS.settings_configmap}},
         {"secret_ref": {"name": DEFAULTS.credentials_secret}},
+        {"secret_ref": {"name": PEER_SECRET}},
     ]
     assert step["pod_spec_config"]["volumes"] == [
         {"name": "workspaces", "persistent_volume_claim": {"claim_name": DEFAULTS.workspace_claim}}

@@ -17,6 +17,7 @@ from tests.deploy_support import (
     DAGSTER_VALUES,
     DEPLOY,
     DOCKERFILE,
+    EKS_GUIDE,
     EKSCTL_CONFIG,
     REPO_ROOT,
     checkov,
@@ -124,9 +125,14 @@ def _every_script() -> list[Path]:
 
 def test_shellcheck_passes_on_every_script() -> None:
     scripts = _every_script()
-    assert {DEPLOY / "eks" / "iam.sh", DEPLOY / "k8s" / "create-git-secret.sh", REPO_ROOT / ".ci" / "run"} <= set(
-        scripts
-    )
+    assert {
+        DEPLOY / "airflow" / "create-peer-user.sh",
+        DEPLOY / "airflow" / "peer-user-in-airflow.sh",
+        DEPLOY / "eks" / "bucket.sh",
+        DEPLOY / "eks" / "iam.sh",
+        DEPLOY / "k8s" / "create-git-secret.sh",
+        REPO_ROOT / ".ci" / "run",
+    } <= set(scripts)
     result = _run(tool("shellcheck"), "--external-sources", *scripts)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -209,9 +215,8 @@ def test_image_runs_as_a_non_root_user_and_carries_no_secret() -> None:
     assert "--frozen" in text and "uv.lock" in text
 
 
-EKS_GUIDE = REPO_ROOT / "docs" / "eks.md"
 GUIDE_STEPS = (
-    "aws s3api create-bucket",
+    "deploy/eks/bucket.sh create",
     '/.venv/bin/dvc" push',
     "docker buildx build",
     "aws cloudformation create-stack",
@@ -222,11 +227,15 @@ GUIDE_STEPS = (
     "deploy/eks/iam.sh create",
     "deploy/k8s/create-git-secret.sh",
     "helm upgrade --install airflow apache-airflow/airflow",
-    "helm upgrade --install dagster dagster/dagster",
-    "dagster instance concurrency set dataset_pipeline 1",
     "airflow users create",
+    "deploy/airflow/create-peer-user.sh",
+    "helm upgrade --install dagster dagster/dagster",
+    "helm upgrade --install oauth2-proxy oauth2-proxy/oauth2-proxy",
+    "dagster instance concurrency set dataset_pipeline 1",
     "airflow dags trigger dataset_pipeline",
-    "launchRun",
+    "port-forward svc/oauth2-proxy",
+    "dagster job launch -j dataset_pipeline",
+    "dataset-pipeline cutover modify_data dagster",
     "git pull",
     "dataset-pipeline verify",
     "deploy/eks/iam.sh delete",

@@ -1,7 +1,8 @@
-"""deploy/eks/iam.sh and deploy/k8s/create-git-secret.sh, run by bash against fake aws and kubectl.
+"""deploy/eks/bucket.sh, deploy/eks/iam.sh and deploy/k8s/create-git-secret.sh, run by bash against
+fake aws and kubectl.
 
-The fakes record every argv (and what came on stdin) and keep a small model of IAM and EKS Pod
-Identity in a JSON file, answering with the AWS CLI's shapes, `--query` (JMESPath) included.
+The fakes record every argv (and what came on stdin) and keep a small model of S3 buckets, IAM and
+EKS Pod Identity in a JSON file, answering with the AWS CLI's shapes, `--query` (JMESPath) included.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import fake_secret
-from tests.deploy_support import GIT_SECRET_SCRIPT, IAM_SCRIPT, VENV_BIN, render_policy
+from tests.deploy_support import BUCKET_SCRIPT, GIT_SECRET_SCRIPT, IAM_SCRIPT, VENV_BIN, render_policy
 
 ACCOUNT = "111122223333"
 OWNER_TAG = {"Key": "dataset-pipeline/created-by", "Value": "deploy-eks-iam-sh"}
@@ -193,6 +194,53 @@ def eks(state, op, opts, files):
     raise SystemExit(f"fake aws: unsupported eks {op}")
 
 
+def shorthand(value):
+    return dict(part.split("=", 1) for part in value.split(","))
+
+
+def bucket(state, name, operation):
+    # head-bucket has no body, so the CLI can name only the HTTP status.
+    head = operation == "HeadBucket"
+    if name not in state["buckets"]:
+        error("404" if head else "NoSuchBucket", operation, "Not Found")
+    entry = state["buckets"][name]
+    if entry.get("owner", ACCOUNT) != ACCOUNT:
+        error("403" if head else "AccessDenied", operation, "Forbidden")
+    return entry
+
+
+def s3api(state, op, opts, files):
+    name = opts["bucket"]
+    if op == "head-bucket":
+        bucket(state, name, "HeadBucket")
+        return {"BucketRegion": state["buckets"][name]["region"]}
+    if op == "create-bucket":
+        if name in state["buckets"]:
+            error("BucketAlreadyOwnedByYou", "CreateBucket", "The bucket exists and is yours.")
+        configuration = opts.get("create-bucket-configuration")
+        constraint = shorthand(configuration)["LocationConstraint"] if configuration else None
+        # us-east-1 takes no constraint; every other region wants its own name.
+        if constraint != (None if opts["region"] == "us-east-1" else opts["region"]):
+            error("IllegalLocationConstraintException", "CreateBucket", "The location constraint is incompatible.")
+        state["buckets"][name] = {"region": opts["region"], "versioning": None, "public_access_block": None}
+        return {"Location": f"/{name}"}
+    entry = bucket(state, name, "".join(word.title() for word in op.split("-")))
+    if op == "get-public-access-block":
+        if entry["public_access_block"] is None:
+            error("NoSuchPublicAccessBlockConfiguration", "GetPublicAccessBlock", "The configuration was not found")
+        return {"PublicAccessBlockConfiguration": entry["public_access_block"]}
+    if op == "put-public-access-block":
+        fields = shorthand(opts["public-access-block-configuration"])
+        entry["public_access_block"] = {key: value == "true" for key, value in fields.items()}
+        return None
+    if op == "get-bucket-versioning":
+        return {"Status": entry["versioning"]} if entry["versioning"] else {}
+    if op == "put-bucket-versioning":
+        entry["versioning"] = shorthand(opts["versioning-configuration"])["Status"]
+        return None
+    raise SystemExit(f"fake aws: unsupported s3api {op}")
+
+
 def text(value):
     if value is None:
         return "None"
@@ -217,7 +265,7 @@ def main():
     if service == "sts":
         result = {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/tester", "UserId": "AIDEXAMPLE"}
     else:
-        result = {"iam": iam, "eks": eks}[service](state, op, opts, files)
+        result = {"iam": iam, "eks": eks, "s3api": s3api}[service](state, op, opts, files)
     with open(STATE, "w") as handle:
         json.dump(state, handle)
     if result is None:
@@ -234,9 +282,11 @@ main()
 """
 
 # kubectl: records argv and stdin; `create ... --dry-run=client -o yaml` prints a manifest made
-# from its env-file on stdin, `apply -f -` keeps what it was given.
+# from its env-file on stdin, `apply -f -` keeps the Secret it was given (in FAKE_KUBE_STATE) and
+# `get secret` answers from there; `exec ... -- COMMAND` runs COMMAND here, stdin passed on, as
+# if it ran in the pod.
 FAKE_KUBECTL = r"""
-import base64, json, os, sys
+import base64, json, os, re, subprocess, sys
 
 argv = sys.argv[1:]
 stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
@@ -245,13 +295,29 @@ with open(os.environ["FAKE_CALLS"], "a") as log:
 if os.environ.get("FAKE_KUBECTL_FAIL") == argv[0]:
     sys.stderr.write("error: the server has asked for the client to provide credentials\n")
     sys.exit(1)
+state_file = os.environ["FAKE_KUBE_STATE"]
+secrets = json.load(open(state_file)) if os.path.exists(state_file) else {}
 if argv[:3] == ["create", "secret", "generic"]:
     assert "--from-env-file=/dev/stdin" in argv, argv
     pairs = dict(line.split("=", 1) for line in stdin.splitlines() if line)
     data = {key: base64.b64encode(value.encode()).decode() for key, value in pairs.items()}
     print(json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": argv[3]}, "data": data}))
 elif argv[0] == "apply":
-    print("secret/" + json.loads(stdin)["metadata"]["name"] + " configured")
+    manifest = json.loads(stdin)
+    secrets[manifest["metadata"]["name"]] = manifest
+    json.dump(secrets, open(state_file, "w"))
+    print("secret/" + manifest["metadata"]["name"] + " configured")
+elif argv[:2] == ["get", "secret"]:
+    if argv[2] not in secrets:
+        if "--ignore-not-found" in argv:
+            sys.exit(0)
+        sys.stderr.write(f'Error from server (NotFound): secrets "{argv[2]}" not found\n')
+        sys.exit(1)
+    (key,) = re.findall(r"jsonpath=\{\.data\.(\w+)\}", " ".join(argv))
+    print(secrets[argv[2]]["data"].get(key, ""), end="")
+elif argv[0] == "exec":
+    command = argv[argv.index("--") + 1 :]
+    sys.exit(subprocess.run(command, input=stdin, text=True, check=False).returncode)
 """
 
 
@@ -267,6 +333,7 @@ class Fakes:
             "PATH": os.pathsep.join([str(self.bin_dir), str(VENV_BIN), os.environ["PATH"]]),
             "HOME": str(self.bin_dir.parent),
             "FAKE_STATE": str(self.state_file),
+            "FAKE_KUBE_STATE": str(self.state_file.with_name("kube.json")),
             "FAKE_CALLS": str(self.calls_file),
             **extra,
         }
@@ -277,6 +344,11 @@ class Fakes:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.state_file.write_text(json.dumps(state))
+
+    def secrets(self) -> dict[str, Any]:
+        """The Secrets kubectl apply was given, by name (data still base64)."""
+        path = self.state_file.with_name("kube.json")
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.calls_file.exists():
@@ -297,8 +369,8 @@ def _write_executable(path: Path, source: str) -> None:
     path.chmod(0o755)
 
 
-@pytest.fixture
-def fakes(tmp_path: Path) -> Fakes:
+def make_fakes(tmp_path: Path) -> Fakes:
+    """Fake aws, kubectl and eksctl first on PATH, their state and call log under `tmp_path`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _write_executable(bin_dir / "aws", FAKE_AWS)
@@ -306,8 +378,28 @@ def fakes(tmp_path: Path) -> Fakes:
     # eksctl is never needed by these scripts: a call would show up in the log and fail the run.
     _write_executable(bin_dir / "eksctl", FAKE_KUBECTL.replace('"kubectl"', '"eksctl"') + "\nsys.exit(3)\n")
     state = tmp_path / "state.json"
-    state.write_text(json.dumps({"policies": {}, "roles": {}, "associations": {}}))
+    state.write_text(json.dumps(_account()))
     return Fakes(bin_dir, state, tmp_path / "calls.jsonl")
+
+
+@pytest.fixture
+def fakes(tmp_path: Path) -> Fakes:
+    return make_fakes(tmp_path)
+
+
+# What deploy/eks/bucket.sh leaves: a private bucket with versioning on.
+VERSIONED_BUCKET = {
+    "region": "us-west-2",
+    "versioning": "Enabled",
+    "public_access_block": dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    ),
+}
+
+
+def _account(**parts: Any) -> dict[str, Any]:
+    """The fake account: no IAM entity, the versioned example bucket, and whatever `parts` replace."""
+    return {"policies": {}, "roles": {}, "associations": {}, "buckets": {"example-bucket": VERSIONED_BUCKET}, **parts}
 
 
 IAM_ENV = {"DATASET_BUCKET": "example-bucket", "DATASET_PREFIX": "datasets", "CLUSTER_NAME": "dataset-pipeline"}
@@ -376,17 +468,11 @@ def test_iam_delete_removes_only_what_create_made(fakes: Fakes) -> None:
         "tags": {},
     }
     foreign_role = {"arn": f"arn:aws:iam::{ACCOUNT}:role/efs-csi", "tags": [], "trust": {}, "attached": []}
-    fakes.set_state(
-        {"policies": {}, "roles": {"efs-csi": foreign_role}, "associations": {"a-foreign": foreign_association}}
-    )
+    fakes.set_state(_account(roles={"efs-csi": foreign_role}, associations={"a-foreign": foreign_association}))
     assert fakes.run(IAM_SCRIPT, "create", **IAM_ENV).returncode == 0
     result = fakes.run(IAM_SCRIPT, "delete", **IAM_ENV)
     assert result.returncode == 0, result.stderr
-    assert fakes.state() == {
-        "policies": {},
-        "roles": {"efs-csi": foreign_role},
-        "associations": {"a-foreign": foreign_association},
-    }
+    assert fakes.state() == _account(roles={"efs-csi": foreign_role}, associations={"a-foreign": foreign_association})
     again = fakes.run(IAM_SCRIPT, "delete", **IAM_ENV)
     assert again.returncode == 0, again.stderr
     assert "no role dataset-pipeline-s3" in again.stderr
@@ -394,7 +480,7 @@ def test_iam_delete_removes_only_what_create_made(fakes: Fakes) -> None:
 
 def test_iam_leaves_an_untagged_role_of_the_same_name_alone(fakes: Fakes) -> None:
     someone_elses = {"arn": ROLE_ARN, "tags": [{"Key": "team", "Value": "other"}], "trust": {}, "attached": []}
-    fakes.set_state({"policies": {}, "roles": {"dataset-pipeline-s3": someone_elses}, "associations": {}})
+    fakes.set_state(_account(roles={"dataset-pipeline-s3": someone_elses}))
     create = fakes.run(IAM_SCRIPT, "create", **IAM_ENV)
     assert create.returncode != 0
     assert "not created by this script" in create.stderr
@@ -420,6 +506,94 @@ def test_iam_refuses_to_run_without_a_bucket(fakes: Fakes) -> None:
     assert fakes.calls() == []
     bad_prefix = fakes.run(IAM_SCRIPT, "create", DATASET_BUCKET="example-bucket", DATASET_PREFIX="/datasets/")
     assert bad_prefix.returncode != 0
+    assert fakes.calls() == []
+
+
+def test_iam_create_refuses_a_bucket_without_versioning(fakes: Fakes) -> None:
+    """The role may overwrite objects, so it is granted only where every previous version is kept."""
+    for versioning in (None, "Suspended"):
+        fakes.set_state(_account(buckets={"example-bucket": {**VERSIONED_BUCKET, "versioning": versioning}}))
+        fakes.clear_calls()
+        result = fakes.run(IAM_SCRIPT, "create", **IAM_ENV)
+        assert result.returncode != 0
+        assert "deploy/eks/bucket.sh create" in result.stderr
+        assert [call["argv"][1:3] for call in fakes.calls()] == [["s3api", "get-bucket-versioning"]]
+        assert fakes.state() == _account(buckets={"example-bucket": {**VERSIONED_BUCKET, "versioning": versioning}})
+
+
+def test_iam_delete_never_touches_the_bucket(fakes: Fakes) -> None:
+    assert fakes.run(IAM_SCRIPT, "create", **IAM_ENV).returncode == 0
+    fakes.clear_calls()
+    assert fakes.run(IAM_SCRIPT, "delete", **IAM_ENV).returncode == 0
+    assert not [call for call in fakes.calls() if call["argv"][1] == "s3api"]
+    assert fakes.state()["buckets"] == {"example-bucket": VERSIONED_BUCKET}
+
+
+# deploy/eks/bucket.sh ------------------------------------------------------------------------
+
+BUCKET_ENV = {"DATASET_BUCKET": "example-bucket", "AWS_REGION": "eu-west-1"}
+
+
+def test_bucket_create_makes_a_private_versioned_bucket(fakes: Fakes) -> None:
+    fakes.set_state(_account(buckets={}))
+    result = fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "s3://example-bucket"
+    assert fakes.state()["buckets"] == {"example-bucket": {**VERSIONED_BUCKET, "region": "eu-west-1"}}
+    versioning_calls = [call["argv"] for call in fakes.calls() if call["argv"][2] == "put-bucket-versioning"]
+    enable = ["put-bucket-versioning", "--bucket", "example-bucket", "--versioning-configuration", "Status=Enabled"]
+    assert versioning_calls == [["aws", "s3api", *enable]]
+    assert not [call for call in fakes.calls() if call["argv"][0] != "aws"], "bucket.sh calls only aws"
+
+
+def test_bucket_create_in_us_east_1_sends_no_location_constraint(fakes: Fakes) -> None:
+    fakes.set_state(_account(buckets={}))
+    result = fakes.run(BUCKET_SCRIPT, "create", **{**BUCKET_ENV, "AWS_REGION": "us-east-1"})
+    assert result.returncode == 0, result.stderr
+    assert fakes.state()["buckets"]["example-bucket"]["region"] == "us-east-1"
+
+
+def test_bucket_create_twice_changes_nothing_the_second_time(fakes: Fakes) -> None:
+    fakes.set_state(_account(buckets={}))
+    assert fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV).returncode == 0
+    first = fakes.state()
+    fakes.clear_calls()
+    second = fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV)
+    assert second.returncode == 0, second.stderr
+    assert fakes.state() == first
+    assert _mutations(fakes.calls()) == []
+
+
+def test_bucket_create_turns_suspended_versioning_back_on_and_closes_public_access(fakes: Fakes) -> None:
+    loose = {**VERSIONED_BUCKET, "versioning": "Suspended", "public_access_block": None}
+    fakes.set_state(_account(buckets={"example-bucket": loose}))
+    result = fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV)
+    assert result.returncode == 0, result.stderr
+    assert fakes.state()["buckets"]["example-bucket"] == VERSIONED_BUCKET, "an existing bucket keeps its region"
+    assert not [call for call in fakes.calls() if call["argv"][2] == "create-bucket"]
+
+
+def test_bucket_of_another_account_stops_the_script(fakes: Fakes) -> None:
+    fakes.set_state(_account(buckets={"example-bucket": {**VERSIONED_BUCKET, "owner": "444455556666"}}))
+    result = fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV)
+    assert result.returncode != 0
+    assert "(403)" in result.stderr
+    assert [call["argv"][2] for call in fakes.calls()] == ["head-bucket"]
+
+
+@pytest.mark.parametrize("failing", ["s3api get-public-access-block", "s3api get-bucket-versioning"])
+def test_bucket_errors_stop_the_script(fakes: Fakes, failing: str) -> None:
+    result = fakes.run(BUCKET_SCRIPT, "create", **BUCKET_ENV, FAKE_AWS_FAIL=failing)
+    assert result.returncode != 0
+    assert "AccessDenied" in result.stderr
+    assert " ".join(fakes.calls()[-1]["argv"][1:3]) == failing, "nothing runs after the failing call"
+
+
+def test_bucket_refuses_to_run_without_a_bucket_name(fakes: Fakes) -> None:
+    for env in ({}, {"DATASET_BUCKET": "Not_A_Bucket"}):
+        result = fakes.run(BUCKET_SCRIPT, "create", **env)
+        assert result.returncode != 0
+        assert "DATASET_BUCKET" in result.stderr
     assert fakes.calls() == []
 
 

@@ -14,6 +14,8 @@
 #   SERVICE_ACCOUNTS  space-separated [dataset-pipeline-worker] (Airflow's workers and Dagster's
 #                     user code, run and step pods share it: see deploy/README.md)
 #   ROLE_NAME         [dataset-pipeline-s3]       POLICY_NAME   [dataset-pipeline-s3-dataset]
+# `create` grants PutObject only on a versioned bucket (deploy/eks/bucket.sh turns versioning on),
+# so an object written again always keeps its previous version; `delete` never touches the bucket.
 # Needs the AWS CLI v2 and python3. Every AWS error stops the script with AWS's message; only "does
 # not exist" answers to look-ups are expected.
 set -euo pipefail
@@ -62,6 +64,14 @@ check_inputs() {
   [[ $DATASET_BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "DATASET_BUCKET is not a bucket name: $DATASET_BUCKET"
   [[ $prefix =~ ^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$ ]] || die "DATASET_PREFIX must be a key prefix without leading or trailing '/': $prefix"
   command -v python3 >/dev/null || die "python3 is required"
+}
+
+# The role may write objects (PutObject), so the bucket must keep every previous version first.
+require_versioned_bucket() {
+  local status
+  status=$(aws s3api get-bucket-versioning --bucket "$DATASET_BUCKET" --query Status --output text)
+  [[ $status == Enabled ]] ||
+    die "versioning of s3://$DATASET_BUCKET is not on (${status}): run deploy/eks/bucket.sh create first"
 }
 
 render_policy() {
@@ -183,6 +193,7 @@ ensure_association() {
 create() {
   local account policy_arn role_arn service_account
   check_inputs
+  require_versioned_bucket
   account=$(aws sts get-caller-identity --query Account --output text)
   policy_arn="arn:aws:iam::${account}:policy/${policy_name}"
   role_arn="arn:aws:iam::${account}:role/${role_name}"
