@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from airflow_dags.dagster_proxy import DagsterStepOperator
 from airflow_dags.dataset_asset import dataset_asset
 from airflow_dags.pods import executor_config
 from airflow_dags.version_watcher import announcement
+from shared_tasks.cutover import FILE_NAME as CUTOVER_FILE
+from shared_tasks.cutover import Runner, read_cutover
 from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.records import MAX_RECORDS_PER_RUN
 from shared_tasks.settings import OrchestrationSettings
@@ -26,6 +30,8 @@ DAG_ID = "dataset_pipeline"
 ORCHESTRATOR = "airflow"
 
 orchestration = OrchestrationSettings()
+# Which orchestrator runs each step: a bad file fails this import, naming its line.
+cutover = read_cutover(orchestration.cutover_file or Path(__file__).with_name(CUTOVER_FILE))
 
 
 def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
@@ -79,12 +85,16 @@ with DAG(
 ) as dag:
     step_tasks: dict[str, Any] = {}
     for step in PIPELINE:
-        step_task = task(
-            task_id=step.name,
-            doc_md=step.description,
-            executor_config=executor_config(),
-            outlets=[dataset_asset] if step.publishes else [],
-        )(step_callable(step))()
+        common: dict[str, Any] = {
+            "task_id": step.name,
+            "doc_md": step.description,
+            "executor_config": executor_config(),
+            "outlets": [dataset_asset] if step.publishes else [],
+        }
+        if cutover.runner(step.name) is Runner.DAGSTER:
+            step_task: Any = DagsterStepOperator(step_name=step.name, **common)
+        else:
+            step_task = task(**common)(step_callable(step))()
         for upstream in step.upstream:
             step_tasks[upstream] >> step_task
         step_tasks[step.name] = step_task

@@ -1,0 +1,144 @@
+"""A step Airflow cut over to Dagster: its task launches the step's asset in Dagster and waits in the triggerer.
+
+The task keeps its id and its place in the graph, so Airflow's UI, retries, history and alerts stay.
+On a worker it launches a run of Dagster's job with only the step's asset selected, tagged with the
+Airflow DAG, run and task (the asset takes its run id from that tag, so it works in this run's
+workspace), then defers: the wait is the triggerer's, no worker slot or pod is held while Dagster
+runs. When the Dagster run ends the task resumes on a worker for a moment, fails with Dagster's
+error and the run's URL if it failed, or returns the step's record with the Dagster run named (so
+Dagster's sensor of Airflow's runs does not report the step a second time).
+
+A retry launches again only if every earlier launch for this task failed: a run still going, or
+one that succeeded, is waited on instead; a launch whose answer was lost is found by its tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from airflow_dags.version_watcher import announcement
+from shared_tasks.cutover import AIRFLOW_DAG_TAG, AIRFLOW_RUN_TAG, AIRFLOW_TASK_TAG, AIRFLOW_TRY_TAG
+from shared_tasks.pipeline import STEPS
+
+LOCATION_NAME = "dataset_pipeline"
+JOB_NAME = "dataset_pipeline"
+RUN_URL_XCOM = "dagster_run_url"
+FAILED = {"FAILURE", "CANCELED"}
+
+
+class DagsterEndpoint(BaseSettings):
+    """Where Dagster's webserver is (the GraphQL API), and its UI as people reach it (for links)."""
+
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_DAGSTER_", extra="ignore", frozen=True)
+
+    url: str | None = None
+    ui_url: str | None = None
+    poll_seconds: float = 2.0
+
+    def api(self) -> str:
+        if not self.url:
+            raise RuntimeError("PIPELINE_DAGSTER_URL is not set: a step cut over to Dagster needs Dagster's URL")
+        return self.url.rstrip("/")
+
+    def run_url(self, run_id: str) -> str:
+        return f"{(self.ui_url or self.api()).rstrip('/')}/runs/{run_id}"
+
+
+class DagsterRunLink(BaseOperatorLink):
+    """The Dagster run that ran the step, on the task instance's page in Airflow's UI."""
+
+    name = "Dagster run"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return str(XCom.get_value(ti_key=ti_key, key=RUN_URL_XCOM) or "")
+
+
+class DagsterRunTrigger(BaseTrigger):
+    """Fires once the Dagster run has finished, with its status."""
+
+    def __init__(self, url: str, run_id: str, poll_seconds: float = 2.0) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.url = url
+        self.run_id = run_id
+        self.poll_seconds = poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{__name__}.DagsterRunTrigger",
+            {"url": self.url, "run_id": self.run_id, "poll_seconds": self.poll_seconds},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from orchestrator_clients.dagster_api import DagsterClient
+
+        client = DagsterClient(self.url)
+        while True:
+            run = await asyncio.to_thread(client.run, self.run_id)
+            if run.finished:
+                yield TriggerEvent({"run_id": self.run_id, "status": run.status})  # type: ignore[no-untyped-call]
+                return
+            await asyncio.sleep(self.poll_seconds)
+
+
+class DagsterStepOperator(BaseOperator):
+    """The task of a step that runs in Dagster (see the module's docstring)."""
+
+    operator_extra_links = (DagsterRunLink(),)
+    ui_color = "#e0d9ff"
+
+    def __init__(self, *, step_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step_name = step_name
+
+    def execute(self, context: Any) -> Any:
+        from orchestrator_clients.dagster_api import DagsterClient
+        from orchestrator_clients.dagster_records import JobSelector
+
+        endpoint = DagsterEndpoint()
+        client = DagsterClient(endpoint.api())
+        ti = context["ti"]
+        task = {AIRFLOW_DAG_TAG: ti.dag_id, AIRFLOW_RUN_TAG: ti.run_id, AIRFLOW_TASK_TAG: ti.task_id}
+        earlier = [run for run in client.runs_with_tags(task) if run.status not in FAILED]
+        if earlier:
+            run_id = earlier[0].run_id
+            self.log.info("waiting on Dagster run %s, launched by an earlier try", endpoint.run_url(run_id))
+        else:
+            step = STEPS[self.step_name]
+            ops = {step.output: {"config": {"records": int(context["params"]["records"])}}}
+            run_id = client.launch_run(
+                JobSelector(LOCATION_NAME, JOB_NAME),
+                run_config={"ops": ops} if "records" in step.inputs else {},
+                tags={**task, AIRFLOW_TRY_TAG: str(ti.try_number)},
+                asset_selection=[[step.output]],
+            )
+            self.log.info("launched Dagster run %s for step %s", endpoint.run_url(run_id), self.step_name)
+        ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
+        trigger = DagsterRunTrigger(endpoint.api(), run_id, endpoint.poll_seconds)
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException
+
+        from orchestrator_clients.dagster_api import DagsterClient
+
+        endpoint = DagsterEndpoint()
+        client = DagsterClient(endpoint.api())
+        run_id, url = str(event["run_id"]), endpoint.run_url(str(event["run_id"]))
+        if event["status"] != "SUCCESS":
+            raise AirflowException(f"the Dagster run {url} ended {event['status']}: {client.failure(run_id)}")
+        step = STEPS[self.step_name]
+        record = {**client.materialization_metadata(run_id, [step.output]), "dagster_run_id": run_id}
+        record[RUN_URL_XCOM] = url
+        self.log.info("Dagster run %s materialized %s: %s", url, step.output, record)
+        if step.publishes:
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].extra = announcement(record)
+        return record
