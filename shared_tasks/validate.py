@@ -1,15 +1,17 @@
 """Validation of a change and of a dataset file against the schema.
 
 Everything is checked field by field from the raw CSV text (not after pandas has guessed
-types), so an error can name the line, the column and the offending value.
+types), so an error can name the line, the column and the offending value. What a value of each
+column must be is said by the schema (shared_tasks.schema).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -18,86 +20,52 @@ from shared_tasks.schema import (
     COLUMN_NAMES,
     COLUMNS,
     CSV_ENCODING,
+    FORMULA_PREFIXES,
+    FREE_ID_MAX,
     ID_COLUMN,
-    CategoryColumn,
+    MAX_REPORTED_PROBLEMS,
+    DataValidationError,
     IntColumn,
+    Problem,
 )
 
-MAX_REPORTED_PROBLEMS = 20
-# Cells starting with these are executed by spreadsheet programs (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+__all__ = [
+    "FORMULA_PREFIXES",
+    "MAX_REPORTED_PROBLEMS",
+    "DataValidationError",
+    "Problem",
+    "check_row",
+    "check_rows",
+    "header_problems",
+    "parse_csv_text",
+    "read_change_file",
+    "read_header",
+    "validate_dataset_file",
+    "validate_records",
+]
 
 
-@dataclass(frozen=True)
-class Problem:
-    message: str
-    line: int | None = None
-    column: str | None = None
-    value: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.line is not None:
-            where.append(f"line {self.line}")
-        if self.column is not None:
-            where.append(f"column {self.column!r}")
-        if self.value is not None:
-            shown = self.value if len(self.value) <= 60 else self.value[:57] + "..."
-            where.append(f"value {shown!r}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-
-class DataValidationError(ValueError):
-    """Raised with every problem found (up to a limit), each naming where it is."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        listed = "\n".join(f"  - {problem}" for problem in problems[:MAX_REPORTED_PROBLEMS])
-        more = len(problems) - MAX_REPORTED_PROBLEMS
-        suffix = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(f"{source} is not valid ({len(problems)} problem(s)):\n{listed}{suffix}")
-
-
-def header_problems(header: list[str]) -> list[Problem]:
-    if header == list(COLUMN_NAMES):
+def header_problems(header: Sequence[str]) -> list[Problem]:
+    """What is wrong with a header (in time linear in its length), or nothing."""
+    if list(header) == list(COLUMN_NAMES):
         return []
-    problems = []
-    missing = [name for name in COLUMN_NAMES if name not in header]
-    extra = [name for name in header if name not in COLUMN_NAMES]
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    for name in missing:
-        problems.append(Problem("missing column", line=1, column=name))
-    for name in extra:
-        problems.append(Problem("unexpected column (not in the schema)", line=1, column=name))
-    for name in duplicated:
-        problems.append(Problem("column appears more than once", line=1, column=name))
+    if header and header[0].startswith("\ufeff"):
+        bom = Problem(
+            "starts with a byte order mark (U+FEFF, as spreadsheets save 'CSV UTF-8'); "
+            "the dataset's files are UTF-8 without one",
+            line=1,
+        )
+        return [bom, *header_problems([header[0][1:], *header[1:]])]
+    counts = Counter(header)
+    known = set(COLUMN_NAMES)
+    problems = [Problem("missing column", line=1, column=name) for name in COLUMN_NAMES if name not in counts]
+    unexpected = [name for name in header if name not in known]
+    problems += [Problem("unexpected column (not in the schema)", line=1, column=name) for name in unexpected]
+    twice = sorted(name for name, count in counts.items() if count > 1)
+    problems += [Problem("column appears more than once", line=1, column=name) for name in twice]
     if not problems:
         problems.append(Problem(f"columns are out of order; expected: {', '.join(COLUMN_NAMES)}", line=1))
     return problems
-
-
-def _check_int(column: IntColumn, raw: str, line: int) -> Problem | None:
-    text = raw.strip()
-    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())):
-        return Problem("not an integer", line=line, column=column.name, value=raw)
-    number = int(text)
-    if not column.valid_min <= number <= column.valid_max:
-        return Problem(
-            f"out of range [{column.valid_min}, {column.valid_max}]",
-            line=line,
-            column=column.name,
-            value=raw,
-        )
-    return None
-
-
-def _check_category(column: CategoryColumn, raw: str, line: int) -> Problem | None:
-    if raw.startswith(FORMULA_PREFIXES):
-        return Problem("looks like a spreadsheet formula; refusing it", line=line, column=column.name, value=raw)
-    if raw not in column.values:
-        return Problem(f"not one of: {', '.join(column.values)}", line=line, column=column.name, value=raw)
-    return None
 
 
 def check_row(line: int, fields: list[str]) -> list[Problem]:
@@ -106,25 +74,28 @@ def check_row(line: int, fields: list[str]) -> list[Problem]:
         return [Problem(f"has {len(fields)} fields, expected {len(COLUMNS)}{hint}", line=line)]
     problems = []
     for column, raw in zip(COLUMNS, fields, strict=True):
-        if raw == "":
-            problems.append(Problem("empty value", line=line, column=column.name))
-            continue
-        problem = _check_int(column, raw, line) if isinstance(column, IntColumn) else _check_category(column, raw, line)
-        if problem is not None:
-            problems.append(problem)
+        message = "empty value" if raw == "" else column.problem(raw)
+        if message is not None:
+            shown = None if raw == "" else raw
+            problems.append(Problem(message, line=line, column=column.name, value=shown))
     return problems
+
+
+def undecodable(data: bytes, error: UnicodeDecodeError, offset: int = 0, newlines: int = 0) -> Problem:
+    """The problem of bytes that are not UTF-8; `offset` and `newlines` are those before `data`."""
+    at = offset + error.start
+    byte = data[error.start : error.start + 1].hex()
+    utf16 = at == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    hint = " (a UTF-16 byte order mark: save the file as UTF-8)" if utf16 else ""
+    line = newlines + data[: error.start].count(b"\n") + 1
+    return Problem(f"not UTF-8 text: invalid byte 0x{byte} at offset {at}{hint}", line=line)
 
 
 def _decode(data: bytes, source: str) -> str:
     try:
         return data.decode(CSV_ENCODING)
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start : error.start + 1].hex()
-        raise DataValidationError(
-            source,
-            [Problem(f"not UTF-8 text: invalid byte 0x{byte} at offset {error.start}", line=line)],
-        ) from None
+        raise DataValidationError(source, [undecodable(data, error)]) from None
 
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -136,22 +107,29 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
         raise DataValidationError("CSV", [Problem(f"malformed CSV: {error}", line=reader.line_num)]) from None
 
 
-def check_rows(rows: Iterable[tuple[int, list[str]]]) -> list[Problem]:
-    """Problems in data rows, including an Employee ID used twice."""
+def check_rows(rows: Iterable[tuple[int, list[str]]], chosen_ids: bool = False) -> list[Problem]:
+    """Problems in data rows, including an Employee ID used twice (as a number: 7 and 007 are one).
+
+    With `chosen_ids` (a change file, whose ids a person chose) an id above FREE_ID_MAX is refused:
+    the pipeline assigns those, one after another, and needs the room.
+    """
     problems: list[Problem] = []
-    seen_ids: dict[str, int] = {}
+    seen_ids: dict[int, int] = {}
     for line, fields in rows:
         row_problems = check_row(line, fields)
         problems.extend(row_problems)
         if not row_problems:
-            employee_id = fields[0].strip()
-            if employee_id in seen_ids:
+            employee_id = int(fields[0])
+            if chosen_ids and employee_id > FREE_ID_MAX:
+                message = f"above {FREE_ID_MAX}: a change may not choose such an id (the pipeline assigns them in turn)"
+                problems.append(Problem(message, line=line, column=ID_COLUMN, value=fields[0]))
+            elif employee_id in seen_ids:
                 problems.append(
                     Problem(
                         f"duplicate {ID_COLUMN} (first seen on line {seen_ids[employee_id]})",
                         line=line,
                         column=ID_COLUMN,
-                        value=employee_id,
+                        value=str(employee_id),
                     )
                 )
             else:
@@ -159,7 +137,7 @@ def check_rows(rows: Iterable[tuple[int, list[str]]]) -> list[Problem]:
     return problems
 
 
-def _valid_records(text: str, source: str) -> list[tuple[int, list[str]]]:
+def _valid_records(text: str, source: str, chosen_ids: bool = False) -> list[tuple[int, list[str]]]:
     if not text.strip():
         raise DataValidationError(source, [Problem("file is empty")])
     rows = _rows(text)
@@ -175,30 +153,36 @@ def _valid_records(text: str, source: str) -> list[tuple[int, list[str]]]:
         raise
     if not records:
         raise DataValidationError(source, [Problem("has a header but no records")])
-    problems = check_rows(records)
+    problems = check_rows(records, chosen_ids)
     if problems:
         raise DataValidationError(source, problems)
     return records
 
 
-def parse_csv_text(text: str, source: str) -> pd.DataFrame:
+def parse_csv_text(text: str, source: str, chosen_ids: bool = False) -> pd.DataFrame:
     """Validate a whole CSV text (header and records) and return it typed."""
-    records = _valid_records(text, source)
+    records = _valid_records(text, source, chosen_ids)
     frame = pd.DataFrame([fields for _, fields in records], columns=list(COLUMN_NAMES))
     for column in COLUMNS:
         if isinstance(column, IntColumn):
-            frame[column.name] = frame[column.name].str.strip().astype("int64")
+            frame[column.name] = frame[column.name].astype("int64")
     return frame
 
 
 def read_change_file(path: Path) -> pd.DataFrame:
-    """A change supplied by a person: every record must be valid before anything is applied."""
+    """A change supplied by a person: every record must be valid before anything is applied.
+
+    A leading UTF-8 byte order mark (a spreadsheet's "CSV UTF-8") is accepted here: the records
+    are written anew when applied, so it never reaches the dataset, whose files must not hold one.
+    """
     source = f"change file {path.name}"
     try:
         data = path.read_bytes()
     except OSError as error:
         raise DataValidationError(source, [Problem(f"cannot be read: {error.strerror}")]) from None
-    return parse_csv_text(_decode(data, source), source)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    return parse_csv_text(_decode(data, source), source, chosen_ids=True)
 
 
 def validate_records(frame: pd.DataFrame, source: str = "change") -> None:
