@@ -197,6 +197,14 @@ def test_a_change_may_not_choose_an_id_that_leaves_the_generator_no_room(tmp_pat
     assert "line 2, column 'Employee ID', value '9007199254740992': above 4503599627370496" in str(caught.value)
 
 
+def test_a_dataset_whose_ids_leave_the_generator_no_room_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "employee_attrition.csv"
+    path.write_text(with_cell(good_csv(), 3, "Employee ID", str(2**53)))
+    expected = "line 3, column 'Employee ID', value '9007199254740992': leaves no room"
+    with pytest.raises(DataValidationError, match=expected):
+        validate_dataset_file(path)
+
+
 def test_after_the_highest_id_a_change_may_choose_runs_can_go_on_and_stay_valid(tmp_path: Path) -> None:
     """The worst a change can do (the largest id it may choose) still leaves every later run room."""
     records = generate_records(2, seed=3, first_id=1).assign(**{"Employee ID": [1, FREE_ID_MAX]})
