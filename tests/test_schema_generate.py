@@ -13,7 +13,16 @@ from shared_tasks.generate import (
     seed_for_run,
     write_seed_dataset,
 )
-from shared_tasks.schema import COLUMN_NAMES, COLUMNS, COLUMNS_BY_NAME, CategoryColumn, IntColumn
+from shared_tasks.records import MAX_RECORDS_PER_RUN
+from shared_tasks.schema import (
+    COLUMN_NAMES,
+    COLUMNS,
+    COLUMNS_BY_NAME,
+    FREE_ID_MAX,
+    CategoryColumn,
+    IntColumn,
+    Problem,
+)
 from shared_tasks.validate import validate_dataset_file, validate_records
 
 
@@ -74,3 +83,51 @@ def test_seed_dataset_is_about_10_mb_and_74500_valid_rows(tmp_path: Path) -> Non
 def test_negative_record_count_is_refused() -> None:
     with pytest.raises(ValueError, match="record count"):
         generate_records(-1, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("30", None),
+        ("030", None),
+        ("100", None),
+        ("13", "out of range [14, 100]"),
+        ("-30", "out of range [14, 100]"),
+        ("1" + "0" * 5_000, "out of range [14, 100]"),
+        ("0" * 5_000 + "30", None),
+        ("\u0663\u0660", "not an integer (ASCII digits 0-9 only)"),
+        ("\u00b2", "not an integer (ASCII digits 0-9 only)"),
+        ("+30", "not an integer (ASCII digits 0-9 only)"),
+        (" 30", "not an integer (ASCII digits 0-9 only)"),
+        ("3_0", "not an integer (ASCII digits 0-9 only)"),
+        ("-", "not an integer (ASCII digits 0-9 only)"),
+    ],
+)
+def test_an_integer_is_ascii_digits_in_range(raw: str, problem: str | None) -> None:
+    age = COLUMNS_BY_NAME["Age"]
+    assert isinstance(age, IntColumn)
+    assert age.problem(raw) == problem
+
+
+def test_a_category_value_is_matched_exactly_and_a_formula_is_named() -> None:
+    gender = COLUMNS_BY_NAME["Gender"]
+    assert isinstance(gender, CategoryColumn)
+    assert gender.problem("Female") is None
+    assert gender.problem("female") == "not one of: Male, Female"
+    assert gender.problem("Female ") == "not one of: Male, Female"
+    assert gender.problem("=Female") == "looks like a spreadsheet formula; refusing it"
+
+
+def test_ids_leave_the_pipeline_room_for_as_many_runs_as_it_can_ever_make() -> None:
+    """Ids up to FREE_ID_MAX may be chosen; above it the pipeline assigns them, and has room."""
+    employee_id = COLUMNS_BY_NAME["Employee ID"]
+    assert isinstance(employee_id, IntColumn)
+    assert employee_id.valid_max == 2**53  # exact in a float and in JSON
+    assert employee_id.typical_max < FREE_ID_MAX < employee_id.valid_max
+    assert (employee_id.valid_max - FREE_ID_MAX) // MAX_RECORDS_PER_RUN > 10**10  # runs of the largest size
+
+
+def test_a_problem_names_its_file_line_column_and_value() -> None:
+    problem = Problem("not an integer", line=3, column="Age", value="x" * 70, file="part-000002.csv")
+    assert str(problem) == f"file part-000002.csv, line 3, column 'Age', value '{'x' * 57}...': not an integer"
+    assert str(Problem("file is empty")) == "file is empty"

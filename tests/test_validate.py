@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import codecs
+import pickle
+import re
 from pathlib import Path
 
 import pytest
 
 from shared_tasks.generate import generate_records
-from shared_tasks.schema import COLUMN_NAMES
+from shared_tasks.schema import COLUMN_NAMES, FREE_ID_MAX
 from shared_tasks.validate import (
     DataValidationError,
+    Problem,
+    header_problems,
     read_change_file,
     read_header,
     validate_dataset_file,
+    validate_records,
 )
 
 HEADER = ",".join(COLUMN_NAMES)
@@ -138,3 +144,139 @@ def test_whole_dataset_validation_counts_records(tmp_path: Path) -> None:
     path.write_text(with_cell(good_csv(5), 4, "Overtime", "Maybe"))
     with pytest.raises(DataValidationError, match="line 4, column 'Overtime', value 'Maybe'"):
         validate_dataset_file(path)
+
+
+# --- Found while probing the validator (each failed before its fix) -------------------------------
+
+
+@pytest.mark.parametrize("digits", ["\u0663\u0660", "\u00b2", "\uff13\uff10", "\u096a\u0968"])
+def test_integers_are_ascii_digits_only(tmp_path: Path, digits: str) -> None:
+    path = tmp_path / "change.csv"
+    path.write_text(with_cell(good_csv(), 3, "Age", digits), encoding="utf-8")
+    for check in (read_change_file, validate_dataset_file):
+        with pytest.raises(DataValidationError) as caught:
+            check(path)
+        expected = f"line 3, column 'Age', value {digits!r}: not an integer (ASCII digits 0-9 only)"
+        assert str(caught.value.problems[0]) == expected
+
+
+def test_a_number_too_long_to_convert_is_out_of_range_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "change.csv"
+    path.write_text(with_cell(good_csv(), 2, "Monthly Income", "9" * 5_000))
+    for check in (read_change_file, validate_dataset_file):
+        with pytest.raises(DataValidationError) as caught:
+            check(path)
+        problem = caught.value.problems[0]
+        assert (problem.line, problem.column, problem.message) == (2, "Monthly Income", "out of range [0, 1000000]")
+
+
+@pytest.mark.parametrize("raw", [" 30", "30 ", "+30", "3_0"])
+def test_an_integer_with_spaces_or_a_sign_is_refused_not_read_leniently(tmp_path: Path, raw: str) -> None:
+    path = tmp_path / "change.csv"
+    path.write_text(with_cell(good_csv(), 2, "Age", raw))
+    with pytest.raises(DataValidationError, match=re.escape(f"line 2, column 'Age', value '{raw}': not an integer")):
+        read_change_file(path)
+
+
+def test_the_same_id_written_with_leading_zeros_is_a_duplicate(tmp_path: Path) -> None:
+    """Ids are numbers (as every reader of the dataset takes them); a repeat is named by its number."""
+    text = good_csv(3)
+    first_id = text.splitlines()[1].split(",")[0]
+    path = tmp_path / "change.csv"
+    path.write_text(with_cell(text, 4, "Employee ID", "00" + first_id))
+    for check in (read_change_file, validate_dataset_file):
+        with pytest.raises(DataValidationError, match=f"line 4, column 'Employee ID', value '{first_id}': duplicate"):
+            check(path)
+
+
+def test_a_change_may_not_choose_an_id_that_leaves_the_generator_no_room(tmp_path: Path) -> None:
+    path = tmp_path / "change.csv"
+    path.write_text(with_cell(good_csv(), 2, "Employee ID", str(2**53)))
+    with pytest.raises(DataValidationError) as caught:
+        read_change_file(path)
+    assert "line 2, column 'Employee ID', value '9007199254740992': above 4503599627370496" in str(caught.value)
+
+
+def test_a_dataset_whose_ids_leave_the_generator_no_room_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "employee_attrition.csv"
+    path.write_text(with_cell(good_csv(), 3, "Employee ID", str(2**53)))
+    expected = "line 3, column 'Employee ID', value '9007199254740992': leaves no room"
+    with pytest.raises(DataValidationError, match=expected):
+        validate_dataset_file(path)
+
+
+def test_after_the_highest_id_a_change_may_choose_runs_can_go_on_and_stay_valid(tmp_path: Path) -> None:
+    """The worst a change can do (the largest id it may choose) still leaves every later run room."""
+    records = generate_records(2, seed=3, first_id=1).assign(**{"Employee ID": [1, FREE_ID_MAX]})
+    path = tmp_path / "change.csv"
+    path.write_text(records.to_csv(index=False, lineterminator="\n"))
+    read_change_file(path)
+    dataset = path.read_text()
+    for run in range(3):  # each run appends MAX_RECORDS_PER_RUN-style consecutive ids after the largest
+        largest = FREE_ID_MAX + run * 5
+        assigned = generate_records(5, seed=run, first_id=largest + 1)
+        validate_records(assigned)
+        dataset += assigned.to_csv(index=False, header=False, lineterminator="\n")
+        path.write_text(dataset)
+        assert validate_dataset_file(path) == 2 + 5 * (run + 1)
+
+
+def test_a_40000_column_header_is_checked_in_linear_time(tmp_path: Path) -> None:
+    """The timing is in bench/bench_validate.py; the timeout only catches a quadratic check (17.6 s)."""
+    header = [f"column {number}" for number in range(40_000)] + ["Age", "Age"]
+    problems = header_problems(header)
+    assert len(problems) == 24 + 40_000 + 1
+    assert str(problems[-1]) == "line 1, column 'Age': column appears more than once"
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(header) + "\n" + ",".join("1" for _ in header) + "\n")
+    with pytest.raises(DataValidationError) as caught:
+        validate_dataset_file(path)
+    assert caught.value.total == len(problems)
+    assert "... and 40005 more" in str(caught.value)
+
+
+test_a_40000_column_header_is_checked_in_linear_time = pytest.mark.timeout(10)(
+    test_a_40000_column_header_is_checked_in_linear_time
+)
+
+
+def test_a_dataset_saved_with_a_byte_order_mark_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "employee_attrition.csv"
+    path.write_bytes(codecs.BOM_UTF8 + good_csv().encode())
+    for check in (validate_dataset_file, read_header):
+        with pytest.raises(DataValidationError) as caught:
+            check(path)
+        assert [str(problem) for problem in caught.value.problems] == [
+            "line 1: starts with a byte order mark (U+FEFF, as spreadsheets save 'CSV UTF-8'); "
+            "the dataset's files are UTF-8 without one"
+        ]
+
+
+def test_a_change_file_saved_as_csv_utf8_by_a_spreadsheet_is_accepted(tmp_path: Path) -> None:
+    """Its records are written anew when applied, so the byte order mark never reaches the dataset."""
+    path = tmp_path / "change.csv"
+    path.write_bytes(codecs.BOM_UTF8 + good_csv(3).encode())
+    frame = read_change_file(path)
+    assert list(frame.columns) == list(COLUMN_NAMES)
+    assert frame["Employee ID"].tolist() == [90_000, 90_001, 90_002]
+
+
+def test_utf16_text_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "change.csv"
+    path.write_bytes(good_csv().encode("utf-16"))
+    with pytest.raises(DataValidationError, match=r"line 1: not UTF-8 text: invalid byte 0xff at offset 0 \(a UTF-16"):
+        read_change_file(path)
+
+
+def test_a_validation_error_survives_pickling() -> None:
+    """Orchestrators carry a step's exception between processes."""
+    error = DataValidationError("dataset x.csv", [Problem("empty value", line=2, column="Age")])
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.source, again.problems, str(again)) == (error.source, error.problems, str(error))
+
+
+def test_a_validation_error_counts_problems_past_those_it_lists() -> None:
+    error = DataValidationError("dataset x.csv", [Problem("empty value", line=2, column="Age")], total=30)
+    assert (error.total, len(error.problems)) == (30, 1)
+    assert str(error).endswith("(30 problem(s)):\n  - line 2, column 'Age': empty value\n  ... and 29 more")
+    assert pickle.loads(pickle.dumps(error)).total == 30
