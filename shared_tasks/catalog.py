@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared_tasks.dataset import FileFacts, file_facts, scan_ids
+from shared_tasks.dataset import FileFacts, file_facts, id_range, scan_ids
 
 
 class FileCatalog:
@@ -58,6 +58,16 @@ class FileCatalog:
         largest = scan_ids(file)[0]
         self.remember(md5, largest_id=largest)
         return largest
+
+    def id_range(self, file: Path, md5: str) -> tuple[int, int] | None:
+        """The smallest and largest Employee ID of the file whose content is `md5`."""
+        known = self.recall(md5)
+        if isinstance(known.get("smallest_id"), int) and isinstance(known.get("largest_id"), int):
+            return int(known["smallest_id"]), int(known["largest_id"])
+        found = id_range(file)
+        if found is not None:
+            self.remember(md5, smallest_id=found[0], largest_id=found[1])
+        return found
 
     def recall(self, md5: str) -> dict[str, Any]:
         if self.memo_dir is None:

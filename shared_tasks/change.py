@@ -13,6 +13,7 @@ from shared_tasks.context import RunContext
 from shared_tasks.dataset import records_to_csv_bytes
 from shared_tasks.records import AppliedChange, KeptChange
 from shared_tasks.schema import ID_COLUMN
+from shared_tasks.trust import remember_own_version
 from shared_tasks.validate import DataValidationError, Problem, read_change_file, validate_records
 from shared_tasks.workspace import RunState, WorkspaceError, atomic_write_text
 
@@ -67,7 +68,9 @@ def apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> App
                 [Problem("already in the dataset", column=ID_COLUMN, value=str(v)) for v in taken],
             )
     validate_records(change, source=f"change of run {ctx.run_id!r}")
-    facts = dataset.append(change, ctx.settings.part_rows)
+    appended = dataset.append(change, ctx.settings.part_rows)
+    facts = appended.facts
+    remember_own_version(ctx, facts.md5, appended.holder_md5)
     ids = change[ID_COLUMN]
     return AppliedChange(
         md5=facts.md5,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 
 from shared_tasks.catalog import FileCatalog
-from shared_tasks.dvcops import Dvc, DvcError
+from shared_tasks.dvcops import Dvc
 from shared_tasks.gitops import Git
 from shared_tasks.layout import DatasetLayout, for_layout
 from shared_tasks.pointer import Pointer, PointerError
-from shared_tasks.records import PulledVersion
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Settings
 from shared_tasks.versions import VersionRecord, find_run_version
@@ -66,17 +65,3 @@ class RunContext:
                     "(migrate with `dataset-pipeline migrate`, or set the layout the repository uses)"
                 )
         raise WorkspaceError(f"the repository has no {self.settings.pointer_path}: is PIPELINE_DATASET_PATH right?")
-
-    def checkout_head_data(self) -> PulledVersion:
-        """Pull the data of the checked-out commit and check it."""
-        self.check_layout()
-        self.dvc.pull()
-        dataset = self.dataset()
-        dataset.check_header()
-        facts = dataset.facts()
-        pointer_md5 = Pointer.read(self.dvc.pointer_file).md5
-        if facts.md5 != pointer_md5:
-            raise DvcError(f"pulled {self.settings.data_relpath} has md5 {facts.md5}, its pointer says {pointer_md5}")
-        return PulledVersion(
-            run_id=self.run_id, commit=self.git.rev("HEAD"), md5=facts.md5, size=facts.size, rows=facts.rows
-        )

@@ -78,6 +78,20 @@ def scan_ids(path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
     return largest, sorted(found)
 
 
+def id_range(path: Path) -> tuple[int, int] | None:
+    """The smallest and largest Employee ID in the file (None with no records), reading that column only."""
+    import pandas as pd
+
+    low: int | None = None
+    high: int | None = None
+    for chunk in pd.read_csv(path, usecols=[ID_COLUMN], dtype={ID_COLUMN: "int64"}, chunksize=ID_SCAN_CHUNK_ROWS):
+        ids = chunk[ID_COLUMN]
+        if len(ids):
+            low = int(ids.min()) if low is None else min(low, int(ids.min()))
+            high = int(ids.max()) if high is None else max(high, int(ids.max()))
+    return None if low is None or high is None else (low, high)
+
+
 def records_to_csv_bytes(records: pd.DataFrame, header: bool = False) -> bytes:
     return records.to_csv(index=False, header=header, lineterminator="\n").encode("utf-8")
 

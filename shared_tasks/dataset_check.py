@@ -116,6 +116,8 @@ class FileVerdict:
     md5: str
     size: int
     records: int
+    smallest_id: int | None = None  # the file's id range (None with no valid record)
+    largest_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,9 @@ class _FileScan:
             with path.open("rb") as handle:
                 self.reader = _Reader(handle, hashing)
                 self._scan()
-                return FileVerdict(path, self.reader.md5(), self.reader.offset, self.records)
+                ids = self.ledger.ranges.get(self.index)
+                low, high = ids if ids is not None else (None, None)
+                return FileVerdict(path, self.reader.md5(), self.reader.offset, self.records, low, high)
         except OSError as error:
             self._problem(Problem(f"cannot be read: {error.strerror}"))
             return FileVerdict(path, "", 0, 0)
@@ -505,6 +509,7 @@ class _IdLedger:
         self.rising = True
         self.largest = 0
         self.largest_place = 0
+        self.ranges: dict[int, tuple[int, int]] = {}  # file index -> (smallest id, largest id)
 
     def __enter__(self) -> _IdLedger:
         return self
@@ -517,6 +522,9 @@ class _IdLedger:
         if not len(ids):
             return
         top = int(np.argmax(ids))
+        file_index = int(places[0]) >> LINE_BITS  # a block lies within one file
+        low, high = self.ranges.get(file_index, (int(ids.min()), int(ids[top])))
+        self.ranges[file_index] = (min(low, int(ids.min())), max(high, int(ids[top])))
         if self.rising and (ids[0] <= self.largest or bool(np.any(ids[1:] <= ids[:-1]))):
             self.rising = False
         if int(ids[top]) > self.largest:

@@ -221,7 +221,7 @@ class Git:
         raise self._error(("push", "origin"), completed)
 
     def trailers_log(
-        self, ref: str, *paths: str, message_contains: str | None = None
+        self, ref: str, *paths: str, message_contains: str | None = None, max_count: int | None = None
     ) -> list[tuple[str, str, str, dict[str, str]]]:
         """(commit, ISO time, author, trailers) of every commit on `ref` that touched one of `paths`, newest first.
 
@@ -231,6 +231,7 @@ class Git:
         fmt = f"%H{TRAILER_SEPARATOR}%cI{TRAILER_SEPARATOR}%an <%ae>{TRAILER_SEPARATOR}%(trailers:only,unfold)"
         fmt += RECORD_SEPARATOR
         grep = ["--fixed-strings", f"--grep={message_contains}"] if message_contains else []
+        grep += [f"--max-count={max_count}"] if max_count is not None else []
         out = self.run("log", f"--format={fmt}", *grep, ref, "--", *paths).stdout
         entries = []
         for record in out.split(RECORD_SEPARATOR):

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+@dataclass(frozen=True)
+class Appended:
+    """The dataset after an append, and the content of the file that now holds the records."""
+
+    facts: FileFacts
+    holder_md5: str
+
+
 class DatasetLayout(Protocol):
     """The dataset at `path`, known through `catalog`, as its DVC pointer (`pointer_md5`) records it."""
 
@@ -52,8 +60,8 @@ class DatasetLayout(Protocol):
         """Which of `wanted` the dataset already holds."""
         ...
 
-    def append(self, records: pd.DataFrame, part_rows: int) -> FileFacts:
-        """Add the records without writing any existing file in place; returns the new facts."""
+    def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
+        """Add the records without writing any existing file in place."""
         ...
 
     def written(self, md5: str) -> WrittenFile | None:
@@ -93,12 +101,12 @@ class SingleFile(_Layout):
     def largest_id(self) -> int:
         return self.catalog.largest_id(self.path, self.facts().md5)
 
-    def append(self, records: pd.DataFrame, part_rows: int) -> FileFacts:
+    def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
         base = self.facts()
         largest = max(self.catalog.largest_id(self.path, base.md5), int(records[ID_COLUMN].max()))
         facts = append_records(self.path, records, base_rows=base.rows)
         self.catalog.remember(facts.md5, rows=facts.rows, largest_id=largest)
-        return facts
+        return Appended(facts, facts.md5)
 
     def written(self, md5: str) -> WrittenFile | None:
         return WrittenFile.of(self.path, md5)
@@ -121,7 +129,7 @@ class Partitioned(_Layout):
         parts = self.part_facts()
         return max((self.catalog.largest_id(self.path / name, facts.md5) for name, facts in parts.items()), default=0)
 
-    def append(self, records: pd.DataFrame, part_rows: int) -> FileFacts:
+    def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
         new_part = part_name(part_number(self.files()[-1]) + 1)
         write_part(self.path / new_part, records)
         recorded = self.catalog.manifest(self.pointer_md5)
@@ -130,7 +138,7 @@ class Partitioned(_Layout):
         parts = self.part_facts()
         if new_part in parts:  # not merged away: its largest id is the change's
             self.catalog.remember(parts[new_part].md5, largest_id=int(records[ID_COLUMN].max()))
-        return _directory_facts(parts)
+        return Appended(_directory_facts(parts), parts[max(parts)].md5)
 
     def written(self, md5: str) -> WrittenFile | None:
         return None

@@ -19,6 +19,7 @@ from shared_tasks.context import RunContext
 from shared_tasks.pointer import s3_object_url
 from shared_tasks.records import PublishedVersion
 from shared_tasks.settings import Settings
+from shared_tasks.trust import pull_head_data
 from shared_tasks.versions import TRAILER_STEPS_BY, VersionRecord, commit_message
 from shared_tasks.workspace import RunState
 
@@ -119,7 +120,7 @@ def _push_pointer(ctx: RunContext, attempt: int, remote_url: str | None = None) 
 def rebase_change(ctx: RunContext, state: RunState) -> RunState:
     """Start again from the origin's new head: its data, then this run's change re-applied."""
     ctx.git.reset_hard(ctx.git.origin_ref)
-    pulled = ctx.checkout_head_data()
+    pulled = pull_head_data(ctx)
     rebased = state.model_copy(update={"pulled": pulled, "applied": None})
     rebased = rebased.model_copy(update={"applied": apply_kept_change(ctx, rebased)})
     ctx.workspace.save_state(rebased)

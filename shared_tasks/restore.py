@@ -16,6 +16,7 @@ from shared_tasks.pointer import Pointer
 from shared_tasks.publish import PushConflictError, PushRejected, published_version
 from shared_tasks.records import PublishedVersion
 from shared_tasks.settings import Settings
+from shared_tasks.trust import pull_head_data
 from shared_tasks.versions import TRAILER_RESTORED_FROM, commit_message, list_versions
 from shared_tasks.workspace import atomic_write_text
 
@@ -71,7 +72,7 @@ def _restore_once(ctx: RunContext, commit: str, pointer_text: str, attempt: int)
             f"{len(missing)} object(s) of {commit[:12]}'s data are not on the remote "
             f"(e.g. {', '.join(missing[:3])}): it cannot be restored"
         )
-    pulled = ctx.checkout_head_data()  # the restored pointer's data, checked against it
+    pulled = pull_head_data(ctx)  # the restored pointer's data: validated, and checked against it
     if pulled.md5 != Pointer.parse(pointer_text).md5:
         raise RestoreError(f"the data pulled for {commit[:12]} is not the data its pointer names")
     message = commit_message(

@@ -16,6 +16,7 @@ from shared_tasks.context import RunContext
 from shared_tasks.publish import publish, published_version
 from shared_tasks.records import MAX_RECORDS_PER_RUN, ChangeSummary, PublishedVersion, PulledVersion
 from shared_tasks.settings import Settings
+from shared_tasks.trust import pull_head_data
 from shared_tasks.versions import VersionRecord
 from shared_tasks.workspace import RunState, WorkspaceError
 
@@ -28,7 +29,7 @@ def pull_data(settings: Settings, run_id: str, runner: str = "direct") -> Pulled
     workspace = ctx.workspace
     with workspace.locked():
         ctx.clone_at_origin_head()
-        pulled = ctx.checkout_head_data()
+        pulled = pull_head_data(ctx)
         state = workspace.load_state().model_copy(update={"pulled": pulled, "applied": None})
         workspace.save_state(state.ran("pull_data", _checked_name(runner)))
     return pulled

@@ -107,6 +107,14 @@ def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[Vers
     return records
 
 
+def newest_version(git: Git, ref: str, pointer_paths: Sequence[str]) -> VersionRecord | None:
+    """The newest version on `ref` (its own commit, or the last that changed a pointer before it)."""
+    for commit, time, author, trailers in git.trailers_log(ref, *pointer_paths, max_count=1):
+        pointer_text = _pointer_at(git, commit, pointer_paths)
+        return None if pointer_text is None else _record(commit, time, author, trailers, pointer_text)
+    return None
+
+
 def find_run_version(git: Git, ref: str, pointer_paths: Sequence[str], run_id: str) -> VersionRecord | None:
     found = git.trailers_log(ref, *pointer_paths, message_contains=f"{TRAILER_RUN_ID}: {run_id}")
     for commit, time, author, trailers in found:

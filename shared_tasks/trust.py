@@ -1,0 +1,106 @@
+"""No version is built on blindly: the data a run starts from is validated, once per content.
+
+Verdicts are remembered by md5 in the file catalog: for the whole dataset (its pointer's md5) and
+for each file of it (the single file, or each part with its id range). A version the pipeline made
+itself (a valid base plus a validated change whose ids lie above the base's) is remembered valid
+when it is made, so pulling it costs nothing. A version made elsewhere is validated in one
+streaming pass over the files not already known valid; parts known valid whose id ranges lie apart
+are not read again, since no id can repeat across them. A version that fails stops the run at
+pull, naming the commit, who made it, and the first problems with their count.
+
+Verdicts are keyed by the schema's fingerprint: a rule changed in the code is a new key, and every
+version is validated against it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+from shared_tasks.catalog import FileCatalog
+from shared_tasks.context import RunContext
+from shared_tasks.dataset_check import FileVerdict, validate_dataset
+from shared_tasks.dvcops import DvcError
+from shared_tasks.pointer import Pointer
+from shared_tasks.records import PulledVersion
+from shared_tasks.schema import COLUMNS, FREE_ID_MAX, DataValidationError
+from shared_tasks.settings import Layout
+from shared_tasks.versions import newest_version
+
+VERDICT_KEY = "valid-" + hashlib.sha256(repr((COLUMNS, FREE_ID_MAX)).encode()).hexdigest()[:12]
+
+
+def known_valid(catalog: FileCatalog, md5: str) -> bool:
+    return catalog.recall(md5).get(VERDICT_KEY) is True
+
+
+def remember_valid(catalog: FileCatalog, md5: str) -> None:
+    catalog.remember(md5, **{VERDICT_KEY: True})
+
+
+def remember_own_version(ctx: RunContext, md5: str, holder_md5: str) -> None:
+    """A version this run made: a valid base with a validated change appended, so valid as a whole, and
+    so is the file that now holds the change (the file, or the part, alone or merged with others)."""
+    remember_valid(ctx.catalog, md5)
+    remember_valid(ctx.catalog, holder_md5)
+
+
+def pull_head_data(ctx: RunContext) -> PulledVersion:
+    """The checked-out commit's data in the workspace, validated (once per content) and checked against its pointer."""
+    ctx.check_layout()
+    ctx.dvc.pull()
+    pointer_md5 = Pointer.read(ctx.dvc.pointer_file).md5
+    if not known_valid(ctx.catalog, pointer_md5):
+        _validate(ctx, pointer_md5)
+    facts = ctx.dataset().facts()
+    if facts.md5 != pointer_md5:
+        raise DvcError(f"pulled {ctx.settings.data_relpath} has md5 {facts.md5}, its pointer says {pointer_md5}")
+    return PulledVersion(run_id=ctx.run_id, commit=ctx.git.rev("HEAD"), md5=facts.md5, size=facts.size, rows=facts.rows)
+
+
+def _validate(ctx: RunContext, pointer_md5: str) -> None:
+    files = ctx.dataset().files()
+    recorded = ctx.catalog.manifest(pointer_md5) if ctx.settings.layout is Layout.PARTITIONED else {}
+    known = {file.name for file in files if recorded.get(file.name) and known_valid(ctx.catalog, recorded[file.name])}
+    unread = [file for file in files if file.name not in known]
+    try:
+        verdicts = validate_dataset(unread, _source(ctx), spill_dir=ctx.workspace.root) if unread else None
+        for verdict in verdicts.files if verdicts else ():
+            _remember_file(ctx.catalog, verdict)
+        if known and not _ranges_apart(ctx, files, recorded, verdicts.files if verdicts else ()):
+            validate_dataset(files, _source(ctx), spill_dir=ctx.workspace.root)  # an id may repeat across parts
+    except DataValidationError as error:
+        raise DataValidationError(_source(ctx), error.problems, error.total) from None
+    remember_valid(ctx.catalog, pointer_md5)
+
+
+def _remember_file(catalog: FileCatalog, verdict: FileVerdict) -> None:
+    facts = {"rows": verdict.records, VERDICT_KEY: True}
+    if verdict.smallest_id is not None and verdict.largest_id is not None:
+        facts.update(smallest_id=verdict.smallest_id, largest_id=verdict.largest_id)
+    catalog.remember(verdict.md5, **facts)
+
+
+def _ranges_apart(ctx: RunContext, files: list[Path], recorded: dict[str, str], read: tuple[FileVerdict, ...]) -> bool:
+    """Whether the parts' id ranges are disjoint: then no id repeats across them."""
+    ranges = []
+    for file in files:
+        md5 = recorded.get(file.name) or next((v.md5 for v in read if v.path == file), None)
+        if md5 is None:
+            return False
+        span = ctx.catalog.id_range(file, md5)
+        if span is not None:
+            ranges.append(span)
+    ranges.sort()
+    return all(previous[1] < current[0] for previous, current in itertools.pairwise(ranges))
+
+
+def _source(ctx: RunContext) -> str:
+    """The version as an error names it: its commit and who made it."""
+    version = newest_version(ctx.git, "HEAD", ctx.settings.pointer_paths)
+    commit = ctx.git.rev("HEAD")
+    if version is None or version.commit != commit:
+        return f"the version at {commit[:12]}"
+    made_by = f"{version.orchestrator} run {version.run_id}" if version.orchestrator else "not made by a pipeline run"
+    return f"the version at {commit[:12]} ({made_by}, by {version.author})"
