@@ -53,6 +53,7 @@ def launch(client: DagsterClient, records: int, run_id: str | None) -> str:
     published only finds its version again.
     """
     if run_id is not None:
+        client.run(run_id)  # a run id Dagster does not know is an error naming it, before anything is launched
         return client.reexecute(run_id)
     return client.launch_run(JOB, run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}})
 

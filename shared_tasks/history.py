@@ -14,6 +14,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from shared_tasks.dataset_check import validate_dataset
 from shared_tasks.gitops import Git, GitAuthError, GitError
 from shared_tasks.layout import for_layout
 from shared_tasks.pointer import Pointer
@@ -21,7 +22,7 @@ from shared_tasks.records import Record
 from shared_tasks.redact import Redactor
 from shared_tasks.settings import Layout, Settings
 from shared_tasks.validate import DataValidationError
-from shared_tasks.versions import VersionRecord, list_versions
+from shared_tasks.versions import VersionRecord, described, list_versions
 
 
 class VerifyResult(Record):
@@ -99,7 +100,9 @@ def settings_for_commit(settings: Settings, git: Git, commit: str) -> Settings:
     raise ValueError(f"commit {commit[:12]} holds no dataset pointer ({', '.join(settings.pointer_paths)})")
 
 
-def verify(settings: Settings, rev: str) -> VerifyResult:
+def verify(settings: Settings, rev: str, validate: bool = False) -> VerifyResult:
+    """Prove a version's data can be had from the remote and matches its pointer (and, with
+    `validate`, that every record of it keeps the schema)."""
     mirror = Mirror(settings)
     mirror.refresh()
     commit = mirror.resolve(rev)
@@ -108,8 +111,9 @@ def verify(settings: Settings, rev: str) -> VerifyResult:
     expected = {v.commit: v for v in list_versions(mirror.git, commit, settings.pointer_paths)}
     expected_rows = expected[commit].rows if commit in expected else None
     scratch = settings.work_root / "verify" / uuid.uuid4().hex
+    checked = described(commit, expected.get(commit)) if validate else None
     try:
-        return _verify_in(settings, mirror, scratch, rev, commit, pointer, expected_rows)
+        return _verify_in(settings, mirror, scratch, rev, commit, pointer, expected_rows, checked)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -122,6 +126,7 @@ def _verify_in(
     commit: str,
     pointer: Pointer,
     expected_rows: int | None,
+    validated_as: str | None,
 ) -> VerifyResult:
     from shared_tasks.dvcops import Dvc
 
@@ -137,6 +142,8 @@ def _verify_in(
         facts = dataset.facts()
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
         dataset.check_header()
+        if validated_as is not None:
+            validate_dataset(dataset.files(), validated_as, spill_dir=scratch)
     except (GitError, RuntimeError, DataValidationError) as error:
         problems.append(str(error))
     if actual_md5 is not None and actual_md5 != pointer.md5:

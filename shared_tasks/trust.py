@@ -26,7 +26,7 @@ from shared_tasks.pointer import Pointer
 from shared_tasks.records import PulledVersion
 from shared_tasks.schema import COLUMNS, FREE_ID_MAX, DataValidationError
 from shared_tasks.settings import Layout
-from shared_tasks.versions import newest_version
+from shared_tasks.versions import described, newest_version
 
 VERDICT_KEY = "valid-" + hashlib.sha256(repr((COLUMNS, FREE_ID_MAX)).encode()).hexdigest()[:12]
 
@@ -97,10 +97,4 @@ def _ranges_apart(ctx: RunContext, files: list[Path], recorded: dict[str, str], 
 
 
 def _source(ctx: RunContext) -> str:
-    """The version as an error names it: its commit and who made it."""
-    version = newest_version(ctx.git, "HEAD", ctx.settings.pointer_paths)
-    commit = ctx.git.rev("HEAD")
-    if version is None or version.commit != commit:
-        return f"the version at {commit[:12]}"
-    made_by = f"{version.orchestrator} run {version.run_id}" if version.orchestrator else "not made by a pipeline run"
-    return f"the version at {commit[:12]} ({made_by}, by {version.author})"
+    return described(ctx.git.rev("HEAD"), newest_version(ctx.git, "HEAD", ctx.settings.pointer_paths))

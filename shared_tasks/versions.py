@@ -107,6 +107,14 @@ def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[Vers
     return records
 
 
+def described(commit: str, version: VersionRecord | None) -> str:
+    """A version as an error names it: its commit and who made it."""
+    if version is None or version.commit != commit:
+        return f"the version at {commit[:12]}"
+    made_by = f"{version.orchestrator} run {version.run_id}" if version.orchestrator else "not made by a pipeline run"
+    return f"the version at {commit[:12]} ({made_by}, by {version.author})"
+
+
 def newest_version(git: Git, ref: str, pointer_paths: Sequence[str]) -> VersionRecord | None:
     """The newest version on `ref` (its own commit, or the last that changed a pointer before it)."""
     for commit, time, author, trailers in git.trailers_log(ref, *pointer_paths, max_count=1):

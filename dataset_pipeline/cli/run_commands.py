@@ -1,4 +1,4 @@
-"""`dataset-pipeline run|migrate|validate`: making versions and checking data."""
+"""`dataset-pipeline run|migrate`: making versions."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from rich.console import Console
 from dataset_pipeline.cli.app import current_settings, err, local_stack, out, print_json, reported_errors
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.stack import SERVICE_MODULES, StackError
-from shared_tasks.records import StepRecord
+from shared_tasks.records import MAX_RECORDS_PER_RUN, StepRecord
+from shared_tasks.workspace import check_run_id
 
 
 def run(
-    records: Annotated[int, typer.Option(min=1, help="Generated records to add.")] = 1,
+    records: Annotated[int, typer.Option(min=1, max=MAX_RECORDS_PER_RUN, help="Generated records to add.")] = 1,
     change_file: Annotated[Path | None, typer.Option(help="CSV of records to add instead of generated ones.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume or retry a run.")] = None,
     via: Annotated[
@@ -58,6 +59,8 @@ def _run_via(via: str, records: int, change_file: Path | None, run_id: str | Non
         raise ValueError(f"--via must be direct, airflow or dagster, got {via!r}")
     if change_file is not None:
         raise ValueError("--change-file is only available with --via direct")
+    if run_id is not None:
+        check_run_id(run_id)  # as the direct path does, before anything is launched
     stack = local_stack()
     service = stack.service(via)
     if via not in stack.config.services or not service.status()["running"]:
@@ -120,12 +123,3 @@ def migrate_cmd(
                 f"md5 {result.md5}. Set PIPELINE_LAYOUT=partitioned wherever the steps run.",
                 highlight=False,
             )
-
-
-def validate_cmd(path: Annotated[Path, typer.Argument(help="A dataset or change CSV file.")]) -> None:
-    """Check a CSV file against the dataset's schema."""
-    from shared_tasks.validate import validate_dataset_file
-
-    with reported_errors():
-        rows = validate_dataset_file(path)
-        out.print(f"[green]✓[/green] {path}: {rows} valid record(s)", highlight=False)

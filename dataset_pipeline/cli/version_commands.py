@@ -1,0 +1,99 @@
+"""`dataset-pipeline validate|restore|cutover`: trusting a version, rolling one back, moving a step."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dataset_pipeline.cli.app import current_settings, err, out, print_json, reported_errors
+from shared_tasks.cutover import FILE_NAME, Cutover, Runner, read_cutover, write_cutover
+from shared_tasks.pipeline import STEPS
+
+
+def validate_cmd(
+    target: Annotated[str, typer.Argument(help="A CSV file, or a commit, branch or tag of the origin.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check a CSV file, or any version from the remote, against the dataset's schema, record by record."""
+    from shared_tasks.history import verify
+    from shared_tasks.validate import validate_dataset_file
+
+    with reported_errors():
+        if Path(target).is_file():
+            rows = validate_dataset_file(Path(target))
+            out.print(f"[green]✓[/green] {target}: {rows} valid record(s)", highlight=False)
+            return
+        result = verify(current_settings(), target, validate=True)
+        if as_json:
+            print_json(result.to_dict())
+        elif result.ok:
+            out.print(f"[green]✓[/green] {result.commit[:12]}: {result.actual_rows} valid record(s)", highlight=False)
+        for problem in result.problems if not as_json else ():
+            err.print(f"✗ {problem}", style="red", highlight=False, markup=False)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+def restore_cmd(
+    rev: Annotated[str, typer.Argument(help="The version whose data the new version holds (commit, branch, tag).")],
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume the restore.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish a new version whose data is exactly REV's: history stays append-only and names REV."""
+    from shared_tasks.pipeline import new_run_id
+    from shared_tasks.restore import restore_version
+
+    with reported_errors():
+        version = restore_version(current_settings(), rev, run_id or new_run_id("restore"))
+        if as_json:
+            print_json(version.to_dict())
+            return
+        state = "already restored" if version.already_published else "restored"
+        out.print(
+            f"[green]✓[/green] {state} as version [bold]{version.commit[:12]}[/bold]: md5 {version.md5}, "
+            f"{version.rows} rows, the data of {rev}",
+            highlight=False,
+        )
+
+
+def cutover_file() -> Path:
+    """The cutover file Airflow reads: PIPELINE_CUTOVER_FILE, or the one beside the DAG in this repository."""
+    configured = os.environ.get("PIPELINE_CUTOVER_FILE")
+    if configured:
+        return Path(configured)
+    spec = importlib.util.find_spec("airflow_dags")  # found, not imported: the CLI imports no orchestrator
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the airflow_dags package (beside which the cutover file lives) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / FILE_NAME
+
+
+def cutover_cmd(
+    step: Annotated[str | None, typer.Argument(help="A step of the pipeline: " + ", ".join(STEPS))] = None,
+    runner: Annotated[Runner | None, typer.Argument(help="Who runs it from now on.")] = None,
+) -> None:
+    """Which orchestrator runs each step of DAG dataset_pipeline; with STEP and airflow|dagster, set one."""
+    with reported_errors():
+        path = cutover_file()
+        cutover = read_cutover(path)
+        if step is not None:
+            if step not in STEPS:
+                raise ValueError(f"unknown step {step!r}; the steps are {', '.join(STEPS)}")
+            if runner is None:
+                raise ValueError(f"say who runs {step}: airflow or dagster")
+            cutover = Cutover({**cutover.runners, step: runner})
+            write_cutover(path, cutover)
+        table = Table("step", "runs in", title=str(path))
+        for name in STEPS:
+            table.add_row(name, cutover.runner(name).value)
+        out.print(table)
+        if step is not None:
+            out.print(
+                "Airflow reads the file when it parses the DAG (within a minute on the local stack); "
+                "on a cluster, commit and push it: gitSync brings it to Airflow like the DAG.",
+                highlight=False,
+            )
