@@ -19,7 +19,9 @@ from shared_tasks.cutover import AIRFLOW_RUN_TAG
 from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
+from shared_tasks.schema import DataValidationError
 from shared_tasks.settings import OrchestrationSettings
+from shared_tasks.steps import pull_data
 
 ORCHESTRATOR = "dagster"
 GROUP = "dataset"
@@ -84,17 +86,31 @@ def step_result(record: Record, git_url: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(record.md5))
 
 
-@dg.observable_source_asset(
-    name="dataset_head",
-    group_name=GROUP,
-    description="The dataset version at the branch head, whoever published it",
-    op_tags=POD_TAGS,
+HEAD_OBSERVER_RUN = "dataset-head-observer"  # the workspace the observation pulls the head into
+
+
+@dg.multi_observable_source_asset(  # type: ignore[untyped-decorator]
+    specs=[
+        dg.AssetSpec(
+            "dataset_head", group_name=GROUP, description="The dataset version at the branch head, whoever published it"
+        )
+    ],
+    check_specs=[dg.AssetCheckSpec("head_is_valid", asset="dataset_head", description="Every record keeps the schema")],
 )
 def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
-    newest = history(pipeline_settings.load())[0]
+    """The head's md5 as its data version, and whether a run may build on it (validated once per content)."""
+    settings = pipeline_settings.load()
+    newest = history(settings)[0]
+    try:
+        pulled = pull_data(settings, HEAD_OBSERVER_RUN)
+        check = dg.AssetCheckResult(check_name="head_is_valid", passed=True, metadata={"rows": pulled.rows})
+    except DataValidationError as error:
+        problems: dict[str, Any] = {"problems": error.total, "error": str(error)[:2000]}
+        check = dg.AssetCheckResult(check_name="head_is_valid", passed=False, metadata=problems)
     return dg.ObserveResult(
         data_version=dg.DataVersion(newest.md5),
         metadata={"commit": newest.commit, "md5": newest.md5, "orchestrator": newest.orchestrator or "unknown"},
+        check_results=[check],
     )
 
 

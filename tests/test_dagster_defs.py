@@ -26,7 +26,15 @@ from shared_tasks.pointer import s3_object_url
 from shared_tasks.records import MAX_RECORDS_PER_RUN
 from shared_tasks.settings import OrchestrationSettings, Settings
 from shared_tasks.workspace import Workspace
-from tests.conftest import REPO_ROOT, TEST_REMOTE_URL, TEST_SEED_ROWS, bucket_listing, origin_head
+from tests.conftest import (
+    REPO_ROOT,
+    TEST_REMOTE_URL,
+    TEST_SEED_ROWS,
+    bucket_listing,
+    data_edit,
+    foreign_commit,
+    origin_head,
+)
 from tests.contract import RunContract
 from tests.dagster_support import PUBLISHED_ASSET, materialize_pipeline, settings_file
 
@@ -82,7 +90,7 @@ def test_the_asset_graph_mirrors_the_shared_pipeline() -> None:
         upstream = {STEP_ASSETS[name] for name in step.upstream} or {"dataset_head"}
         assert parents == upstream, step.name
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"schema_valid", "rows_grew_by_records_added", "object_on_s3"}
+    assert checks == {"schema_valid", "rows_grew_by_records_added", "object_on_s3", "head_is_valid"}
 
 
 def test_string_selections_parse_with_the_antlr_runtime_dagster_needs() -> None:
@@ -279,6 +287,21 @@ def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
         made = run_pipeline(settings, "outside-dagster-1", orchestrator="airflow", records=1)
         after = observed_version(instance)
     assert before != after == made.md5
+
+
+@pytest.mark.slow
+def test_the_observed_head_carries_a_failing_check_when_it_is_invalid(settings: Settings, tmp_path: Path) -> None:
+    resources = {"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))}
+    observe = defs.resolve_job_def("observe_dataset_head")
+    with dg.DagsterInstance.ephemeral() as instance:
+        valid = observe.execute_in_process(instance=instance, resources=resources)
+        bad = foreign_commit(settings, tmp_path, data_edit(lambda text: text.replace(",Male,", ",Mal,", 1)))
+        invalid = observe.execute_in_process(instance=instance, resources=resources, raise_on_error=False)
+    (passed,) = valid.get_asset_check_evaluations()
+    (failed,) = invalid.get_asset_check_evaluations()
+    assert (passed.check_name, passed.passed, failed.passed) == ("head_is_valid", True, False)
+    assert f"the version at {bad[:12]}" in str(failed.metadata["error"].value)
+    assert "value 'Mal': not one of" in str(failed.metadata["error"].value)
 
 
 @pytest.mark.slow
