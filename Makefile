@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -44,6 +44,10 @@ lint: install
 
 test: lint $(CHROMIUM) $(CHECKOV_VENV)/.synced
 	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest
+
+# Day-to-day: every test that starts no orchestrator, real Git origin or S3 API (about two minutes).
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -1,4 +1,4 @@
-"""What the Dagster tests share: running the asset graph in-process, and one local stack."""
+"""What the Dagster tests share: running the asset graph in-process, and one local stack (a plugin)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 
-from dagster_assets.assets import STEP_ASSETS
-from dagster_assets.checks import CHECKS
-from dagster_assets.definitions import defs
-from dagster_assets.resources import PipelineSettings
 from shared_tasks.settings import Settings
 from tests.conftest import cli
 from tests.ports import free_port
@@ -39,10 +34,16 @@ def settings_file(settings: Settings) -> Path:
     return path
 
 
-def materialize_pipeline(
-    settings: Settings, records: int, instance: dg.DagsterInstance | None = None
-) -> dg.ExecuteInProcessResult:
-    """The job's assets and their checks, materialized in this process."""
+def materialize_pipeline(settings: Settings, records: int, instance: Any = None) -> Any:
+    """The job's assets and their checks, materialized in this process (Dagster is imported only here:
+    this module is a plugin every test session loads)."""
+    import dagster as dg
+
+    from dagster_assets.assets import STEP_ASSETS
+    from dagster_assets.checks import CHECKS
+    from dagster_assets.definitions import defs
+    from dagster_assets.resources import PipelineSettings
+
     if instance is None:
         with dg.DagsterInstance.ephemeral() as own:
             return materialize_pipeline(settings, records, own)

@@ -14,11 +14,9 @@ from shared_tasks.cluster import ClusterSettings
 from shared_tasks.history import history
 from shared_tasks.pipeline import PIPELINE
 from shared_tasks.settings import Settings
-from tests.airflow_support import airflow_env, migrated_airflow_home, run_dag_test
+from tests.airflow_support import airflow_env, run_dag_test
 from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, data_edit, foreign_commit, git, origin_head
 from tests.contract import RunContract
-
-__all__ = ["migrated_airflow_home"]  # the session fixture, used by the tests below
 
 KUBERNETES_VERSION = "1.33.0"
 SECRET_VALUE = "s3cr3t-token-never-in-a-spec"

@@ -10,11 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.airflow_support import SharedStack, airflow_stack
+from tests.airflow_support import SharedStack
 from tests.conftest import cli, hermetic_environment
 from tests.ports import free_port
-
-__all__ = ["airflow_stack"]  # the shared session fixture
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.airflow_support import SharedStack, airflow_stack
+from tests.airflow_support import SharedStack
 from tests.conftest import cli, headless_page
-
-__all__ = ["airflow_stack"]  # the shared session fixture
 
 pytestmark = pytest.mark.slow
 

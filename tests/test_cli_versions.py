@@ -12,6 +12,9 @@ from shared_tasks.pipeline import run_pipeline
 from shared_tasks.settings import Settings
 from tests.conftest import cli, data_edit, foreign_commit
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.slow
 def test_validate_a_revision_from_the_remote_and_restore_the_last_good_one(

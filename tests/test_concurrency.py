@@ -19,6 +19,9 @@ from shared_tasks.settings import Settings
 from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, bucket_listing
 from tests.test_steps import dataset_at
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 WRITERS = 4
 
 

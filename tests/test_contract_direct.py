@@ -5,9 +5,14 @@ from __future__ import annotations
 import itertools
 from typing import Any, ClassVar
 
+import pytest
+
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.settings import Settings
 from tests.contract import RunContract
+
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
 
 _run_numbers = itertools.count()
 

@@ -63,6 +63,7 @@ def test_definitions_validate_with_the_dagster_cli(settings_env: dict[str, str],
     assert "Validation successful for code location dagster_assets.definitions" in completed.stdout + completed.stderr
 
 
+@pytest.mark.slow  # a dagster process of its own
 def test_dagster_finds_the_definitions_in_the_project_root_without_flags(
     settings_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -73,6 +74,7 @@ def test_dagster_finds_the_definitions_in_the_project_root_without_flags(
     assert "Validation successful for code location dataset_pipeline" in completed.stdout + completed.stderr
 
 
+@pytest.mark.slow  # a dagster process of its own
 def test_schedule_none_leaves_the_job_unscheduled(settings_env: dict[str, str], tmp_path: Path) -> None:
     env = {**settings_env, "DAGSTER_HOME": str(tmp_path), "PIPELINE_SCHEDULE": "none"}
     probe = "from dagster_assets.definitions import defs; print(sorted(s.name for s in defs.schedules))"
@@ -215,6 +217,7 @@ def test_a_step_job_validates_against_kubernetes_and_holds_no_secret(monkeypatch
 # runs ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 class TestDagsterRun(RunContract):
     orchestrator: ClassVar[str] = "dagster"
 
@@ -244,6 +247,7 @@ class TestDagsterRun(RunContract):
         assert (newest.orchestrator, newest.run_id) == ("dagster", result.run_id)
 
 
+@pytest.mark.slow
 def test_records_out_of_range_fail_the_run_before_any_step_works(settings: Settings, origin: Path) -> None:
     before = origin_head(origin)
     result = materialize_pipeline(settings, records=MAX_RECORDS_PER_RUN + 1)

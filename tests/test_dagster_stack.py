@@ -15,9 +15,7 @@ from dagster_assets.assets import PUBLISH_POOL
 from dataset_pipeline.dagster_runs import launch, wait_for_run
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient
 from tests.conftest import cli
-from tests.dagster_support import DagsterStack, dagster_stack
-
-__all__ = ["dagster_stack"]  # the session's one Dagster stack, shared with the browser test
+from tests.dagster_support import DagsterStack
 
 LOOPBACK_ADDRESSES = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 in /proc/net
 

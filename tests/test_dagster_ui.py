@@ -18,9 +18,7 @@ import pytest
 from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME
 from orchestrator_clients.dagster_api import GraphQL
 from tests.conftest import cli, headless_page
-from tests.dagster_support import DagsterStack, dagster_stack
-
-__all__ = ["dagster_stack"]  # the session's one Dagster stack, shared with the stack test
+from tests.dagster_support import DagsterStack
 
 # Read at import: the autouse `isolate` fixture scrubs DATASET_PIPELINE_* before a test runs.
 SCREENSHOT_DIR = os.environ.get("DATASET_PIPELINE_SCREENSHOTS")

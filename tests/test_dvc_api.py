@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared_tasks.dvcops import CACHE_TYPES, Dvc, repo_config
 from shared_tasks.pointer import Pointer, s3_object_url
 from shared_tasks.redact import Redactor
@@ -19,6 +21,9 @@ from shared_tasks.settings import Settings
 from shared_tasks.steps import pull_data
 from shared_tasks.workspace import Workspace
 from tests.conftest import REPO_ROOT, TEST_BUCKET, bucket_listing
+
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
 
 
 def test_repo_config_overrides_cache_and_remote_without_writing_them(settings: Settings) -> None:

@@ -26,6 +26,9 @@ from shared_tasks.workspace import Workspace
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, git, origin_head
 from tests.test_steps import install_hook
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 RUN = "faulty-run"
 RECORDS = 3
 

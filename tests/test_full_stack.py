@@ -13,33 +13,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dataset_pipeline.compare import RUNNERS, STEP_NAMES
-from tests.conftest import REPO_ROOT, cli, hermetic_environment
-from tests.ports import free_port
+from tests.conftest import REPO_ROOT, cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
-    env = hermetic_environment(session_home)
-    env.update(
-        DATASET_PIPELINE_STACK_DIR=str(tmp_path_factory.mktemp("full-stack") / "stack"),
-        DATASET_PIPELINE_S3_PORT=str(free_port()),
-        DATASET_PIPELINE_AIRFLOW_PORT=str(free_port()),
-        DATASET_PIPELINE_DAGSTER_PORT=str(free_port()),
-        DATASET_PIPELINE_SERVICES="airflow,dagster",
-    )
-    up = cli("stack", "up", "--seed-rows", "500", env=env, timeout=600)
-    assert up.returncode == 0, up.stderr
-    yield env
-    cli("stack", "down", env=env)
 
 
 @pytest.mark.slow

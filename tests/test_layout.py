@@ -29,6 +29,7 @@ from tests.contract import RunContract
 from tests.test_steps import dataset_at
 
 
+@pytest.mark.slow
 class TestPartitionedRun(RunContract):
     """The shared run contract, on an origin that holds part files."""
 
@@ -52,6 +53,7 @@ def _objects(s3: Any) -> dict[str, int]:
     return {item["Key"]: item["Size"] for item in listing.get("Contents", [])}
 
 
+@pytest.mark.slow
 def test_a_partitioned_version_uploads_only_its_new_part(partitioned: Settings, s3: Any, tmp_path: Path) -> None:
     before = _objects(s3)
     version = run_pipeline(partitioned, "small-change", records=3)
@@ -86,6 +88,7 @@ def test_small_parts_merge_by_tier_and_every_record_stays_in_order(tmp_path: Pat
     assert MERGE_FAN_IN == 8 and rows == [400, 400, 200, 64, 1, 1, 1, 1, 1, 1]
 
 
+@pytest.mark.slow
 def test_a_version_that_merges_parts_verifies_like_any_other(partitioned: Settings, s3: Any) -> None:
     versions = [run_pipeline(partitioned, f"merge-{number}", records=1) for number in range(MERGE_FAN_IN)]
     merged_in = part_files(_workspace_part(partitioned, f"merge-{MERGE_FAN_IN - 1}", "part-000003.csv").parent)
@@ -96,6 +99,7 @@ def test_a_version_that_merges_parts_verifies_like_any_other(partitioned: Settin
     assert [v.md5 for v in history(partitioned)[:2]] == [versions[-1].md5, versions[-2].md5]
 
 
+@pytest.mark.slow
 def test_a_pull_puts_back_a_directory_left_half_changed(partitioned: Settings) -> None:
     from shared_tasks.context import RunContext
     from shared_tasks.steps import pull_data
@@ -193,6 +197,7 @@ def test_the_cli_migrates_and_runs_go_on_in_the_new_layout(settings_env: dict[st
     assert history(settings)[0].md5 == json.loads(ran.stdout)["md5"]
 
 
+@pytest.mark.slow
 def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Settings) -> None:
     from shared_tasks.steps import modify_data, pull_data
     from shared_tasks.workspace import Workspace
@@ -206,6 +211,7 @@ def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Se
     assert {ino: file_facts(cached[ino]).md5 for ino in before} == before
 
 
+@pytest.mark.slow
 def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     import shared_tasks.catalog as catalog
     from shared_tasks.context import RunContext
@@ -229,6 +235,7 @@ def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monke
     assert verify(partitioned, version.commit).ok
 
 
+@pytest.mark.slow
 def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,6 +270,7 @@ def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
     assert verify(settings, version.commit).ok
 
 
+@pytest.mark.slow
 def test_dvc_add_trusts_the_writers_md5_only_while_the_file_is_unchanged(settings: Settings) -> None:
     from shared_tasks.context import RunContext
     from shared_tasks.records import WrittenFile

@@ -11,9 +11,7 @@ import pytest
 from dagster_assets.peering import AirflowLinks, PeerCursor, observe_airflow
 from orchestrator_clients import OrchestratorApiError
 from orchestrator_clients.airflow_api import AirflowClient
-from tests.scripted_api import ScriptedApi, no_waiting, scripted_api
-
-__all__ = ["no_waiting", "scripted_api"]
+from tests.scripted_api import ScriptedApi
 
 pytestmark = pytest.mark.usefixtures("no_waiting")
 

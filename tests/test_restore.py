@@ -13,6 +13,9 @@ from shared_tasks.restore import RestoreError, restore_version
 from shared_tasks.settings import Settings
 from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, bucket_listing, data_edit, foreign_commit, git, origin_head
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def test_a_restored_version_holds_exactly_revs_data_and_the_next_run_builds_on_it(
     settings: Settings, origin: Path, s3: Any, tmp_path: Path

@@ -23,6 +23,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, fake_secret, origin_head
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 USERNAME = "pipeline-bot"
 TOKEN = fake_secret("ghs")
 WRONG_TOKEN = fake_secret("ghs")
@@ -55,7 +58,7 @@ def http_origin(origin: Path) -> Iterator[str]:
     repo = Repo(str(origin))
     app = BasicAuth(make_wsgi_chain(DictBackend({"/data.git": repo})), USERNAME, TOKEN)
     server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/data.git"
@@ -227,7 +230,7 @@ def serving(app: Any) -> Iterator[int]:
             pass
 
     server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server.server_port

@@ -26,6 +26,9 @@ from shared_tasks.workspace import Workspace, WorkspaceError
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, data_edit, foreign_commit, git, origin_head
 from tests.test_validate import bad_input_corpus
 
+# Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
+pytestmark = pytest.mark.slow
+
 RUN = "manual__2026-11-24T10:00:00+00:00"
 
 

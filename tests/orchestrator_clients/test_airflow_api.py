@@ -9,9 +9,7 @@ import pytest
 from orchestrator_clients import OrchestratorApiError
 from orchestrator_clients.airflow_api import AirflowClient
 from tests.conftest import fake_secret
-from tests.scripted_api import ATTEMPTS, ScriptedApi, no_waiting, scripted_api
-
-__all__ = ["no_waiting", "scripted_api"]  # the fixtures
+from tests.scripted_api import ATTEMPTS, ScriptedApi
 
 pytestmark = pytest.mark.usefixtures("no_waiting")
 

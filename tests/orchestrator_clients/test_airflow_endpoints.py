@@ -16,9 +16,7 @@ import pytest
 import yaml
 
 from orchestrator_clients.airflow_api import AirflowClient, TaskInstance
-from tests.scripted_api import ScriptedApi, no_waiting, scripted_api
-
-__all__ = ["no_waiting", "scripted_api"]  # the fixtures
+from tests.scripted_api import ScriptedApi
 
 pytestmark = pytest.mark.usefixtures("no_waiting")
 

@@ -8,9 +8,7 @@ import pytest
 
 from orchestrator_clients import OrchestratorApiError
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient, GraphQL, JobSelector, document
-from tests.scripted_api import ATTEMPTS, ScriptedApi, no_waiting, scripted_api
-
-__all__ = ["no_waiting", "scripted_api"]  # the fixtures
+from tests.scripted_api import ATTEMPTS, ScriptedApi
 
 pytestmark = pytest.mark.usefixtures("no_waiting")
 
