@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 from tenacity import retry_if_exception
 
-from orchestrator_clients.dagster_records import DagsterRun, JobSelector, LocationStatus, RunSummary
+from orchestrator_clients.dagster_records import (
+    CheckExecution,
+    DagsterRun,
+    JobSelector,
+    LocationStatus,
+    Materialization,
+    RunSummary,
+)
 from orchestrator_clients.errors import OrchestratorApiError, first_line
 from orchestrator_clients.retrying import busy_api_retrying, poll_until
 
@@ -232,6 +239,21 @@ class DagsterClient:
                         (entry[key] for key in ("text", "intValue", "boolValue") if key in entry), None
                     )
         return values
+
+    def asset_materializations(self, asset_key: Sequence[str], limit: int = 100) -> list[Materialization]:
+        """The asset's latest materializations, newest first: from runs, or reported by a sensor (no run)."""
+        answer = self.graphql(document("asset_materializations"), assetKey={"path": list(asset_key)}, limit=limit)
+        found = answer["assetOrError"]
+        if found["__typename"] != "Asset":
+            return []
+        return [Materialization.parse(event) for event in found.get("assetMaterializations") or []]
+
+    def check_executions(self, asset_key: Sequence[str], check_name: str, limit: int = 100) -> list[CheckExecution]:
+        """The latest executions of an asset check, newest first."""
+        answer = self.graphql(
+            document("check_executions"), assetKey={"path": list(asset_key)}, checkName=check_name, limit=limit
+        )
+        return [CheckExecution.parse(item) for item in answer.get("assetCheckExecutions") or []]
 
     def failure(self, run_id: str) -> str:
         """The failed step and its error (or the run's own error when no step failed)."""

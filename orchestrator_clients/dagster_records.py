@@ -65,3 +65,34 @@ class JobSelector:
 class LocationStatus:
     loaded: bool
     error: str | None = None
+
+
+class Materialization(ApiRecord):
+    """An asset's materialization: its run (empty when a sensor reported it), metadata values and tags."""
+
+    run_id: str
+    timestamp: float
+    metadata: dict[str, Any]
+    tags: dict[str, str]
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Materialization:
+        metadata = {
+            entry["label"]: next((entry[key] for key in ("text", "intValue", "boolValue", "url") if key in entry), None)
+            for entry in data.get("metadataEntries") or []
+        }
+        tags = {tag["key"]: tag["value"] for tag in data.get("tags") or []}
+        return cls(
+            run_id=data.get("runId") or "", timestamp=float(data["timestamp"]) / 1000, metadata=metadata, tags=tags
+        )
+
+
+class CheckExecution(ApiRecord):
+    run_id: str
+    status: str
+    passed: bool | None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> CheckExecution:
+        evaluation = data.get("evaluation") or {}
+        return cls(run_id=data["runId"], status=data["status"], passed=evaluation.get("success"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from dataset_pipeline.cli.app import (
 from dataset_pipeline.cli.run_commands import run
 from dataset_pipeline.cli.stack_commands import stack_up
 from dataset_pipeline.stack import StackError
+from shared_tasks.versions import VersionRecord
 
 
 def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -107,6 +108,8 @@ def demo() -> None:
     from shared_tasks.history import history, verify
 
     stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None, layout=None)
+    with reported_errors():
+        before = {version.commit for version in history(current_settings())}
     for _ in range(2):
         run(records=1, change_file=None, run_id=None, via="direct", as_json=False)
     with reported_errors():
@@ -128,4 +131,29 @@ def demo() -> None:
             failures += not result.ok
         if failures:
             raise typer.Exit(1)
+        made = [version for version in history(settings) if version.commit not in before]
+        _show_what_each_orchestrator_sees(made, services)
     out.print("demo complete: every version verifies. Stop the stack with `dataset-pipeline stack down`.")
+
+
+def _show_what_each_orchestrator_sees(made: list[VersionRecord], services: dict[str, Any]) -> None:
+    """A line per version an orchestrator holds of the other's (or the direct runs'), read through its API."""
+    from dataset_pipeline.peers import airflow_sees, dagster_sees, wait_until_seen
+
+    running = {name for name, service in services.items() if service["running"]}
+    if not {"airflow", "dagster"} <= running:
+        return
+    stack = local_stack()
+    by_airflow = [v.commit for v in made if v.orchestrator == "airflow"]
+    elsewhere = [v.commit for v in made if v.orchestrator != "airflow"]
+    with stack.service("airflow").client() as airflow:  # type: ignore[attr-defined]
+        in_airflow = wait_until_seen(lambda: airflow_sees(airflow), elsewhere)
+    in_dagster = wait_until_seen(lambda: dagster_sees(stack.service("dagster").client()), by_airflow)  # type: ignore[attr-defined]
+    for commit in by_airflow:
+        seen = in_dagster.get(commit)
+        shown = f"as Airflow run {seen.run_id}" if seen else "[red]not yet[/red]"
+        out.print(f"Dagster shows {commit[:12]} {shown} (its GraphQL API)", highlight=False)
+    for commit in elsewhere:
+        seen = in_airflow.get(commit)
+        shown = f"as made by {seen.made_by}" if seen else "[red]not yet[/red]"
+        out.print(f"Airflow shows {commit[:12]} {shown} (its REST API: the dataset Asset's events)", highlight=False)

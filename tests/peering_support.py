@@ -1,0 +1,102 @@
+"""Reading back what each orchestrator shows, through its public API, for the tests on the full stack."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrator_clients.airflow_api import AirflowClient
+from orchestrator_clients.dagster_api import DagsterClient
+from shared_tasks.settings import Settings
+from tests.conftest import cli
+
+T = TypeVar("T")
+STEP_ASSETS = ("pulled_dataset", "changed_dataset", "published_dataset")
+
+
+def stack_status(env: dict[str, str]) -> dict[str, Any]:
+    completed = cli("stack", "status", "--json", env=env)
+    assert completed.returncode == 0, completed.stderr
+    status: dict[str, Any] = json.loads(completed.stdout)
+    return status
+
+
+@contextmanager
+def airflow_client(env: dict[str, str]) -> Iterator[AirflowClient]:
+    info = stack_status(env)["services"]["airflow"]
+    password = json.loads(Path(info["password_file"]).read_text())["admin"]
+    with AirflowClient(info["url"], "admin", password) as client:
+        yield client
+
+
+def dagster_client(env: dict[str, str]) -> DagsterClient:
+    return DagsterClient(stack_status(env)["services"]["dagster"]["url"])
+
+
+def stack_settings(env: dict[str, str], work_root: Path) -> Settings:
+    """Settings reaching the stack's origin and S3 API, with a work root of the test's own."""
+    status = stack_status(env)
+    return Settings(git_url=status["git_url"], work_root=work_root, s3_endpoint_url=status["s3_endpoint"])
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 180, interval: float = 2) -> T:
+    """The first answer of `probe` that is not None (a falsy answer other than None counts as an answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def materializations_of_airflow_run(client: DagsterClient, airflow_run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Each step asset's materializations that Dagster holds for this Airflow run (by the metadata that names it)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for asset in STEP_ASSETS:
+        events = client.asset_materializations([asset], limit=200)
+        found[asset] = [
+            {**event.metadata, "tags": event.tags, "dagster_run_id": event.run_id}
+            for event in events
+            if event.metadata.get("airflow_run_id") == airflow_run_id or event.metadata.get("run_id") == airflow_run_id
+        ]
+    return found
+
+
+def every_step_reported(
+    client: DagsterClient, airflow_run_id: str, timeout: float = 120
+) -> dict[str, list[dict[str, Any]]]:
+    """The Airflow run's materializations in Dagster, once every step has one (waits for the sensor)."""
+
+    def all_steps() -> dict[str, list[dict[str, Any]]] | None:
+        found = materializations_of_airflow_run(client, airflow_run_id)
+        return found if all(found.values()) else None
+
+    return eventually(all_steps, f"Dagster's materializations of Airflow run {airflow_run_id}", timeout=timeout)
+
+
+def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:
+    """The `dataset` Asset's events: the announced version's record, and the DAG that made the event (if one)."""
+    (asset,) = client.assets(name="dataset")
+    announced = []
+    for event in client.asset_events(asset.id):
+        payload = event.extra.get("payload") if isinstance(event.extra.get("payload"), dict) else event.extra
+        announced.append({**payload, "source_dag_id": event.source_dag_id})
+    return announced
+
+
+def verified_commits(client: AirflowClient) -> dict[str, str]:
+    """Commit -> state of the verify_dataset_version run that verified it (the last run to name it wins)."""
+    verdicts: dict[str, str] = {}
+    for run in client.dag_runs("verify_dataset_version", order_by="run_after"):
+        if run.state == "success":
+            for result in client.return_value("verify_dataset_version", run.dag_run_id, "verify_versions") or []:
+                verdicts[result["commit"]] = "success"
+        elif run.state == "failed":
+            verdicts[f"failed:{run.dag_run_id}"] = "failed"
+    return verdicts
