@@ -70,7 +70,7 @@ def trigger_from_the_ui(env: dict[str, str], records: int) -> str:
             dialog = page.get_by_role("dialog")
             dialog.get_by_role("spinbutton").fill(str(records))
             dialog.get_by_role("button", name="Trigger", exact=True).click()
-            expect(dialog).to_be_hidden()
+            expect(dialog).to_be_hidden(timeout=60_000)
 
             def finished() -> str | None:
                 new = [run for run in client.dag_runs("dataset_pipeline") if run.dag_run_id not in known]
@@ -135,8 +135,8 @@ def test_a_failed_dagster_run_fails_its_airflow_task_with_its_url_and_the_retry_
     full_stack_env: dict[str, str], cutover: Any
 ) -> None:
     cutover("push_data")
-    s3_pid = stack_status(full_stack_env)["services"]["s3"]["pids"]["s3"]
-    os.killpg(int(s3_pid), signal.SIGKILL)  # the S3 API goes down: the push cannot upload
+    ready = Path(stack_status(full_stack_env)["stack_dir"]) / "s3.ready"
+    os.killpg(int(json.loads(ready.read_text())["pids"]["s3"]), signal.SIGKILL)  # the S3 API goes down
     with airflow_client(full_stack_env) as client:
         run_id, _ = client.trigger("dataset_pipeline", {"records": 1}, None)
 

@@ -61,6 +61,7 @@ def test_an_env_file_fills_what_the_environment_lacks(monkeypatch: pytest.Monkey
         ("dvc_remote_url", "bucket/prefix", "must be a URL"),
         ("push_attempts", 0, "greater than or equal to 1"),
     ],
+    ids=["git_url with credentials", "relative work_root", "dataset_path outside", "remote url", "push_attempts"],
 )
 def test_bad_settings_are_refused_naming_the_field(tmp_path: Path, field: str, value: object, message: str) -> None:
     values: dict[str, object] = {"git_url": "file:///srv/origin.git", "work_root": tmp_path}
