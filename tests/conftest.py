@@ -219,6 +219,16 @@ def data_edit(change: Callable[[str], str]) -> Callable[[Path], None]:
     return edit
 
 
+def appended_record(employee_id: int) -> Callable[[Path], None]:
+    """A hand edit: the last record again, under a new id (Employee ID is the first column)."""
+
+    def append(text: str) -> str:
+        last = text.splitlines()[-1].split(",")
+        return text + ",".join([str(employee_id), *last[1:]]) + "\n"
+
+    return data_edit(append)
+
+
 @contextlib.contextmanager
 def headless_page(width: int, height: int) -> Iterator[Any]:
     """A page in Debian's Chromium, headless, driven by Playwright (which downloads no browser here)."""

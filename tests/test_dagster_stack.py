@@ -121,10 +121,18 @@ def test_run_via_dagster_publishes_a_version_named_dagster(dagster_stack: Dagste
 @pytest.mark.slow
 def test_a_failed_run_reports_the_failed_step_and_its_error(dagster_stack: DagsterStack) -> None:
     before = json.loads(cli("history", "--json", env=dagster_stack.env).stdout)
-    run = cli("run", "--via", "dagster", "--records", "100001", env=dagster_stack.env)
-    assert run.returncode == 1
-    assert "step changed_dataset failed" in run.stderr
-    assert "100000" in run.stderr  # the limit the records broke
+    refused = cli("run", "--via", "dagster", "--records", "100001", env=dagster_stack.env)
+    assert refused.returncode == 2  # the CLI names the limit before Dagster is asked
+    assert "100000" in refused.stderr
+
+    # Launched past the CLI (as from Dagster's UI), the run fails in its first step, naming the limit.
+    client = DagsterClient(dagster_stack.status()["dagster_url"])
+    launched = launch(client, records=100001, run_id=None)
+    run = wait_for_run(client, launched, Console(file=io.StringIO()))
+    assert run.status == "FAILURE"
+    failed = [step.step_key for step in run.step_stats if step.status == "FAILURE"]
+    assert failed == ["changed_dataset"]
+    assert "100000" in client.failure(launched)
     assert json.loads(cli("history", "--json", env=dagster_stack.env).stdout) == before
 
 

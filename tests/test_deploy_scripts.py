@@ -360,7 +360,7 @@ class Fakes:
 
     def run(self, script: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", str(script), *args], capture_output=True, text=True, env=self.env(**env), check=False, timeout=120
+            ["bash", str(script), *args], capture_output=True, text=True, env=self.env(**env), check=False, timeout=600
         )
 
 

@@ -90,10 +90,14 @@ def _run_until_killed(settings_json: str, kill_at: int, progress: str) -> None:
         out.write(f"{DONE}\n")
 
 
+# Children fork from a single-threaded server that has imported the steps: a fork of the test
+# process itself would copy its threads' held locks (fsspec's event loop, xdist's channel) and hang.
+CHILDREN = multiprocessing.get_context("forkserver")
+CHILDREN.set_forkserver_preload([__name__])
+
+
 def run_child(settings: Settings, kill_at: int, progress: Path) -> int:
-    child = multiprocessing.get_context("fork").Process(
-        target=_run_until_killed, args=(settings.model_dump_json(), kill_at, str(progress))
-    )
+    child = CHILDREN.Process(target=_run_until_killed, args=(settings.model_dump_json(), kill_at, str(progress)))
     child.start()
     child.join(300)
     assert child.exitcode is not None, "the step did not finish"

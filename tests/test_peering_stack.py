@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import cli, data_edit, foreign_commit
+from tests.conftest import appended_record, cli, foreign_commit
 from tests.peering_support import (
     STEP_ASSETS,
     airflow_client,
@@ -38,16 +38,6 @@ def run_via(env: dict[str, str], via: str) -> dict[str, Any]:
     assert completed.returncode == 0, completed.stderr
     run: dict[str, Any] = json.loads(completed.stdout)
     return run
-
-
-def appended_record(employee_id: int) -> Any:
-    """A hand edit: the last record again, under a new id."""
-
-    def append(text: str) -> str:
-        last = text.splitlines()[-1].split(",")
-        return text + ",".join([str(employee_id), *last[1:]]) + "\n"
-
-    return data_edit(append)
 
 
 def reported_once(env: dict[str, str], airflow_run_id: str) -> dict[str, list[dict[str, Any]]]:

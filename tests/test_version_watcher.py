@@ -13,7 +13,7 @@ from airflow_dags.version_watcher import NewVersionTrigger, announced_version, u
 from shared_tasks.pipeline import run_pipeline
 from shared_tasks.settings import Settings
 from shared_tasks.versions import VersionRecord
-from tests.conftest import data_edit, foreign_commit
+from tests.conftest import appended_record, foreign_commit
 
 
 class StateStore:
@@ -65,7 +65,7 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", str(settings.s3_endpoint_url))
     store = StateStore()
 
-    appended_row = data_edit(lambda text: text + text.splitlines()[-1].replace("1000,", "5000,", 1) + "\n")
+    appended_row = appended_record(5000)
 
     async def settled(events: AsyncIterator[Any], head: str) -> None:
         """Let the watcher go on past its last event until its watermark is the head, as in a triggerer."""
