@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, cli, hermetic_environment
+from tests.conftest import CALLER_CREDENTIALS, REPO_ROOT, cli, hermetic_environment
 from tests.ports import free_port
 
 DAG_TEST_SCRIPT = """
@@ -122,6 +122,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, session_home: Path) 
             DATASET_PIPELINE_AIRFLOW_PORT=str(free_port()),
             DATASET_PIPELINE_SERVICES="airflow",
         )
+        env.update(CALLER_CREDENTIALS)
         _shared["stack"] = SharedStack(env=env, root=root)
         first = _shared["stack"].up()
         _shared["stack"].first_up_output = first.stdout + first.stderr

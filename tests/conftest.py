@@ -42,6 +42,18 @@ def url_with_userinfo(user: str, password: str, host: str, path: str = "/") -> s
     return urlunsplit(("https", f"{user}:{password}@{host}", path, "", ""))
 
 
+# A person's shell credentials, set where a stack is started: no stack process may inherit them.
+CALLER_CREDENTIALS = {"GITHUB_TOKEN": "caller-token-4f1c", "PIPELINE_GIT_PASSWORD": "caller-password-9a2e"}
+
+
+def environ_of(pid: int) -> str:
+    """A process's environment as /proc shows it (what it was started with); empty once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 def hermetic_environment(home: Path) -> dict[str, str]:
     """The variables every test (and every process it starts) runs with."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
@@ -248,6 +260,7 @@ def headless_page(width: int, height: int) -> Iterator[Any]:
 STACK_GROUPS = {"full_stack_env": "full-stack", "airflow_stack": "airflow-stack", "dagster_stack": "dagster-stack"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for fixture, group in STACK_GROUPS.items():

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from shared_tasks.settings import Settings
-from tests.conftest import cli
+from tests.conftest import CALLER_CREDENTIALS, cli
 from tests.ports import free_port
 
 CHANGE_ASSET = "changed_dataset"
@@ -91,6 +91,7 @@ def shared_dagster_stack(add_cleanup: Callable[..., None]) -> DagsterStack:
             DATASET_PIPELINE_DAGSTER_PORT=str(free_port()),
             DATASET_PIPELINE_SERVICES="dagster",
         )
+        env.update(CALLER_CREDENTIALS)
         stack = DagsterStack(env=env, root=root)
         add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
         add_cleanup(lambda: cli("stack", "down", env=env))  # cleanups run last-in, first-out

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.airflow_support import SharedStack
-from tests.conftest import cli, hermetic_environment
+from tests.conftest import CALLER_CREDENTIALS, cli, environ_of, hermetic_environment
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
@@ -102,6 +102,19 @@ def test_nothing_listens_beyond_loopback(airflow_stack: SharedStack) -> None:
     assert int(airflow_stack.env["DATASET_PIPELINE_AIRFLOW_PORT"]) in ports
     assert int(airflow_stack.env["DATASET_PIPELINE_S3_PORT"]) in ports
     assert [(pid, address) for pid, address in listening if address.ip != "127.0.0.1"] == []
+
+
+def test_no_stack_process_inherits_the_callers_credentials(airflow_stack: SharedStack) -> None:
+    processes = stack_processes(airflow_stack)
+    assert len(processes) >= 5
+    leaked = {
+        (process.pid, name)
+        for process in processes
+        for name, value in CALLER_CREDENTIALS.items()
+        if value in environ_of(process.pid)
+    }
+    assert leaked == set()
+    assert CALLER_CREDENTIALS["GITHUB_TOKEN"] in airflow_stack.env.values()  # they were there to leak
 
 
 def test_down_stops_every_process_and_up_brings_airflow_back(airflow_stack: SharedStack) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from dagster_assets.assets import PUBLISH_POOL
 from dataset_pipeline.dagster_runs import launch, wait_for_run
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient
-from tests.conftest import cli
+from tests.conftest import CALLER_CREDENTIALS, cli, environ_of
 from tests.dagster_support import DagsterStack
 
 LOOPBACK_ADDRESSES = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 in /proc/net
@@ -145,6 +145,8 @@ def test_up_is_idempotent_and_down_stops_every_process(dagster_stack: DagsterSta
     s3_pid = json.loads((dagster_stack.root / "s3.ready").read_text())["pids"]["s3"]
     members = group_members({pids["webserver"], pids["daemon"], s3_pid})
     assert len(members) >= 3  # webserver, daemon and their code servers
+    leaked = {(pid, name) for pid in members for name, value in CALLER_CREDENTIALS.items() if value in environ_of(pid)}
+    assert leaked == set()  # the caller's credentials reach no stack process
     listening = listening_addresses(members)
     assert listening, "nothing listens at all"
     assert {address.split(":")[0] for address in listening} <= LOOPBACK_ADDRESSES, listening
