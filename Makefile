@@ -43,7 +43,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint $(CHROMIUM) $(CHECKOV_VENV)/.synced
-	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest -n 2 --dist loadgroup
+	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest -n 2
 
 # Day-to-day: every test that starts no orchestrator, real Git origin or S3 API (about two minutes).
 test-fast: install

@@ -254,15 +254,3 @@ def headless_page(width: int, height: int) -> Iterator[Any]:
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
-
-
-# Tests sharing one running stack stay on one xdist worker (a session fixture is per worker).
-STACK_GROUPS = {"full_stack_env": "full-stack", "airflow_stack": "airflow-stack", "dagster_stack": "dagster-stack"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for fixture, group in STACK_GROUPS.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
