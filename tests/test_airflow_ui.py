@@ -29,7 +29,9 @@ def screenshot_path(tmp_path: Path) -> Path:
 def api(url: str, password: str) -> httpx.Client:
     token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
     token.raise_for_status()
-    return httpx.Client(base_url=f"{url}/api/v2", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    return httpx.Client(
+        base_url=f"{url}/api/v2", headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=60
+    )
 
 
 def wait_for_new_run(client: httpx.Client, known: set[str]) -> dict[str, Any]:
