@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared_tasks.dataset_check import header_problems  # noqa: E402
 from shared_tasks.generate import write_seed_dataset  # noqa: E402
+from shared_tasks.row_rules import header_problems  # noqa: E402
 
 ROWS_PER_MB = 7_376  # the generated dataset's density: 74,500 rows in 10.1 MB
 PARTS = 4

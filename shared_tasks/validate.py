@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shared_tasks.dataset_check import check_row, header_problems, undecodable, validate_dataset
+from shared_tasks.dataset_check import validate_dataset
+from shared_tasks.row_rules import check_row, header_problems, undecodable
 from shared_tasks.schema import (
     COLUMN_NAMES,
     COLUMNS,

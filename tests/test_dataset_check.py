@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks import dataset_check
+from shared_tasks import csv_blocks, dataset_check, id_ledger
 from shared_tasks.dataset import file_facts
 from shared_tasks.dataset_check import DatasetVerdict, validate_dataset
 from shared_tasks.generate import generate_records, write_seed_dataset
@@ -288,7 +288,7 @@ def dataset_problems(files: list[Path]) -> tuple[list[Problem], int]:
 @pytest.fixture(params=["blocks", "tiny blocks"])
 def block_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "tiny blocks":  # every few lines a block, halved down to a line or two
-        monkeypatch.setattr(dataset_check, "BLOCK_BYTES", 300)
+        monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 300)
         monkeypatch.setattr(dataset_check, "PYTHON_BYTES", 150)
     return str(request.param)
 
@@ -399,8 +399,8 @@ def test_ids_above_the_free_range_must_follow_one_another(tmp_path: Path) -> Non
 def test_a_line_longer_than_any_record_is_refused_without_holding_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dataset_check, "BLOCK_BYTES", 1 << 10)
-    monkeypatch.setattr(dataset_check, "LONGEST_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(csv_blocks, "LONGEST_LINE_BYTES", 1 << 12)
     path = tmp_path / "data.csv"
     path.write_bytes(to_bytes(HEADER, good_rows(3)) + b"x" * (1 << 14) + b"\n")
     problems, _ = dataset_problems([path])
@@ -455,8 +455,8 @@ def test_random_valid_datasets_are_accepted_with_the_facts_of_their_bytes(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(seed)
-    monkeypatch.setattr(dataset_check, "SPILL_ENTRIES", rng.choice([50, 1 << 20]))
-    monkeypatch.setattr(dataset_check, "BLOCK_BYTES", rng.choice([200, 1 << 12, 1 << 16, 8 << 20]))
+    monkeypatch.setattr(id_ledger, "SPILL_ENTRIES", rng.choice([50, 1 << 20]))
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", rng.choice([200, 1 << 12, 1 << 16, 8 << 20]))
     monkeypatch.setattr(dataset_check, "PYTHON_BYTES", rng.choice([100, 1 << 11]))
     count = rng.randint(1, 1_500)
     rows = good_rows(count, seed=seed, first_id=rng.randint(1, 10**9))
@@ -480,10 +480,10 @@ def test_repeated_ids_are_found_as_the_change_validator_finds_them(
 ) -> None:
     """Ids shuffled and repeated, kept in memory or spilled into partitions read in small chunks."""
     rng = random.Random(seed)
-    monkeypatch.setattr(dataset_check, "SPILL_ENTRIES", rng.choice([10, 100, 1 << 20]))
-    monkeypatch.setattr(dataset_check, "PARTITION_ENTRIES", rng.choice([3, 16, 1 << 19]))
-    monkeypatch.setattr(dataset_check, "MAX_PARTITIONS", rng.choice([2, 8, 256]))
-    monkeypatch.setattr(dataset_check, "BLOCK_BYTES", rng.choice([1 << 10, 1 << 14]))
+    monkeypatch.setattr(id_ledger, "SPILL_ENTRIES", rng.choice([10, 100, 1 << 20]))
+    monkeypatch.setattr(id_ledger, "PARTITION_ENTRIES", rng.choice([3, 16, 1 << 19]))
+    monkeypatch.setattr(id_ledger, "MAX_PARTITIONS", rng.choice([2, 8, 256]))
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", rng.choice([1 << 10, 1 << 14]))
     rows = good_rows(400, seed=seed)
     rng.shuffle(rows)
     for _ in range(rng.randint(1, 60)):
