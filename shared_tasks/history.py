@@ -14,7 +14,6 @@ from typing import Any
 
 from filelock import FileLock
 
-from shared_tasks.dataset_check import validate_dataset
 from shared_tasks.gitops import Git, GitAuthError, GitError
 from shared_tasks.layout import for_layout
 from shared_tasks.pointer import Pointer
@@ -143,6 +142,8 @@ def _verify_in(
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
         dataset.check_header()
         if validated_as is not None:
+            from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+
             validate_dataset(dataset.files(), validated_as, spill_dir=scratch)
     except (GitError, RuntimeError, DataValidationError) as error:
         problems.append(str(error))

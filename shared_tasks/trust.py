@@ -17,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared_tasks.catalog import FileCatalog
 from shared_tasks.context import RunContext
-from shared_tasks.dataset_check import FileVerdict, validate_dataset
 from shared_tasks.dvcops import DvcError
 from shared_tasks.pointer import Pointer
 from shared_tasks.records import PulledVersion
 from shared_tasks.schema import COLUMNS, FREE_ID_MAX, DataValidationError
 from shared_tasks.settings import Layout
 from shared_tasks.versions import described, newest_version
+
+if TYPE_CHECKING:
+    from shared_tasks.dataset_check import FileVerdict
 
 VERDICT_KEY = "valid-" + hashlib.sha256(repr((COLUMNS, FREE_ID_MAX)).encode()).hexdigest()[:12]
 
@@ -60,6 +63,8 @@ def pull_head_data(ctx: RunContext) -> PulledVersion:
 
 
 def _validate(ctx: RunContext, pointer_md5: str) -> None:
+    from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+
     files = ctx.dataset().files()
     recorded = ctx.catalog.manifest(pointer_md5) if ctx.settings.layout is Layout.PARTITIONED else {}
     known = {file.name for file in files if recorded.get(file.name) and known_valid(ctx.catalog, recorded[file.name])}

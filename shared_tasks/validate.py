@@ -13,10 +13,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from shared_tasks.dataset_check import validate_dataset
 from shared_tasks.row_rules import check_row, header_problems, undecodable
 from shared_tasks.schema import (
     COLUMN_NAMES,
@@ -30,6 +28,9 @@ from shared_tasks.schema import (
     IntColumn,
     Problem,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "FORMULA_PREFIXES",
@@ -117,6 +118,8 @@ def _valid_records(text: str, source: str, chosen_ids: bool = False) -> list[tup
 
 def parse_csv_text(text: str, source: str, chosen_ids: bool = False) -> pd.DataFrame:
     """Validate a whole CSV text (header and records) and return it typed."""
+    import pandas as pd  # only a change is read into a frame: pulling and pushing never import it
+
     records = _valid_records(text, source, chosen_ids)
     frame = pd.DataFrame([fields for _, fields in records], columns=list(COLUMN_NAMES))
     for column in COLUMNS:
@@ -164,4 +167,6 @@ def read_header(path: Path) -> list[str]:
 
 def validate_dataset_file(path: Path) -> int:
     """Check every row of a dataset file (streaming; see dataset_check); returns its number of records."""
+    from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+
     return validate_dataset([path], f"dataset {path.name}").records
