@@ -105,16 +105,16 @@ def test_every_kind_of_damage_made_elsewhere_stops_the_next_run_and_a_restore_le
     assert after.rows == TEST_SEED_ROWS + 3
 
 
-def record_validations(trust: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+def record_validations(dataset_check: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The files each whole-dataset validation reads, in order."""
     read: list[list[str]] = []
-    original = trust.validate_dataset
+    original = dataset_check.validate_dataset
 
     def recording(files: list[Path], *args: Any, **kwargs: Any) -> Any:
         read.append([file.name for file in files])
         return original(files, *args, **kwargs)
 
-    monkeypatch.setattr(trust, "validate_dataset", recording)
+    monkeypatch.setattr(dataset_check, "validate_dataset", recording)
     return read
 
 
@@ -122,7 +122,7 @@ def record_validations(trust: Any, monkeypatch: pytest.MonkeyPatch) -> list[list
 def test_a_valid_version_made_elsewhere_is_accepted_and_read_once(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared_tasks.trust as trust
+    from shared_tasks import dataset_check
 
     def appended(data: bytes) -> bytes:
         last = data.rstrip(b"\n").split(b"\n")[-1].split(b",")
@@ -130,9 +130,9 @@ def test_a_valid_version_made_elsewhere_is_accepted_and_read_once(
 
     foreign_commit(settings, tmp_path, damaged(appended))
     validated: list[list[str]] = []
-    original = trust.validate_dataset
+    original = dataset_check.validate_dataset
     monkeypatch.setattr(
-        trust,
+        dataset_check,
         "validate_dataset",
         lambda files, *a, **k: validated.append([f.name for f in files]) or original(files, *a, **k),
     )
@@ -148,7 +148,7 @@ def test_a_valid_version_made_elsewhere_is_accepted_and_read_once(
 def test_an_id_repeated_across_two_parts_is_refused_and_a_new_valid_part_is_read_alone(
     partitioned: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared_tasks.trust as trust
+    from shared_tasks import dataset_check
 
     run_pipeline(partitioned, "known", records=1)  # every part of the head now known valid
 
@@ -162,9 +162,9 @@ def test_an_id_repeated_across_two_parts_is_refused_and_a_new_valid_part_is_read
         return write
 
     read: list[list[str]] = []
-    original = trust.validate_dataset
+    original = dataset_check.validate_dataset
     monkeypatch.setattr(
-        trust,
+        dataset_check,
         "validate_dataset",
         lambda files, *a, **k: read.append([f.name for f in files]) or original(files, *a, **k),
     )
