@@ -46,8 +46,8 @@ test: lint $(CHROMIUM) $(CHECKOV_VENV)/.synced
 	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest -n 2
 
 # Day-to-day: every test that starts no orchestrator, real Git origin or S3 API (about two minutes).
-test-fast: install
-	$(BIN)/pytest -m "not slow" -n 2
+test-fast: install $(CHECKOV_VENV)/.synced
+	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov $(BIN)/pytest -m "not slow" -n 2
 
 clean:
 	rm -rf $(VENV) $(TOOLS)
