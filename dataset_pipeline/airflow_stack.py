@@ -17,6 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ from rich.console import Console
 
 from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, process_environment
 from orchestrator_clients.airflow_api import AirflowClient
+from orchestrator_clients.retrying import poll_until
+from shared_tasks.cutover import FILE_NAME as CUTOVER_FILE_NAME
+from shared_tasks.cutover import Cutover, read_cutover, write_cutover
 
 if TYPE_CHECKING:
     from dataset_pipeline.outcome import RunOutcome
@@ -37,6 +41,8 @@ PEER_USER = "dagster-peer"
 USERS = {ADMIN_USER: "admin", PEER_USER: "viewer"}
 ANNOUNCE_INTERVAL_SECONDS = "10"
 PARALLELISM = 4
+REPARSE_SECONDS = 10  # Airflow's default 30
+PROXY_POLL_SECONDS = 1  # the proxied step's trigger; 2 by default
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", LOOPBACK, "--workers", "1"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -44,6 +50,7 @@ COMPONENTS: dict[str, list[str]] = {
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
 READY_TIMEOUT_SECONDS = 180
+PROXY_OPERATOR = "DagsterStepOperator"  # the task of a step cut over to Dagster
 
 
 def dags_folder() -> Path:
@@ -52,6 +59,12 @@ def dags_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise StackError("the airflow_dags package is not installed next to dataset_pipeline")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cutover_file() -> Path:
+    """The cutover file Airflow reads: PIPELINE_CUTOVER_FILE, or the one beside the DAG in this repository."""
+    configured = os.environ.get("PIPELINE_CUTOVER_FILE")
+    return Path(configured) if configured else dags_folder() / CUTOVER_FILE_NAME
 
 
 class Service(ProcessService):
@@ -103,6 +116,10 @@ class Service(ProcessService):
             "AIRFLOW__API_AUTH__JWT_SECRET": self.secret_file.read_text().strip(),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            # Tuned for one DAG file on a small machine (docs/benchmarks.md has each one's figures):
+            # the cutover file's change reaches the next run within 10 s, not 30 s; one parsing process.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(REPARSE_SECONDS),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             # Unpausing a scheduled DAG would start a run at once: versions nobody asked for.
             "PIPELINE_SCHEDULE": "none",
             # Versions made elsewhere reach Airflow's dataset Asset within seconds here.
@@ -110,6 +127,7 @@ class Service(ProcessService):
         }
         if "dagster" in self.stack.config.services:  # a step cut over to Dagster is launched there
             airflow["PIPELINE_DAGSTER_URL"] = f"http://{LOOPBACK}:{self.stack.config.dagster_port}"
+            airflow["PIPELINE_DAGSTER_POLL_SECONDS"] = str(PROXY_POLL_SECONDS)  # the triggerer's look at the run
         inherited = {key: value for key, value in process_environment().items() if not key.startswith("AIRFLOW__")}
         path = os.pathsep.join([venv_bin, inherited.get("PATH", "")])
         return {**inherited, **self.stack.settings_env(), **airflow, "PATH": path}
@@ -157,6 +175,27 @@ class Service(ProcessService):
 
         with self.client() as client:
             return run_dag(self.stack, client, records, run_id, console)
+
+    def apply_cutover(self, cutover: Cutover, timeout: float = READY_TIMEOUT_SECONDS) -> float:
+        """Write the cutover file and wait until Airflow has parsed it; the seconds that took."""
+        started = time.monotonic()
+        path = cutover_file()
+        if read_cutover(path).in_dagster() != cutover.in_dagster():
+            write_cutover(path, cutover)
+        wanted = set(cutover.in_dagster())
+        with self.client() as client:
+
+            def parsed() -> bool:
+                operators = client.task_operators(DAG_ID)
+                return {task for task, kind in operators.items() if kind == PROXY_OPERATOR} == wanted
+
+            poll_until(
+                parsed,
+                timeout=timeout,
+                interval=1,
+                timed_out=lambda: StackError(f"Airflow did not parse the cutover {sorted(wanted)} in {timeout:.0f} s"),
+            )
+        return time.monotonic() - started
 
     # internals -------------------------------------------------------------------------------
     def _ensure_secrets(self) -> None:

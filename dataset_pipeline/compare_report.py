@@ -1,4 +1,4 @@
-"""The comparison as files: results.json (every figure), report.md, report.html and steps.png."""
+"""The comparison as files: results.json (every figure), report.md, report.html, steps.png and parts.png."""
 
 from __future__ import annotations
 
@@ -8,8 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from dataset_pipeline.compare import STEP_NAMES, Comparison, RunnerSummary, Spread
+from dataset_pipeline.run_parts import CLOCK_RESOLUTION_SECONDS, PARTS
 
 SECONDS_HEADER = "median [min–max] s"
+PART_COLOURS = {"queue": "#9e9e9e", "start-up": "#ef8a62", "work": "#2166ac", "gaps": "#fddbc7", "to client": "#b2abd2"}
+HOW_PARTS_ARE_MEASURED = (
+    "Each run's end-to-end time is cut at instants from two clocks: the client's (when it asked for the run, "
+    "when it had the published version) and each step's own timing, taken inside shared_tasks by the same code "
+    "under every runner (when the step's process started, read from /proc; when its work started; how long the "
+    "work and our import of the step took). "
+    "Queue: the request until the first step's process starts (trigger, run queue, scheduler loop). "
+    "Start-up: a step's process starting until its work starts (interpreter, the orchestrator's imports and "
+    "bookkeeping, our imports and settings; 'of which ours' is our import of the step); in a process an earlier "
+    "step used, only our import. "
+    "Work: the step itself. "
+    "Gaps: one step's work ending until the next step's process starts (recording the step, scheduling the "
+    "next; for a proxied step, Airflow's task launching the Dagster run and Dagster queueing it). "
+    "To client: the last step's work ending until the client has the version (the run's end recorded, the "
+    "client's poll, reading the version back). "
+    f"The parts add up to the end-to-end time up to the {CLOCK_RESOLUTION_SECONDS * 1000:.0f} ms resolution of a "
+    "process's start time. On the cluster the queue, start-up and gaps are paid too, plus pod scheduling and "
+    "image start; the work is the same code."
+)
 
 
 def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -27,6 +47,20 @@ def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
                 _overhead(summary),
                 f"{summary.peak_rss_mb:.0f} ({summary.idle_rss_mb:.0f})" if summary.peak_rss_mb is not None else "–",
             ]
+        )
+    return header, rows
+
+
+def parts_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Where each runner's seconds went (medians), its step start-ups, and the isolation it ran with."""
+    header = ["runner", "isolation", *(f"{part} s" for part in PARTS), "start-up per step (of which ours) s"]
+    rows = []
+    for summary in comparison.summaries:
+        per_step = ", ".join(
+            f"{step} {parts['startup']:.2f} ({parts['our_imports']:.2f})" for step, parts in summary.step_parts.items()
+        )
+        rows.append(
+            [summary.runner, summary.isolation, *(_median(summary.parts.get(part)) for part in PARTS), per_step or "–"]
         )
     return header, rows
 
@@ -65,18 +99,22 @@ def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
         "markdown": out_dir / "report.md",
         "html": out_dir / "report.html",
         "plot": out_dir / "steps.png",
+        "parts_plot": out_dir / "parts.png",
     }
     paths["json"].write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
     paths["markdown"].write_text(markdown(comparison))
     plot(comparison, paths["plot"])
-    paths["html"].write_text(html_page(comparison, paths["plot"].name))
+    plot_parts(comparison, paths["parts_plot"])
+    paths["html"].write_text(html_page(comparison, paths["plot"].name, paths["parts_plot"].name))
     return paths
 
 
 def markdown(comparison: Comparison) -> str:
     lines = [f"# Orchestrator comparison, {comparison.started}", "", _intro(comparison), ""]
     lines += _markdown_table(*summary_rows(comparison))
-    lines += ["", "![time per step](steps.png)", "", "## Versions made", ""]
+    lines += ["", "![time per step](steps.png)", "", "## Where the seconds went", "", HOW_PARTS_ARE_MEASURED, ""]
+    lines += _markdown_table(*parts_rows(comparison))
+    lines += ["", "![parts of each run](parts.png)", "", "## Versions made", ""]
     lines += _markdown_table(*version_rows(comparison))
     lines += [f"\n{runner} skipped: {why}" for runner, why in comparison.skipped.items()]
     failures = [m for m in comparison.measures if not m.ok]
@@ -84,12 +122,14 @@ def markdown(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_page(comparison: Comparison, plot_name: str) -> str:
+def html_page(comparison: Comparison, plot_name: str, parts_plot_name: str) -> str:
     body = [
         f"<h1>Orchestrator comparison, {html.escape(comparison.started)}</h1>",
         f"<p>{html.escape(_intro(comparison))}</p>",
     ]
     body += [_html_table(*summary_rows(comparison)), f'<p><img src="{plot_name}" alt="time per step"></p>']
+    body += ["<h2>Where the seconds went</h2>", f"<p>{html.escape(HOW_PARTS_ARE_MEASURED)}</p>"]
+    body += [_html_table(*parts_rows(comparison)), f'<p><img src="{parts_plot_name}" alt="parts of each run"></p>']
     body += ["<h2>Versions made</h2>", _html_table(*version_rows(comparison))]
     body += [f"<p>{html.escape(runner)} skipped: {html.escape(why)}</p>" for runner, why in comparison.skipped.items()]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -125,12 +165,50 @@ def plot(comparison: Comparison, target: Path) -> None:
     plt.close(figure)
 
 
+def plot_parts(comparison: Comparison, target: Path) -> None:
+    """A stacked bar per runner: the median of each part of its runs, end to end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [summary.runner for summary in comparison.summaries]
+    figure, axes = plt.subplots(figsize=(9, 0.6 * len(names) + 1.8))
+    left = [0.0] * len(names)
+    for part in PARTS:
+        widths = [_value(summary.parts.get(part)) for summary in comparison.summaries]
+        axes.barh(names, widths, left=left, color=PART_COLOURS[part], label=part)
+        left = [start + width for start, width in zip(left, widths, strict=True)]
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds (median of each part)")
+    axes.set_title("Where each runner's seconds went")
+    axes.legend(ncols=len(PARTS), loc="upper center", bbox_to_anchor=(0.5, -0.25 if names else -0.1), frameon=False)
+    figure.tight_layout()
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+
+
+def _value(spread: Spread | None) -> float:
+    return spread.median if spread is not None else 0.0
+
+
+def _median(spread: Spread | None) -> str:
+    return f"{spread.median:.2f}" if spread is not None else "–"
+
+
 def _intro(comparison: Comparison) -> str:
+    restored = comparison.cutover_restored
+    cutover = (
+        f" The cut-over runners set the cutover file for their runs; it was put back as it was "
+        f"({', '.join(restored) or 'nothing'} in Dagster)."
+        if restored is not None
+        else ""
+    )
     return (
         f"{comparison.runs_per_runner} run(s) per runner, {comparison.records} record(s) each, one after "
         "another on the local stack; steps as each orchestrator reports them, end-to-end from the request "
         "to the published version as the user sees it; memory is the peak resident memory of all of "
-        "the runner's processes while it ran."
+        "the runner's processes while it ran. Each runner's isolation is in the table of parts." + cutover
     )
 
 

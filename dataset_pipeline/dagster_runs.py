@@ -9,7 +9,7 @@ from rich.console import Console
 from dataset_pipeline.dagster_stack import JOB
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.process import StackError
-from orchestrator_clients.dagster_api import DagsterClient, DagsterRun
+from orchestrator_clients.dagster_api import DagsterClient, DagsterRun, JobSelector
 from shared_tasks.history import history
 from shared_tasks.pipeline import STEP_OF_OUTPUT
 from shared_tasks.pointer import s3_object_url
@@ -22,9 +22,16 @@ CHANGE_ASSET = "changed_dataset"
 PUBLISHED_ASSET = "published_dataset"
 
 
-def run_job(stack: LocalStack, client: DagsterClient, records: int, run_id: str | None, console: Console) -> RunOutcome:
+def run_job(
+    stack: LocalStack,
+    client: DagsterClient,
+    records: int,
+    run_id: str | None,
+    console: Console,
+    job: JobSelector = JOB,
+) -> RunOutcome:
     """Launch the job (or re-execute the Dagster run `run_id`), wait, return the version."""
-    launched = launch(client, records, run_id)
+    launched = launch(client, records, run_id, job)
     console.print(f"dagster run [bold]{launched}[/bold]  {client.url}/runs/{launched}", highlight=False)
     run = wait_for_run(client, launched, console)
     if run.status != "SUCCESS":
@@ -46,7 +53,7 @@ def run_job(stack: LocalStack, client: DagsterClient, records: int, run_id: str 
     raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
 
 
-def launch(client: DagsterClient, records: int, run_id: str | None) -> str:
+def launch(client: DagsterClient, records: int, run_id: str | None, job: JobSelector = JOB) -> str:
     """A new run of the job adding `records`, or (given a run id) every step of that run again.
 
     Each step is idempotent per run id, so a run that failed resumes its own change and one that
@@ -55,7 +62,7 @@ def launch(client: DagsterClient, records: int, run_id: str | None) -> str:
     if run_id is not None:
         client.run(run_id)  # a run id Dagster does not know is an error naming it, before anything is launched
         return client.reexecute(run_id)
-    return client.launch_run(JOB, run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}})
+    return client.launch_run(job, run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}})
 
 
 def step_seconds(run: DagsterRun) -> dict[str, float]:

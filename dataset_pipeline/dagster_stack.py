@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 LOCATION_NAME = "dataset_pipeline"
 JOB_NAME = "dataset_pipeline"
 JOB = JobSelector(LOCATION_NAME, JOB_NAME)
+# The same steps with the multiprocess executor: a process per step, as the cluster's pod per step.
+PROCESS_PER_STEP_JOB = JobSelector(LOCATION_NAME, f"{JOB_NAME}_process_per_step")
 DEFINITIONS_MODULE = "dagster_assets.definitions"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The code location loads in a code server the webserver starts; that takes a while on 2 cores.

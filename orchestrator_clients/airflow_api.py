@@ -123,6 +123,10 @@ class AirflowClient:
         errors = self.get("/importErrors").get("import_errors") or []
         return [str(error.get("stack_trace", "")) for error in errors]
 
+    def task_operators(self, dag_id: str) -> dict[str, str]:
+        """The operator of each task of the DAG as Airflow last parsed it, by task id."""
+        return {task["task_id"]: task["operator_name"] for task in self.get(f"/dags/{dag_id}/tasks")["tasks"]}
+
     def unpause(self, dag_id: str) -> None:
         """Writes only when the DAG is paused: concurrent runs would otherwise all queue for the database."""
         if self.get(f"/dags/{dag_id}").get("is_paused"):

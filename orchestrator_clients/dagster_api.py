@@ -7,6 +7,7 @@ found by that tag instead of being sent again: sending it again would start a se
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -230,15 +231,17 @@ class DagsterClient:
         return events
 
     def materialization_metadata(self, run_id: str, asset_key: Sequence[str]) -> dict[str, Any]:
-        """The metadata values of the run's materialization of the asset (text, int and bool entries)."""
-        values: dict[str, Any] = {}
+        """The metadata values of the run's materialization of the asset (text, numbers, booleans, JSON)."""
+        return self.run_materializations(run_id).get(tuple(asset_key), {})
+
+    def run_materializations(self, run_id: str) -> dict[tuple[str, ...], dict[str, Any]]:
+        """The metadata of every asset the run materialized, by asset key, read in one request."""
+        found: dict[tuple[str, ...], dict[str, Any]] = {}
         for event in self.events(run_id):
-            if event["__typename"] == "MaterializationEvent" and event["assetKey"]["path"] == list(asset_key):
-                for entry in event["metadataEntries"]:
-                    values[entry["label"]] = next(
-                        (entry[key] for key in ("text", "intValue", "boolValue") if key in entry), None
-                    )
-        return values
+            if event["__typename"] == "MaterializationEvent":
+                values = found.setdefault(tuple(event["assetKey"]["path"]), {})
+                values.update({entry["label"]: _metadata_value(entry) for entry in event["metadataEntries"]})
+        return found
 
     def asset_materializations(self, asset_key: Sequence[str], limit: int = 100) -> list[Materialization]:
         """The asset's latest materializations, newest first: from runs, or reported by a sensor (no run)."""
@@ -272,6 +275,12 @@ class DagsterClient:
         if runs:
             return str((runs[-1].get("error") or {}).get("message") or runs[-1]["message"])
         return "no failure event recorded"
+
+
+def _metadata_value(entry: Mapping[str, Any]) -> Any:
+    if "jsonString" in entry:
+        return json.loads(entry["jsonString"])
+    return next((entry[key] for key in ("text", "intValue", "floatValue", "boolValue") if key in entry), None)
 
 
 def _launched(result: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dataset_pipeline.compare import RUNNERS, STEP_NAMES
+from dataset_pipeline.run_parts import PARTS
 from tests.conftest import REPO_ROOT, cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,37 +46,58 @@ def test_the_demo_publishes_directly_and_through_each_orchestrator_and_every_ver
 @pytest.mark.slow
 def test_a_tiny_comparison_reports_exactly_the_runs_it_made(full_stack_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "report"
-    completed = cli("compare", "--runs", "1", "--out", str(out), "--json", env=full_stack_env, timeout=900)
+    cutover_before = cli("cutover", env=full_stack_env).stdout
+    completed = cli("compare", "--runs", "1", "--out", str(out), "--json", env=full_stack_env, timeout=1500)
     assert completed.returncode == 0, completed.stderr
     printed = json.loads(completed.stdout)
     assert json.loads((out / "results.json").read_text()) == printed
+    assert cli("cutover", env=full_stack_env).stdout == cutover_before  # put back as it was
 
     measures = {m["runner"]: m for m in printed["measures"]}
-    assert set(measures) == set(RUNNERS) and all(m["ok"] for m in measures.values())
+    assert list(measures) == list(RUNNERS) and all(m["ok"] for m in measures.values())
     for measure in measures.values():
         assert set(measure["step_seconds"]) == set(STEP_NAMES)
         assert 0 < sum(measure["step_seconds"].values()) <= measure["seconds"]
+        parts = measure["parts"]
+        assert set(parts["parts"]) == set(PARTS) and set(parts["steps"]) == set(STEP_NAMES)
+        # every second of the run is in one part (each rounded to 1 ms, each step's process start read to 10 ms)
+        assert sum(parts["parts"].values()) == pytest.approx(measure["seconds"], abs=0.05)
+        assert all(value >= 0 for value in parts["parts"].values()) and parts["parts"]["work"] > 0
+    for name in ("airflow", "dagster"):  # a process per step: each step starts one, and pays for it
+        assert all(step["startup"] > 0.1 for step in measures[name]["parts"]["steps"].values()), name
+    in_process = measures["dagster-in-process"]["parts"]["steps"]
+    assert in_process["modify_data"]["startup"] < in_process["pull_data"]["startup"]  # the run's process, reused
     for summary in printed["summaries"]:
         measure = measures[summary["runner"]]
         assert summary["successes"] == summary["runs"] == 1
         assert summary["end_to_end"]["median"] == summary["end_to_end"]["low"] == measure["seconds"]
         assert {name: spread["median"] for name, spread in summary["steps"].items()} == measure["step_seconds"]
         assert summary["peak_rss_mb"] >= summary["idle_rss_mb"] > 0
+        assert (
+            summary["isolation"] and {k: v["median"] for k, v in summary["parts"].items()} == measure["parts"]["parts"]
+        )
     overheads = {s["runner"]: s["overhead_seconds"] for s in printed["summaries"]}
     assert overheads["direct"] == 0
 
     versions = printed["versions"]
+    orchestrator = {"direct": "direct", "dagster": "dagster", "dagster-in-process": "dagster"}
     assert {(v["orchestrator"], v["run_id"], v["commit"]) for v in versions} == {
-        (runner, m["run_id"], m["commit"]) for runner, m in measures.items()
+        (orchestrator.get(runner, "airflow"), m["run_id"], m["commit"]) for runner, m in measures.items()
     }
+    steps_by = {v["run_id"]: v["steps_by"] for v in versions}
+    assert steps_by[measures["airflow→dagster:all"]["run_id"]] == dict.fromkeys(STEP_NAMES, "dagster")
+    assert steps_by[measures["airflow→dagster:modify_data"]["run_id"]]["modify_data"] == "dagster"
+    assert steps_by[measures["airflow"]["run_id"]] is None  # nothing cut over: no step was Dagster's
     history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
-    assert [v["commit"] for v in history[:3]] == [v["commit"] for v in versions]
+    assert [v["commit"] for v in history[: len(RUNNERS)]] == [v["commit"] for v in versions]
 
     report = (out / "report.md").read_text()
     assert all(m["run_id"] in report for m in measures.values())
     assert f"{measures['airflow']['seconds']:.2f}" in report
-    assert (out / "steps.png").read_bytes().startswith(PNG_MAGIC)
-    assert '<img src="steps.png"' in (out / "report.html").read_text()
+    assert all(summary["isolation"] in report for summary in printed["summaries"])
+    for plot in ("steps.png", "parts.png"):
+        assert (out / plot).read_bytes().startswith(PNG_MAGIC)
+        assert f'<img src="{plot}"' in (out / "report.html").read_text()
 
 
 def test_compare_without_a_running_stack_says_how_to_start_it(tmp_path: Path) -> None:

@@ -73,22 +73,34 @@ def verify_cmd(
 
 
 def compare_cmd(
-    runs: Annotated[int, typer.Option(min=1, max=100, help="Runs per runner (direct, airflow, dagster).")] = 3,
+    runs: Annotated[int, typer.Option(min=1, max=100, help="Runs per runner.")] = 3,
     records: Annotated[int, typer.Option(min=1, help="Generated records each run adds.")] = 1,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: <stack>/compare).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
+    runners: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runner",
+            help="A runner to measure (again for more; default all): direct, airflow, dagster, dagster-in-process, "
+            "airflow->dagster:modify_data, airflow->dagster:all.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the pipeline N times directly, through Airflow and through Dagster; report time and memory."""
-    from dataset_pipeline.compare import run_comparison
+    """Run the pipeline N times with each runner (directly, through Airflow, through Dagster, and cut over
+    from one to the other); report time, where it went, and memory.
+
+    The cut-over runners set the cutover file beside the DAG for their runs and put it back as it was."""
+    from dataset_pipeline.compare import RUNNERS, run_comparison, runner_named
     from dataset_pipeline.compare_report import console_rows, write_report
 
     with reported_errors():
         stack = local_stack()
         if not stack.status()["running"]:
             raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
+        chosen = tuple(dict.fromkeys(runner_named(name).name for name in runners)) if runners else RUNNERS
         settings = current_settings()
         console = err if as_json else out
-        comparison = run_comparison(stack, settings, runs=runs, records=records, console=console)
+        comparison = run_comparison(stack, settings, runs=runs, records=records, console=console, runners=chosen)
         paths = write_report(comparison, out_dir or stack.root / "compare")
         if as_json:
             print_json(comparison.to_dict())
@@ -98,7 +110,8 @@ def compare_cmd(
         for row in rows:
             table.add_row(*row)
         out.print(table)
-        out.print(f"report: {paths['html']} (and {paths['markdown'].name}, {paths['plot'].name}, {paths['json'].name})")
+        others = ", ".join(paths[key].name for key in ("markdown", "plot", "parts_plot", "json"))
+        out.print(f"report: {paths['html']} (and {others})")
         if any(not measure.ok for measure in comparison.measures):
             raise typer.Exit(1)
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from dataset_pipeline.airflow_stack import cutover_file
 from dataset_pipeline.cli.app import current_settings, err, out, print_json, reported_errors
-from shared_tasks.cutover import FILE_NAME, Cutover, Runner, read_cutover, write_cutover
+from shared_tasks.cutover import Cutover, Runner, read_cutover, write_cutover
 from shared_tasks.pipeline import STEPS
 
 
@@ -61,17 +60,6 @@ def restore_cmd(
         )
 
 
-def cutover_file() -> Path:
-    """The cutover file Airflow reads: PIPELINE_CUTOVER_FILE, or the one beside the DAG in this repository."""
-    configured = os.environ.get("PIPELINE_CUTOVER_FILE")
-    if configured:
-        return Path(configured)
-    spec = importlib.util.find_spec("airflow_dags")  # found, not imported: the CLI imports no orchestrator
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the airflow_dags package (beside which the cutover file lives) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / FILE_NAME
-
-
 def cutover_cmd(
     step: Annotated[str | None, typer.Argument(help="A step of the pipeline: " + ", ".join(STEPS))] = None,
     runner: Annotated[Runner | None, typer.Argument(help="Who runs it from now on.")] = None,
@@ -93,7 +81,7 @@ def cutover_cmd(
         out.print(table)
         if step is not None:
             out.print(
-                "Airflow reads the file when it parses the DAG (within a minute on the local stack); "
+                "Airflow reads the file when it parses the DAG (within seconds on the local stack); "
                 "on a cluster, commit and push it: gitSync brings it to Airflow like the DAG.",
                 highlight=False,
             )

@@ -1,0 +1,96 @@
+"""Where a run's seconds went: queue, each step's start-up and work, the gaps between steps, the client.
+
+Every part is cut from two clocks only: the client's (when it asked for the run, when it had the
+published version) and the steps' own timings (`StepTiming`, taken inside `shared_tasks`, the same
+code under every runner: when the step's process started, when its work started, how long the work
+and our import of the step took). All are wall-clock seconds on one machine, so the parts add up
+to the end-to-end time by construction, up to the 10 ms resolution of a process's start time.
+
+- queue: from the request to the first step's process starting (or, in a process that was already
+  running, to its start-up): trigger handling, the run queue, the scheduler's loop.
+- start-up: a step's process starting until its work starts (interpreter, the orchestrator's
+  imports and bookkeeping, our imports and settings); in a process an earlier step already used,
+  only our import of the step.
+- work: the step itself.
+- gaps: from one step's work ending to the next step's process starting (the orchestrator
+  recording the step, its scheduler choosing the next, a proxied step's hand-over).
+- to client: from the last step's work ending until the client has the version (the run's end
+  being recorded, the client's next poll, reading the version back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared_tasks.records import StepTiming
+
+PARTS = ("queue", "start-up", "work", "gaps", "to client")
+# A process's start time is read from /proc in clock ticks (10 ms), so parts may be off by that much each.
+CLOCK_RESOLUTION_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class StepParts:
+    startup: float
+    our_imports: float
+    work: float
+    gap_before: float
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """One run's seconds by part, and each step's share."""
+
+    queue: float
+    steps: dict[str, StepParts]
+    to_client: float
+
+    def by_part(self) -> dict[str, float]:
+        return {
+            "queue": self.queue,
+            "start-up": sum(step.startup for step in self.steps.values()),
+            "work": sum(step.work for step in self.steps.values()),
+            "gaps": sum(step.gap_before for step in self.steps.values()),
+            "to client": self.to_client,
+        }
+
+    def total(self) -> float:
+        return sum(self.by_part().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parts": {name: round(value, 3) for name, value in self.by_part().items()},
+            "steps": {
+                name: {key: round(value, 3) for key, value in vars(step).items()} for name, step in self.steps.items()
+            },
+        }
+
+
+def timing_of(record: Mapping[str, Any] | None) -> StepTiming | None:
+    """The timing a step's record carries (as a task's XCom or an asset's metadata holds it), if any."""
+    if not record or not isinstance(record.get("timing"), Mapping):
+        return None
+    return StepTiming.model_validate(record["timing"])
+
+
+def split_run(requested_at: float, seen_at: float, timings: Sequence[tuple[str, StepTiming]]) -> RunParts:
+    """The run's parts, from the client's two instants and each step's timing, in the order the steps ran."""
+    steps: dict[str, StepParts] = {}
+    previous_end = requested_at
+    queue = 0.0
+    for index, (name, timing) in enumerate(timings):
+        asked = timing.started_at - timing.load_seconds  # when the step began loading our code
+        process_start = timing.process_started_at
+        fresh = process_start is not None and process_start >= previous_end - CLOCK_RESOLUTION_SECONDS
+        begin = min(max(process_start, previous_end), asked) if fresh and process_start is not None else asked
+        waited = max(begin - previous_end, 0.0)
+        if index == 0:
+            queue, waited = waited, 0.0
+        startup = max(timing.started_at - max(begin, previous_end), 0.0)
+        steps[name] = StepParts(
+            startup=startup, our_imports=min(timing.load_seconds, startup), work=timing.seconds, gap_before=waited
+        )
+        previous_end = timing.started_at + timing.seconds
+    return RunParts(queue=queue, steps=steps, to_client=max(seen_at - previous_end, 0.0))
