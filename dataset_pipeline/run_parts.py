@@ -3,15 +3,15 @@
 Every part is cut from two clocks only: the client's (when it asked for the run, when it had the
 published version) and the steps' own timings (`StepTiming`, taken inside `shared_tasks`, the same
 code under every runner: when the step's process started, when its work started, how long the work
-and our import of the step took). All are wall-clock seconds on one machine, so the parts add up
-to the end-to-end time by construction, up to the 10 ms resolution of a process's start time.
+and our imports took). All are wall-clock seconds on one machine, so the parts add up to the
+end-to-end time by construction, up to the 10 ms resolution of a process's start time.
 
 - queue: from the request to the first step's process starting (or, in a process that was already
   running, to its start-up): trigger handling, the run queue, the scheduler's loop.
 - start-up: a step's process starting until its work starts (interpreter, the orchestrator's
-  imports and bookkeeping, our imports and settings); in a process an earlier step already used,
-  only our import of the step.
-- work: the step itself.
+  imports and bookkeeping, our imports: the step's module and the libraries it uses on every run,
+  `StepSpec.uses`); in a process an earlier step already used, only what is left of our imports.
+- work: the step itself (a library only some runs need, e.g. validation's, is imported in it).
 - gaps: from one step's work ending to the next step's process starting (the orchestrator
   recording the step, its scheduler choosing the next, a proxied step's hand-over).
 - to client: from the last step's work ending until the client has the version (the run's end

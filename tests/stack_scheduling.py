@@ -15,7 +15,8 @@ import pytest
 
 # The session fixture each stack's tests use, and the modules holding them.
 STACK_GROUPS = {
-    "full_stack_env": ("test_full_stack.py", "test_peering_stack.py", "test_cutover_stack.py"),
+    "full_stack_env": ("test_full_stack.py", "test_peering_stack.py"),
+    "porting_stack_env": ("test_cutover_stack.py",),
     "airflow_stack": ("test_airflow_stack.py", "test_airflow_ui.py"),
     "dagster_stack": ("test_dagster_stack.py", "test_dagster_ui.py"),
 }

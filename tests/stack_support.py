@@ -1,5 +1,6 @@
-"""One local stack with both orchestrators for the whole test session (a plugin): the full-stack
-tests, the peering and the cut-over tests share it, each reading what it made by run id."""
+"""Local stacks with both orchestrators for the whole test session (a plugin): the full-stack and
+peering tests share one, the porting tests another (so the two groups run on two workers at
+once); each test reads what it made by run id."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from tests.conftest import cli, hermetic_environment
 from tests.ports import free_port
 
 
-@pytest.fixture(scope="session")
-def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
-    """The environment of a CLI talking to the session's stack: S3 API, origin, Airflow and Dagster."""
-    root = tmp_path_factory.mktemp("full-stack")
+def _full_stack(root: Path, session_home: Path) -> Iterator[dict[str, str]]:
+    """The environment of a CLI talking to a stack of its own: S3 API, origin, Airflow and Dagster."""
     env = hermetic_environment(session_home)
     env.update(
         DATASET_PIPELINE_STACK_DIR=str(root / "stack"),
@@ -29,3 +28,15 @@ def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path)
     assert up.returncode == 0, up.stderr
     yield env
     cli("stack", "down", env=env)
+
+
+@pytest.fixture(scope="session")
+def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
+    """The session's full stack, for the comparison, everyone at once and peering."""
+    yield from _full_stack(tmp_path_factory.mktemp("full-stack"), session_home)
+
+
+@pytest.fixture(scope="session")
+def porting_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
+    """A second full stack, for porting steps: its tests then run beside the other full stack's, on another worker."""
+    yield from _full_stack(tmp_path_factory.mktemp("porting-stack"), session_home)

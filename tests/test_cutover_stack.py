@@ -34,14 +34,14 @@ ALL_STEPS = [step.name for step in PIPELINE]
 
 
 @pytest.fixture
-def cutover(full_stack_env: dict[str, str]) -> Iterator[Any]:
+def cutover(porting_stack_env: dict[str, str]) -> Iterator[Any]:
     """Set which steps run in Dagster (and wait until Airflow has parsed it); every step back in Airflow after."""
 
     def to_dagster(*steps: str) -> None:
         for step in ALL_STEPS:
-            moved = cli("cutover", step, "dagster" if step in steps else "airflow", env=full_stack_env)
+            moved = cli("cutover", step, "dagster" if step in steps else "airflow", env=porting_stack_env)
             assert moved.returncode == 0, moved.stderr
-        with airflow_client(full_stack_env) as client:
+        with airflow_client(porting_stack_env) as client:
             eventually(lambda: parsed_as(client, set(steps)), f"Airflow parsing the cutover to {steps}", timeout=180)
 
     yield to_dagster
@@ -93,23 +93,23 @@ def version_of(env: dict[str, str], run_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("in_dagster", [[], ["modify_data"], ALL_STEPS], ids=["nothing", "modify_data", "all"])
 def test_a_run_from_airflows_ui_publishes_one_version_with_the_cut_over_steps_run_by_dagster(
-    full_stack_env: dict[str, str], cutover: Any, in_dagster: list[str]
+    porting_stack_env: dict[str, str], cutover: Any, in_dagster: list[str]
 ) -> None:
     cutover(*in_dagster)
-    run_id = trigger_from_the_ui(full_stack_env, records=2)
-    version = version_of(full_stack_env, run_id)
+    run_id = trigger_from_the_ui(porting_stack_env, records=2)
+    version = version_of(porting_stack_env, run_id)
     assert (version["orchestrator"], version["rows_added"]) == ("airflow", 2)
     expected = {step: "dagster" if step in in_dagster else "airflow" for step in ALL_STEPS}
     assert version["steps_by"] == (expected if in_dagster else None)
 
-    client = dagster_client(full_stack_env)
+    client = dagster_client(porting_stack_env)
     proxied = client.runs_with_tags({AIRFLOW_RUN_TAG: run_id})
     assert len(proxied) == len(in_dagster) and all(run.status == "SUCCESS" for run in proxied)
     found = every_step_reported(client, run_id)
     for step in ALL_STEPS:
         (event,) = found[STEPS[step].output]  # once: a proxied step is not reported again by the sensor
         assert bool(event["dagster_run_id"]) == (step in in_dagster), step
-    with airflow_client(full_stack_env) as airflow:
+    with airflow_client(porting_stack_env) as airflow:
         links = {
             task: airflow.get(f"/dags/dataset_pipeline/dagRuns/{run_id}/taskInstances/{task}/links")
             for task in in_dagster
@@ -118,26 +118,41 @@ def test_a_run_from_airflows_ui_publishes_one_version_with_the_cut_over_steps_ru
         assert any("/runs/" in str(url) for url in link.values()), (task, link)  # Airflow links to the Dagster run
 
 
-def test_rolling_a_step_back_runs_it_in_airflow_again_and_loses_nothing(
-    full_stack_env: dict[str, str], cutover: Any
+def test_a_cut_over_step_holds_no_worker_slot_and_rolling_it_back_runs_it_in_airflow_again(
+    porting_stack_env: dict[str, str], cutover: Any
 ) -> None:
     cutover("modify_data")
-    ported = json.loads(cli("run", "--via", "airflow", "--json", env=full_stack_env, timeout=600).stdout)
+    with airflow_client(porting_stack_env) as client:
+        run_id, _ = client.trigger("dataset_pipeline", {"records": 50_000}, None)  # a change that takes a while
+
+        def deferred() -> dict[str, Any] | None:
+            task = client.task_states("dataset_pipeline", run_id).get("modify_data")
+            return client.get("/pools/default_pool") if task is not None and task.state == "deferred" else None
+
+        pool = eventually(deferred, "the cut-over step waiting in the triggerer", timeout=300, interval=0.5)
+        state = eventually(
+            lambda: s if (s := client.run_state("dataset_pipeline", run_id)) in ("success", "failed") else None,
+            "the run",
+            timeout=600,
+        )
+    assert pool["running_slots"] == 0 and pool["deferred_slots"] == 1, pool  # the triggerer waits, no worker
+    assert state == "success"
+    ported = version_of(porting_stack_env, run_id)
     cutover()  # one line back
-    back = json.loads(cli("run", "--via", "airflow", "--json", env=full_stack_env, timeout=600).stdout)
-    assert version_of(full_stack_env, ported["run_id"])["steps_by"]["modify_data"] == "dagster"
-    assert version_of(full_stack_env, back["run_id"])["steps_by"] is None
+    back = json.loads(cli("run", "--via", "airflow", "--json", env=porting_stack_env, timeout=600).stdout)
+    assert ported["steps_by"]["modify_data"] == "dagster"
+    assert version_of(porting_stack_env, back["run_id"])["steps_by"] is None
     assert back["rows"] == ported["rows"] + 1
-    assert not dagster_client(full_stack_env).runs_with_tags({AIRFLOW_RUN_TAG: back["run_id"]})
+    assert not dagster_client(porting_stack_env).runs_with_tags({AIRFLOW_RUN_TAG: back["run_id"]})
 
 
 def test_a_failed_dagster_run_fails_its_airflow_task_with_its_url_and_the_retry_publishes_once(
-    full_stack_env: dict[str, str], cutover: Any
+    porting_stack_env: dict[str, str], cutover: Any
 ) -> None:
     cutover("push_data")
-    ready = Path(stack_status(full_stack_env)["stack_dir"]) / "s3.ready"
+    ready = Path(stack_status(porting_stack_env)["stack_dir"]) / "s3.ready"
     os.killpg(int(json.loads(ready.read_text())["pids"]["s3"]), signal.SIGKILL)  # the S3 API goes down
-    with airflow_client(full_stack_env) as client:
+    with airflow_client(porting_stack_env) as client:
         run_id, _ = client.trigger("dataset_pipeline", {"records": 1}, None)
 
         def first_try_failed() -> list[str] | None:
@@ -147,7 +162,7 @@ def test_a_failed_dagster_run_fails_its_airflow_task_with_its_url_and_the_retry_
             return client.log_tail("dataset_pipeline", run_id, task, lines=80)
 
         log = eventually(first_try_failed, "the push's first try failing", timeout=400, interval=1)
-        assert cli("stack", "up", env=full_stack_env, timeout=600).returncode == 0  # the fault clears
+        assert cli("stack", "up", env=porting_stack_env, timeout=600).returncode == 0  # the fault clears
         state = eventually(
             lambda: s if (s := client.run_state("dataset_pipeline", run_id)) in ("success", "failed") else None,
             "the run after the retry",
@@ -155,32 +170,14 @@ def test_a_failed_dagster_run_fails_its_airflow_task_with_its_url_and_the_retry_
         )
     assert any("the Dagster run http" in line and "/runs/" in line for line in log), log[-10:]
     assert state == "success"
-    versions = [v for v in json.loads(cli("history", "--json", env=full_stack_env).stdout) if v["run_id"] == run_id]
+    versions = [v for v in json.loads(cli("history", "--json", env=porting_stack_env).stdout) if v["run_id"] == run_id]
     assert len(versions) == 1
-    launches = dagster_client(full_stack_env).runs_with_tags({AIRFLOW_RUN_TAG: run_id})
+    launches = dagster_client(porting_stack_env).runs_with_tags({AIRFLOW_RUN_TAG: run_id})
     assert [run.status for run in launches] == ["SUCCESS", "FAILURE"]  # launched again only after the failure
 
 
-def test_no_worker_slot_is_held_while_dagster_runs_a_step(full_stack_env: dict[str, str], cutover: Any) -> None:
-    cutover("modify_data")
-    with airflow_client(full_stack_env) as client:
-        run_id, _ = client.trigger("dataset_pipeline", {"records": 50_000}, None)  # a change that takes a while
-
-        def deferred() -> dict[str, Any] | None:
-            task = client.task_states("dataset_pipeline", run_id).get("modify_data")
-            return client.get("/pools/default_pool") if task is not None and task.state == "deferred" else None
-
-        pool = eventually(deferred, "the cut-over step waiting in the triggerer", timeout=300, interval=0.5)
-        eventually(
-            lambda: s if (s := client.run_state("dataset_pipeline", run_id)) in ("success", "failed") else None,
-            "the run",
-            timeout=600,
-        )
-    assert pool["running_slots"] == 0 and pool["deferred_slots"] == 1, pool
-
-
 def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
-    full_stack_env: dict[str, str], cutover: Any, tmp_path: Path
+    porting_stack_env: dict[str, str], cutover: Any, tmp_path: Path
 ) -> None:
     import subprocess
     import sys
@@ -189,20 +186,20 @@ def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
 
     def start(*args: str) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "dataset_pipeline.cli", "run", "--json", *args]
-        return subprocess.Popen(command, env=full_stack_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(command, env=porting_stack_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
 
     cutover("modify_data")
     runs = [start("--via", "airflow"), start("--via", "airflow"), start("--via", "dagster"), start()]
     time.sleep(20)
     for step in ALL_STEPS:  # the line flips back while those runs go on
-        cli("cutover", step, "airflow", env=full_stack_env)
+        cli("cutover", step, "airflow", env=porting_stack_env)
     runs += [start("--via", "airflow"), start("--via", "dagster"), start(), start()]
     outputs = [json.loads(run.communicate(timeout=1500)[0]) for run in runs]
     assert len({output["commit"] for output in outputs}) == 8 == len({output["run_id"] for output in outputs})
-    history = json.loads(cli("history", "--json", env=full_stack_env).stdout)
+    history = json.loads(cli("history", "--json", env=porting_stack_env).stdout)
     assert all(sum(v["run_id"] == output["run_id"] for v in history) == 1 for output in outputs)
     newest = history[0]
     assert newest["rows"] == history[8]["rows"] + 8  # every record of the eight runs is in the newest version
     for output in outputs:
-        assert json.loads(cli("verify", output["commit"], "--json", env=full_stack_env).stdout)["ok"]
-    assert read_cutover(Path(full_stack_env["PIPELINE_CUTOVER_FILE"])).in_dagster() == []
+        assert json.loads(cli("verify", output["commit"], "--json", env=porting_stack_env).stdout)["ok"]
+    assert read_cutover(Path(porting_stack_env["PIPELINE_CUTOVER_FILE"])).in_dagster() == []

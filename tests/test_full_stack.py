@@ -107,6 +107,14 @@ def test_compare_without_a_running_stack_says_how_to_start_it(tmp_path: Path) ->
     assert "stack is not running" in completed.stderr and "stack up" in completed.stderr
 
 
+def test_compare_names_the_runners_when_asked_for_one_it_does_not_have(tmp_path: Path) -> None:
+    env: dict[str, Any] = {**os.environ, "DATASET_PIPELINE_STACK_DIR": str(tmp_path / "none")}
+    completed = cli("compare", "--runner", "airflow", "--runner", "prefect", env=env)
+    assert completed.returncode == 1
+    assert "unknown runner 'prefect'" in completed.stderr and "airflow->dagster:all" not in completed.stderr
+    assert "airflow→dagster:all" in completed.stderr
+
+
 # Everyone at once --------------------------------------------------------------------------
 
 WRITERS = (("direct", 3), ("airflow", 3), ("dagster", 2))

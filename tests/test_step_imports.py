@@ -38,6 +38,13 @@ STEPS[sys.argv[1]].run(load_settings(), sys.argv[2], StepInputs())
 print(json.dumps([m for m in json.loads(sys.argv[3]) if m in sys.modules]))
 """
 
+_LOAD = """
+import json, sys
+from shared_tasks.pipeline import STEPS
+STEPS[sys.argv[1]].load()
+print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))
+"""
+
 
 def fresh(code: str, *args: str, env: dict[str, str] | None = None) -> list[str]:
     """The heavy modules a fresh interpreter holds after running `code`."""
@@ -57,6 +64,15 @@ def fresh(code: str, *args: str, env: dict[str, str] | None = None) -> list[str]
 @pytest.mark.parametrize("step", ["pull_data", "push_data"])
 def test_importing_pull_or_push_imports_no_dataframe_library_nor_dvc_repo(step: str) -> None:
     assert fresh(_IMPORT, STEPS[step].function) == []
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_loading_a_step_imports_what_it_uses_on_every_run_and_no_dataframe_library_it_does_not(step: str) -> None:
+    """Its timing's load is then all of our imports, and its work the work alone."""
+    loaded = fresh(_LOAD, step)
+    assert {name for name in STEPS[step].uses if name in HEAVY} <= set(loaded)
+    if step != "modify_data":
+        assert not {"pandas", "polars", "numpy"} & set(loaded), loaded
 
 
 def test_the_pipeline_description_imports_no_heavy_library() -> None:

@@ -94,10 +94,10 @@ def compare_cmd(
     from dataset_pipeline.compare_report import console_rows, write_report
 
     with reported_errors():
+        chosen = tuple(dict.fromkeys(runner_named(name).name for name in runners)) if runners else RUNNERS
         stack = local_stack()
         if not stack.status()["running"]:
             raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
-        chosen = tuple(dict.fromkeys(runner_named(name).name for name in runners)) if runners else RUNNERS
         settings = current_settings()
         console = err if as_json else out
         comparison = run_comparison(stack, settings, runs=runs, records=records, console=console, runners=chosen)

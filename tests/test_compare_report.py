@@ -1,0 +1,62 @@
+"""The comparison's report from figures alone: every runner's parts, isolation and plots, and runner names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dataset_pipeline.compare import RUNNERS, STEP_NAMES, Comparison, RunMeasure, runner_named, summarize
+from dataset_pipeline.compare_report import parts_rows, write_report
+from dataset_pipeline.run_parts import PARTS, split_run
+from shared_tasks.records import StepTiming
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def measure(runner: str, offset: float) -> RunMeasure:
+    timings = [
+        (
+            name,
+            StepTiming(
+                process_started_at=10 + 5 * i + offset, started_at=12 + 5 * i + offset, seconds=1.0, load_seconds=0.2
+            ),
+        )
+        for i, name in enumerate(STEP_NAMES)
+    ]
+    parts = split_run(9.0, 26.0 + offset, timings)
+    return RunMeasure(
+        runner, f"{runner}-run", True, 17.0 + offset, dict.fromkeys(STEP_NAMES, 3.0), "c" * 40, parts=parts.to_dict()
+    )
+
+
+def test_the_report_holds_each_runners_parts_isolation_and_a_stacked_bar(tmp_path: Path) -> None:
+    comparison = Comparison(runs_per_runner=2, records=1, started="2026-12-02T00:00:00+00:00", cutover_restored=[])
+    for runner in ("airflow", "dagster"):
+        measures = [measure(runner, 0.0), measure(runner, 1.0)]
+        comparison.measures.extend(measures)
+        comparison.summaries.append(summarize(runner, measures, 100.0, 200.0))
+    paths = write_report(comparison, tmp_path)
+
+    header, rows = parts_rows(comparison)
+    assert header[2 : 2 + len(PARTS)] == [f"{part} s" for part in PARTS]
+    for summary, row in zip(comparison.summaries, rows, strict=True):
+        assert row[1] == runner_named(summary.runner).isolation
+        medians = [float(cell) for cell in row[2 : 2 + len(PARTS)]]
+        assert sum(medians) == pytest.approx(17.5, abs=0.02)  # the median run's parts: its end-to-end time
+        assert summary.step_parts["modify_data"]["our_imports"] == pytest.approx(0.2)
+    markdown = paths["markdown"].read_text()
+    assert "Where the seconds went" in markdown and "To client" in markdown
+    assert all(runner_named(name).isolation in markdown for name in ("airflow", "dagster"))
+    for plot in ("plot", "parts_plot"):
+        assert paths[plot].read_bytes().startswith(PNG_MAGIC)
+        assert f'src="{paths[plot].name}"' in paths["html"].read_text()
+    assert json.loads(paths["json"].read_text())["summaries"][0]["parts"]["work"]["median"] == pytest.approx(3.0)
+
+
+def test_a_runner_is_named_as_the_report_names_it_or_with_an_ascii_arrow() -> None:
+    assert runner_named("airflow->dagster:all").name == "airflow→dagster:all"
+    assert {runner_named(name).name for name in RUNNERS} == set(RUNNERS)
+    with pytest.raises(ValueError, match="unknown runner 'airflow->dagster:everything'; the runners are direct"):
+        runner_named("airflow->dagster:everything")
