@@ -10,11 +10,17 @@ Dagster's sensor of Airflow's runs does not report the step a second time).
 
 A retry launches again only if every earlier launch for this task failed: a run still going, or
 one that succeeded, is waited on instead; a launch whose answer was lost is found by its tag.
+
+The trigger fires no sooner than `settle_seconds` after the task deferred. Airflow 3.3's scheduler
+fails a resumed task whose own defer-exit it has not yet processed (the worker reports that exit
+seconds later; apache/airflow#67287, fixed upstream by #68741 but not in 3.3.2), so a Dagster run
+that ends quickly would cost a spurious retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +46,7 @@ class DagsterEndpoint(BaseSettings):
     url: str | None = None
     ui_url: str | None = None
     poll_seconds: float = 2.0
+    settle_seconds: float = 10.0
 
     def api(self) -> str:
         if not self.url:
@@ -62,18 +69,19 @@ class DagsterRunLink(BaseOperatorLink):
 
 
 class DagsterRunTrigger(BaseTrigger):
-    """Fires once the Dagster run has finished, with its status."""
+    """Fires once the Dagster run has finished, with its status, and not before `not_before` (epoch seconds)."""
 
-    def __init__(self, url: str, run_id: str, poll_seconds: float = 2.0) -> None:
+    def __init__(self, url: str, run_id: str, poll_seconds: float = 2.0, not_before: float = 0.0) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.url = url
         self.run_id = run_id
         self.poll_seconds = poll_seconds
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{__name__}.DagsterRunTrigger",
-            {"url": self.url, "run_id": self.run_id, "poll_seconds": self.poll_seconds},
+            {"url": self.url, "run_id": self.run_id, "poll_seconds": self.poll_seconds, "not_before": self.not_before},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -83,6 +91,7 @@ class DagsterRunTrigger(BaseTrigger):
         while True:
             run = await asyncio.to_thread(client.run, self.run_id)
             if run.finished:
+                await asyncio.sleep(max(self.not_before - time.time(), 0.0))
                 yield TriggerEvent({"run_id": self.run_id, "status": run.status})  # type: ignore[no-untyped-call]
                 return
             await asyncio.sleep(self.poll_seconds)
@@ -121,7 +130,9 @@ class DagsterStepOperator(BaseOperator):
             )
             self.log.info("launched Dagster run %s for step %s", endpoint.run_url(run_id), self.step_name)
         ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
-        trigger = DagsterRunTrigger(endpoint.api(), run_id, endpoint.poll_seconds)
+        trigger = DagsterRunTrigger(
+            endpoint.api(), run_id, endpoint.poll_seconds, time.time() + endpoint.settle_seconds
+        )
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
