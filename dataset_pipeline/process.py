@@ -190,13 +190,31 @@ class ProcessService:
 
 
 def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. A zombie does not: it has exited and waits only
+    for its parent to reap it, which for an orphan is the machine's init, in its own time."""
     if pgid <= 0:
         return False
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    return _group_has_a_running_member(pgid)
+
+
+def _group_has_a_running_member(pgid: int) -> bool:
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return True  # no /proc: the signal's answer is all there is
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _parent, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def _reap(pid: int) -> bool:

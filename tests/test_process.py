@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,3 +82,23 @@ def test_stop_ends_every_process_of_the_group_and_removes_the_ready_file(tmp_pat
     assert not group_alive(process.pid)  # the leader and the sleep it forked
     assert not service.ready_file.path.exists() and service.running() is None
     assert process.poll() is not None  # reaped, no zombie left behind
+
+
+def test_a_group_whose_processes_have_all_exited_is_not_alive_before_they_are_reaped() -> None:
+    """An orphan's zombie waits for init to reap it; `stack up` must not take it for a running service."""
+    exited = subprocess.Popen(["true"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        os.killpg(exited.pid, 0)  # the group is still there for a signal...
+        assert not group_alive(exited.pid)  # ...but nothing of it runs
+    finally:
+        exited.wait()
+    running = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert group_alive(running.pid)
+    finally:
+        running.kill()
+        running.wait()
