@@ -8,8 +8,7 @@ with their isolation. Each run's seconds are split into parts (`run_parts`). Whi
 its processes' memory is sampled (the whole process group of each orchestrator component, so task
 runners and code servers count too).
 
-The cut-over runners set the cutover file beside the DAG for their runs (every other Airflow runner
-runs with nothing cut over) and put it back as it was when the comparison ends.
+The runners, and how one run with each is made, are in `compare_runners`.
 """
 
 from __future__ import annotations
@@ -17,75 +16,28 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
-from dataset_pipeline import airflow_stack, dagster_stack
-from dataset_pipeline.run_parts import PARTS, split_run, timing_of
+from dataset_pipeline.compare_runners import (
+    RUNNERS,
+    SPECS,
+    STEP_NAMES,
+    RunnerSpec,
+    cutover_kept,
+    run_once,
+    runner_named,
+    set_cutover,
+)
+from dataset_pipeline.run_parts import PARTS, split_run
 from dataset_pipeline.stack import LocalStack
-from shared_tasks.cutover import Cutover, Runner, read_cutover
-from shared_tasks.pipeline import PIPELINE, new_run_id, run_pipeline
-from shared_tasks.records import PublishedVersion, StepRecord, StepTiming
 from shared_tasks.settings import Settings
 
-STEP_NAMES = tuple(step.name for step in PIPELINE)
 SAMPLE_SECONDS = 0.2
-
-
-@dataclass(frozen=True)
-class RunnerSpec:
-    """A way to run the pipeline: which services it needs and how its steps are isolated."""
-
-    name: str
-    services: tuple[str, ...]
-    isolation: str
-    in_dagster: tuple[str, ...] = ()  # for Airflow's runners: the steps its DAG proxies to Dagster
-    process_per_step: bool = True
-
-
-RUNNER_SPECS = (
-    RunnerSpec("direct", (), "one process, warm: the CLI's own, the steps imported once", process_per_step=False),
-    RunnerSpec("airflow", ("airflow",), "a process per step: LocalExecutor (a pod per task on the cluster)"),
-    RunnerSpec(
-        "dagster",
-        ("dagster",),
-        "a process per step: multiprocess executor (k8s_job_executor on the cluster); the steps only, as Airflow's DAG",
-    ),
-    RunnerSpec(
-        "dagster-in-process",
-        ("dagster",),
-        "one process per run: in_process_executor, the steps share the run's process; the job as the UI runs it, "
-        "with its asset checks after push",
-        process_per_step=False,
-    ),
-    RunnerSpec(
-        "airflow→dagster:modify_data",
-        ("airflow", "dagster"),
-        "a process per step: Airflow's tasks, modify_data launched in a Dagster run of its own",
-        in_dagster=("modify_data",),
-    ),
-    RunnerSpec(
-        "airflow→dagster:all",
-        ("airflow", "dagster"),
-        "a process per step: each Airflow task launches its step in a Dagster run of its own",
-        in_dagster=STEP_NAMES,
-    ),
-)
-RUNNERS = tuple(spec.name for spec in RUNNER_SPECS)
-SPECS = {spec.name: spec for spec in RUNNER_SPECS}
-
-
-def runner_named(name: str) -> RunnerSpec:
-    """The runner by its name (`->` may stand for `→`); an unknown name is an error listing them."""
-    spec = SPECS.get(name.replace("->", "→"))
-    if spec is None:
-        raise ValueError(f"unknown runner {name!r}; the runners are {', '.join(RUNNERS)}")
-    return spec
 
 
 @dataclass(frozen=True)
@@ -218,7 +170,7 @@ def run_comparison(
     comparison = Comparison(runs, records, datetime.now(UTC).isoformat(timespec="seconds"))
     services = stack.status()["services"]
     specs = [runner_named(name) for name in runners]
-    with _cutover_kept(stack, comparison, specs, services):
+    with cutover_kept(stack, comparison, specs, services):
         for spec in specs:
             missing = [name for name in spec.services if not services.get(name, {}).get("running")]
             if missing:
@@ -226,7 +178,7 @@ def run_comparison(
                 comparison.skipped[spec.name] = why
                 console.print(f"[yellow]skipping {spec.name}[/yellow]: {why}", highlight=False)
                 continue
-            cutover_seconds = _set_cutover(stack, spec, console)
+            cutover_seconds = set_cutover(stack, spec, console)
             pgids = [pid for name in spec.services for pid in services[name]["pids"].values()]
             processes = service_processes(pgids) if pgids else this_process()
             measures, idle, peak = _measure_runner(stack, settings, spec, (runs, records), console, processes)
@@ -237,32 +189,6 @@ def run_comparison(
     _add_overheads(comparison.summaries)
     comparison.versions = _versions_made(settings, comparison.measures)
     return comparison
-
-
-@contextmanager
-def _cutover_kept(
-    stack: LocalStack, comparison: Comparison, specs: list[RunnerSpec], services: dict[str, Any]
-) -> Iterator[None]:
-    """The cutover as it was before the comparison, parsed by Airflow again once it ends (however it ends)."""
-    if not any("airflow" in spec.services for spec in specs) or not services.get("airflow", {}).get("running"):
-        yield
-        return
-    before = read_cutover(airflow_stack.cutover_file())  # a bad file fails here, naming its line, before any run
-    comparison.cutover_restored = before.in_dagster()
-    try:
-        yield
-    finally:
-        airflow_stack.Service(stack).apply_cutover(before)
-
-
-def _set_cutover(stack: LocalStack, spec: RunnerSpec, console: Console) -> float | None:
-    if "airflow" not in spec.services:
-        return None
-    cutover = Cutover(dict.fromkeys(spec.in_dagster, Runner.DAGSTER))
-    seconds = airflow_stack.Service(stack).apply_cutover(cutover)
-    shown = ", ".join(spec.in_dagster) or "nothing"
-    console.print(f"{spec.name}: {shown} in Dagster (Airflow parsed the cutover in {seconds:.1f} s)", highlight=False)
-    return round(seconds, 3)
 
 
 def _measure_runner(
@@ -290,78 +216,16 @@ def _measure_runner(
     return measures, idle / 2**20, sampler.peak_bytes / 2**20
 
 
-Timings = list[tuple[str, StepTiming]]
-
-
 def _one_run(stack: LocalStack, settings: Settings, spec: RunnerSpec, records: int, console: Console) -> RunMeasure:
     requested_at, started = time.time(), time.perf_counter()
     seen: list[float] = []
     try:
-        if spec.name == "direct":
-            version, steps, timings = _direct_run(settings, records, seen)
-        elif spec.services[0] == "airflow":
-            version, steps, timings = _airflow_run(stack, records, console, seen)
-        else:
-            version, steps, timings = _dagster_run(stack, spec, records, console, seen)
+        version, steps, timings = run_once(stack, settings, spec, records, console, seen)
     except Exception as error:  # one failed run is a figure of the comparison, not its end
         return RunMeasure(spec.name, None, False, time.perf_counter() - started, {}, error=str(error)[:300])
     seconds = seen[0] - requested_at
     parts = split_run(requested_at, seen[0], timings).to_dict() if len(timings) == len(STEP_NAMES) else None
     return RunMeasure(spec.name, version.run_id, True, seconds, steps, version.commit, parts=parts)
-
-
-def _direct_run(
-    settings: Settings, records: int, seen: list[float]
-) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    steps: dict[str, float] = {}
-    started: dict[str, float] = {}
-    timings: Timings = []
-
-    def on_step(name: str, phase: str, result: StepRecord | None) -> None:
-        if phase == "start":
-            started[name] = time.perf_counter()
-            return
-        steps[name] = time.perf_counter() - started[name]
-        if result is not None and result.timing is not None:
-            timings.append((name, result.timing))
-
-    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step)
-    seen.append(time.time())
-    return version, steps, timings
-
-
-def _airflow_run(
-    stack: LocalStack, records: int, console: Console, seen: list[float]
-) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    from dataset_pipeline.airflow_runs import run_dag
-
-    with airflow_stack.Service(stack).client() as client:
-        outcome = run_dag(stack, client, records, None, console)
-        seen.append(time.time())
-        run_id = str(outcome.orchestrator_run_id)
-        returned = {name: client.return_value(airflow_stack.DAG_ID, run_id, name) for name in STEP_NAMES}
-    return outcome.version, dict(outcome.step_seconds), _timings(returned)
-
-
-def _dagster_run(
-    stack: LocalStack, spec: RunnerSpec, records: int, console: Console, seen: list[float]
-) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    from dataset_pipeline.dagster_runs import run_job
-
-    client = dagster_stack.Service(stack).client()
-    job = dagster_stack.PROCESS_PER_STEP_JOB if spec.process_per_step else dagster_stack.JOB
-    outcome = run_job(stack, client, records, None, console, job=job)
-    seen.append(time.time())
-    assert outcome.orchestrator_run_id is not None
-    materialized = client.run_materializations(outcome.orchestrator_run_id)
-    returned = {step.name: materialized.get((step.output,)) for step in PIPELINE}
-    return outcome.version, dict(outcome.step_seconds), _timings(returned)
-
-
-def _timings(records: dict[str, Any]) -> Timings:
-    """Each step's timing from what it returned, in the pipeline's order (steps without one left out)."""
-    found = [(name, timing_of(records.get(name))) for name in STEP_NAMES]
-    return [(name, timing) for name, timing in found if timing is not None]
 
 
 def summarize(runner: str, measures: list[RunMeasure], idle_mb: float, peak_mb: float) -> RunnerSummary:

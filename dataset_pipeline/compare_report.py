@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataset_pipeline.compare import STEP_NAMES, Comparison, RunnerSummary, Spread
+from dataset_pipeline.compare import Comparison, RunnerSummary, Spread
+from dataset_pipeline.compare_runners import STEP_NAMES
 from dataset_pipeline.run_parts import CLOCK_RESOLUTION_SECONDS, PARTS
 
 SECONDS_HEADER = "median [min–max] s"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dataset_pipeline.compare import RUNNERS, STEP_NAMES, Comparison, RunMeasure, runner_named, summarize
+from dataset_pipeline.compare import Comparison, RunMeasure, summarize
 from dataset_pipeline.compare_report import parts_rows, write_report
+from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES, runner_named
 from dataset_pipeline.run_parts import PARTS, split_run
 from shared_tasks.records import StepTiming
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dataset_pipeline.compare import RUNNERS, STEP_NAMES
+from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES
 from dataset_pipeline.run_parts import PARTS
 from tests.conftest import REPO_ROOT, cli
 

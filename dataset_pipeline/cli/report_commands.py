@@ -90,8 +90,9 @@ def compare_cmd(
     from one to the other); report time, where it went, and memory.
 
     The cut-over runners set the cutover file beside the DAG for their runs and put it back as it was."""
-    from dataset_pipeline.compare import RUNNERS, run_comparison, runner_named
+    from dataset_pipeline.compare import run_comparison
     from dataset_pipeline.compare_report import console_rows, write_report
+    from dataset_pipeline.compare_runners import RUNNERS, runner_named
 
     with reported_errors():
         chosen = tuple(dict.fromkeys(runner_named(name).name for name in runners)) if runners else RUNNERS
