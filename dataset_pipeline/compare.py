@@ -33,7 +33,7 @@ from dataset_pipeline.compare_runners import (
     runner_named,
     set_cutover,
 )
-from dataset_pipeline.run_parts import PARTS, split_run
+from dataset_pipeline.run_parts import PARTS, STEP_PART_NAMES, split_run
 from dataset_pipeline.stack import LocalStack
 from shared_tasks.settings import Settings
 
@@ -233,8 +233,7 @@ def summarize(runner: str, measures: list[RunMeasure], idle_mb: float, peak_mb: 
     split = [m.parts for m in done if m.parts is not None]
     step_parts = {
         step: {
-            part: round(statistics.median(parts["steps"][step][part] for parts in split), 3)
-            for part in ("startup", "our_imports", "work", "gap_before")
+            part: round(statistics.median(parts["steps"][step][part] for parts in split), 3) for part in STEP_PART_NAMES
         }
         for step in STEP_NAMES
         if split and all(step in parts["steps"] for parts in split)

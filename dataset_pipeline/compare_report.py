@@ -9,28 +9,10 @@ from typing import Any
 
 from dataset_pipeline.compare import Comparison, RunnerSummary, Spread
 from dataset_pipeline.compare_runners import STEP_NAMES
-from dataset_pipeline.run_parts import CLOCK_RESOLUTION_SECONDS, PARTS
+from dataset_pipeline.run_parts import HOW_PARTS_ARE_MEASURED, PARTS
 
 SECONDS_HEADER = "median [min–max] s"
 PART_COLOURS = {"queue": "#9e9e9e", "start-up": "#ef8a62", "work": "#2166ac", "gaps": "#fddbc7", "to client": "#b2abd2"}
-HOW_PARTS_ARE_MEASURED = (
-    "Each run's end-to-end time is cut at instants from two clocks: the client's (when it asked for the run, "
-    "when it had the published version) and each step's own timing, taken inside shared_tasks by the same code "
-    "under every runner (when the step's process started, read from /proc; when its work started; how long the "
-    "work and our imports took: the step's module and the libraries it uses on every run). "
-    "Queue: the request until the first step's process starts (trigger, run queue, scheduler loop). "
-    "Start-up: a step's process starting until its work starts (interpreter, the orchestrator's imports and "
-    "bookkeeping, our imports; 'of which ours' is those imports: the part we own, in every pod on the cluster too); "
-    "in a process an earlier step used, only what is left of ours. "
-    "Work: the step itself. "
-    "Gaps: one step's work ending until the next step's process starts (recording the step, scheduling the "
-    "next; for a proxied step, Airflow's task launching the Dagster run and Dagster queueing it). "
-    "To client: the last step's work ending until the client has the version (the run's end recorded, the "
-    "client's poll, reading the version back). "
-    f"The parts add up to the end-to-end time up to the {CLOCK_RESOLUTION_SECONDS * 1000:.0f} ms resolution of a "
-    "process's start time. On the cluster the queue, start-up and gaps are paid too, plus pod scheduling and "
-    "image start; the work is the same code."
-)
 
 
 def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -76,7 +58,7 @@ def console_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             [
                 summary.runner,
                 f"{summary.successes}/{summary.runs}",
-                *(f"{spread.median:.2f}" if spread else "–" for spread in medians),
+                *(_median(spread) for spread in medians),
                 _overhead(summary),
                 f"{summary.peak_rss_mb:.0f}" if summary.peak_rss_mb is not None else "–",
             ]

@@ -1,27 +1,12 @@
 """Where a run's seconds went: queue, each step's start-up and work, the gaps between steps, the client.
 
-Every part is cut from two clocks only: the client's (when it asked for the run, when it had the
-published version) and the steps' own timings (`StepTiming`, taken inside `shared_tasks`, the same
-code under every runner: when the step's process started, when its work started, how long the work
-and our imports took). All are wall-clock seconds on one machine, so the parts add up to the
-end-to-end time by construction, up to the 10 ms resolution of a process's start time.
-
-- queue: from the request to the first step's process starting (or, in a process that was already
-  running, to its start-up): trigger handling, the run queue, the scheduler's loop.
-- start-up: a step's process starting until its work starts (interpreter, the orchestrator's
-  imports and bookkeeping, our imports: the step's module and the libraries it uses on every run,
-  `StepSpec.uses`); in a process an earlier step already used, only what is left of our imports.
-- work: the step itself (a library only some runs need, e.g. validation's, is imported in it).
-- gaps: from one step's work ending to the next step's process starting (the orchestrator
-  recording the step, its scheduler choosing the next, a proxied step's hand-over).
-- to client: from the last step's work ending until the client has the version (the run's end
-  being recorded, the client's next poll, reading the version back).
+How each part is measured is `HOW_PARTS_ARE_MEASURED`, which the comparison's report prints too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from shared_tasks.records import StepTiming
@@ -29,6 +14,24 @@ from shared_tasks.records import StepTiming
 PARTS = ("queue", "start-up", "work", "gaps", "to client")
 # A process's start time is read from /proc in clock ticks (10 ms), so parts may be off by that much each.
 CLOCK_RESOLUTION_SECONDS = 0.01
+HOW_PARTS_ARE_MEASURED = (
+    "Each run's end-to-end time is cut at instants from two clocks: the client's (when it asked for the run, "
+    "when it had the published version) and each step's own timing, taken inside shared_tasks by the same code "
+    "under every runner (when the step's process started, read from /proc; when its work started; how long the "
+    "work and our imports took: the step's module and the libraries it uses on every run). "
+    "Queue: the request until the first step's process starts (trigger, run queue, scheduler loop). "
+    "Start-up: a step's process starting until its work starts (interpreter, the orchestrator's imports and "
+    "bookkeeping, our imports; 'of which ours' is those imports: the part we own, in every pod on the cluster too); "
+    "in a process an earlier step used, only what is left of ours. "
+    "Work: the step itself. "
+    "Gaps: one step's work ending until the next step's process starts (recording the step, scheduling the "
+    "next; for a proxied step, Airflow's task launching the Dagster run and Dagster queueing it). "
+    "To client: the last step's work ending until the client has the version (the run's end recorded, the "
+    "client's poll, reading the version back). "
+    f"The parts add up to the end-to-end time up to the {CLOCK_RESOLUTION_SECONDS * 1000:.0f} ms resolution of a "
+    "process's start time. On the cluster the queue, start-up and gaps are paid too, plus pod scheduling and "
+    "image start; the work is the same code."
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class StepParts:
     our_imports: float
     work: float
     gap_before: float
+
+
+STEP_PART_NAMES = tuple(field.name for field in fields(StepParts))
 
 
 @dataclass(frozen=True)

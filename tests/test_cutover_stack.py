@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
 from shared_tasks.cutover import AIRFLOW_RUN_TAG, read_cutover
 from shared_tasks.pipeline import PIPELINE, STEPS
@@ -49,8 +50,8 @@ def cutover(porting_stack_env: dict[str, str]) -> Iterator[Any]:
 
 
 def parsed_as(client: AirflowClient, in_dagster: set[str]) -> bool | None:
-    tasks = {task["task_id"]: task["operator_name"] for task in client.get("/dags/dataset_pipeline/tasks")["tasks"]}
-    return True if {name for name, kind in tasks.items() if kind == "DagsterStepOperator"} == in_dagster else None
+    tasks = client.task_operators("dataset_pipeline")
+    return True if {name for name, kind in tasks.items() if kind == PROXY_OPERATOR} == in_dagster else None
 
 
 def trigger_from_the_ui(env: dict[str, str], records: int) -> str:
