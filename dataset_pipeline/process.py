@@ -205,16 +205,17 @@ def _group_has_a_running_member(pgid: int) -> bool:
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return True  # no /proc: the signal's answer is all there is
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state, _parent, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        if int(group) == pgid and state not in ("Z", "X"):
-            return True
-    return False
+    if _runs_in_group(proc / str(pgid), pgid):
+        return True  # the leader itself, as for every running service: no scan needed
+    return any(_runs_in_group(entry, pgid) for entry in proc.iterdir() if entry.name.isdigit())
+
+
+def _runs_in_group(entry: Path, pgid: int) -> bool:
+    try:
+        state, _parent, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+    except (OSError, ValueError):
+        return False  # gone meanwhile
+    return int(group) == pgid and state not in ("Z", "X")
 
 
 def _reap(pid: int) -> bool:
