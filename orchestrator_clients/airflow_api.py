@@ -218,6 +218,11 @@ class AirflowClient:
         for item in self._pages("/assets/events", "asset_events", params, PAGE_SIZE):
             yield AssetEvent.model_validate(item)
 
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[AssetEvent]:
+        """The asset events Airflow linked to an asset-triggered run (its `triggering_asset_events`)."""
+        answer = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")
+        return [AssetEvent.model_validate(item) for item in answer.get("asset_events") or []]
+
     # internals -------------------------------------------------------------------------------
     def _pages(self, path: str, key: str, params: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
         """Every item of a listing, fetched `page_size` at a time with limit and offset."""

@@ -36,6 +36,7 @@ class TaskInstance(ApiRecord):
     duration: float | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    pid: int | None = None  # the task's process, while it runs on a local executor
 
 
 class Asset(ApiRecord):

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CALLER_CREDENTIALS, REPO_ROOT, cli, hermetic_environment
+from tests.conftest import CALLER_CREDENTIALS, REPO_ROOT, SESSION_CUTOVER, cli, hermetic_environment
 from tests.ports import free_port
 
 DAG_TEST_SCRIPT = """
@@ -38,6 +38,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "airflow_dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PIPELINE_CUTOVER_FILE": str(SESSION_CUTOVER),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

@@ -12,7 +12,8 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlunsplit
@@ -21,6 +22,7 @@ import pytest
 
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
 from dataset_pipeline.seed import create_origin
+from shared_tasks.cutover import Cutover, write_cutover
 from shared_tasks.settings import Layout, Settings
 
 TEST_BUCKET = "pipeline-test"
@@ -54,11 +56,23 @@ def environ_of(pid: int) -> str:
         return ""
 
 
+# Every DAG a test builds, in this process or another, reads this cutover file (every step in
+# Airflow), never the repository's own, which a person porting a step may have changed.
+SESSION_CUTOVER = Path(tempfile.mkdtemp(prefix="pipeline-tests-")) / "cutover.yaml"
+write_cutover(SESSION_CUTOVER, Cutover({}))
+os.environ["PIPELINE_CUTOVER_FILE"] = str(SESSION_CUTOVER)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION_CUTOVER.parent, ignore_errors=True)
+
+
 def hermetic_environment(home: Path) -> dict[str, str]:
     """The variables every test (and every process it starts) runs with."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
     env.update(FAKE_CREDENTIALS)
     env.update(
+        PIPELINE_CUTOVER_FILE=str(SESSION_CUTOVER),
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         GIT_CONFIG_NOSYSTEM="1",
@@ -196,6 +210,21 @@ def foreign_commit(
     `edit(data)` changes the checked-out dataset (a file, or a directory of parts); nothing of this
     project's code takes part. Returns the commit, pushed to the origin's branch.
     """
+    (commit,) = foreign_commits(settings, workdir, [edit], message)
+    return commit
+
+
+def foreign_commits(
+    settings: Settings,
+    workdir: Path,
+    edits: Sequence[Callable[[Path], None]],
+    message: str = "edit the dataset by hand",
+    before_push: Callable[[], None] | None = None,
+) -> list[str]:
+    """Several versions made by hand as `foreign_commit` makes one, a commit each, pushed at once (a burst).
+
+    `before_push` runs after the data is on the remote and before the branch names it.
+    """
     clone = workdir / f"foreign-{secrets.token_hex(4)}"
     env = {**os.environ, "AWS_ENDPOINT_URL_S3": str(settings.s3_endpoint_url)}
     dvc = str(Path(sys.executable).with_name("dvc"))
@@ -210,13 +239,18 @@ def foreign_commit(
     run("git", "config", "user.email", "person@example.invalid")
     run(dvc, "pull", "--quiet", settings.pointer_path)
     data = clone / settings.data_relpath
-    edit(data)
-    run(dvc, "add", "--quiet", settings.data_relpath)
-    run(dvc, "push", "--quiet", settings.pointer_path)
-    run("git", "add", settings.pointer_path)
-    run("git", "commit", "--quiet", "-m", message)
+    commits = []
+    for number, edit in enumerate(edits, 1):
+        edit(data)
+        run(dvc, "add", "--quiet", settings.data_relpath)
+        run(dvc, "push", "--quiet", settings.pointer_path)
+        run("git", "add", settings.pointer_path)
+        run("git", "commit", "--quiet", "-m", message if len(edits) == 1 else f"{message} ({number})")
+        commits.append(run("git", "rev-parse", "HEAD"))
+    if before_push is not None:
+        before_push()
     run("git", "push", "--quiet", "origin", f"HEAD:{settings.git_branch}")
-    return run("git", "rev-parse", "HEAD")
+    return commits
 
 
 def data_edit(change: Callable[[str], str]) -> Callable[[Path], None]:

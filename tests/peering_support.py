@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator_clients.airflow_api import AirflowClient
+from orchestrator_clients.airflow_records import DagRun, TaskInstance
 from orchestrator_clients.dagster_api import DagsterClient
 from shared_tasks.settings import Settings
 from tests.conftest import cli
@@ -86,17 +90,68 @@ def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:
     announced = []
     for event in client.asset_events(asset.id):
         payload = event.extra.get("payload") if isinstance(event.extra.get("payload"), dict) else event.extra
-        announced.append({**payload, "source_dag_id": event.source_dag_id})
+        announced.append({**payload, "source_dag_id": event.source_dag_id, "event_id": event.id, "at": event.timestamp})
     return announced
 
 
-def verified_commits(client: AirflowClient) -> dict[str, str]:
-    """Commit -> state of the verify_dataset_version run that verified it (the last run to name it wins)."""
-    verdicts: dict[str, str] = {}
-    for run in client.dag_runs("verify_dataset_version", order_by="run_after"):
-        if run.state == "success":
-            for result in client.return_value("verify_dataset_version", run.dag_run_id, "verify_versions") or []:
-                verdicts[result["commit"]] = "success"
-        elif run.state == "failed":
-            verdicts[f"failed:{run.dag_run_id}"] = "failed"
-    return verdicts
+VERIFY_DAG = "verify_dataset_version"
+VERIFY_TASK = "verify_versions"
+
+
+def failed_run_log(client: AirflowClient, dag_id: str, run_id: str, task_id: str) -> str:
+    task = client.task_states(dag_id, run_id)[task_id]
+    return "\n".join(client.log_tail(dag_id, run_id, task, lines=60))
+
+
+def verified_since(client: AirflowClient, since: datetime) -> tuple[dict[str, list[str]], bool]:
+    """Commit -> the verify runs ending at or after `since` that verified it; and whether one is still to end.
+
+    A verify run that failed in that time fails the caller at once, with its log.
+    """
+    verified_by: dict[str, list[str]] = {}
+    busy = False
+    for run in client.dag_runs(VERIFY_DAG, order_by="run_after"):
+        if run.end_date is not None and run.end_date < since:
+            continue
+        if run.state == "failed":
+            log = failed_run_log(client, VERIFY_DAG, run.dag_run_id, VERIFY_TASK)
+            raise AssertionError(f"{VERIFY_DAG} run {run.dag_run_id} failed:\n{log}")
+        if run.state != "success":
+            busy = True
+            continue
+        for result in client.return_value(VERIFY_DAG, run.dag_run_id, VERIFY_TASK) or []:
+            verified_by.setdefault(result["commit"], []).append(run.dag_run_id)
+    return verified_by, busy
+
+
+def wait_until_verified(
+    client: AirflowClient, commits: Collection[str], since: datetime, timeout: float = 300
+) -> dict[str, list[str]]:
+    """`verified_since`, once every commit is verified and no verify run is queued or running."""
+
+    def all_verified() -> dict[str, list[str]] | None:
+        verified_by, busy = verified_since(client, since)
+        return verified_by if not busy and set(commits) <= set(verified_by) else None
+
+    return eventually(all_verified, f"{VERIFY_DAG}'s runs of {len(commits)} version(s)", timeout=timeout)
+
+
+@contextmanager
+def verify_run_held(client: AirflowClient) -> Iterator[DagRun]:
+    """A verify run triggered by hand whose task process is stopped (SIGSTOP) until the block ends.
+
+    Yields the run as Airflow showed it while held (running, with its start).
+    """
+    run_id, _ = client.trigger(VERIFY_DAG, {}, None)
+
+    def running_task() -> TaskInstance | None:
+        task = client.task_states(VERIFY_DAG, run_id).get(VERIFY_TASK)
+        return task if task is not None and task.state == "running" and task.pid else None
+
+    task = eventually(running_task, f"the task of {VERIFY_DAG} run {run_id} running", interval=0.2)
+    assert task.pid is not None
+    os.kill(task.pid, signal.SIGSTOP)
+    try:
+        yield client.dag_run(VERIFY_DAG, run_id)
+    finally:
+        os.kill(task.pid, signal.SIGCONT)

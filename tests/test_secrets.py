@@ -196,8 +196,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.authorizations: list[str] = []
+        self.paths: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.paths.append(environ.get("PATH_INFO", ""))
         if "HTTP_AUTHORIZATION" in environ:
             self.authorizations.append(environ["HTTP_AUTHORIZATION"])
         start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Length", "0")])
@@ -243,6 +245,7 @@ def serving(app: Any) -> Iterator[int]:
 def test_a_redirect_elsewhere_gets_no_credentials(settings_env: dict[str, str], elsewhere: str) -> None:
     """The credential helper answers for the origin's scheme, host, port and path only."""
     recorder = Recorder()
+    redirected_to = "/data.git/info/refs" if elsewhere == "another host" else "/other/data.git/info/refs"
     with serving(recorder) as other_port:
         if elsewhere == "another host":
             origin_app: Any = Redirect(f"http://127.0.0.1:{other_port}/data.git", recorder)
@@ -255,6 +258,7 @@ def test_a_redirect_elsewhere_gets_no_credentials(settings_env: dict[str, str], 
                 completed = run_cli(_credentialed(settings_env, origin_port), "history")
     assert completed.returncode == 1
     assert "refused the credentials" in completed.stderr
+    assert redirected_to in recorder.paths, f"git never followed the redirect: {recorder.paths}"
     assert recorder.authorizations == [], "the token was sent to where the origin redirected"
 
 
