@@ -18,12 +18,14 @@ import httpx
 from tenacity import retry_if_exception
 
 from orchestrator_clients.dagster_records import (
+    REPOSITORY_NAME,
     CheckExecution,
     DagsterRun,
     JobSelector,
     LocationStatus,
     Materialization,
     RunSummary,
+    SensorTick,
 )
 from orchestrator_clients.errors import OrchestratorApiError, first_line
 from orchestrator_clients.retrying import busy_api_retrying, poll_until
@@ -196,6 +198,14 @@ class DagsterClient:
     def tagged_runs(self, tags: Sequence[Mapping[str, str]]) -> list[str]:
         """The ids of the runs carrying every one of the tags ({key, value} pairs)."""
         return [run.run_id for run in self.runs_with_tags(tags)]
+
+    def sensor_ticks(self, location: str, sensor: str, limit: int = 20) -> list[SensorTick]:
+        """The sensor's latest evaluations, newest first."""
+        selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "sensorName": sensor}
+        found = self.graphql(document("sensor_ticks"), selector=selector, limit=limit)["sensorOrError"]
+        if found["__typename"] != "Sensor":
+            raise OrchestratorApiError(f"Dagster sensor {sensor}: {found.get('message', found['__typename'])}")
+        return [SensorTick.parse(tick) for tick in (found.get("sensorState") or {}).get("ticks") or []]
 
     def run(self, run_id: str) -> DagsterRun:
         found = self.graphql(document("run"), runId=run_id)["runOrError"]

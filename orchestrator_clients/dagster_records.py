@@ -87,6 +87,20 @@ class Materialization(ApiRecord):
         )
 
 
+class SensorTick(ApiRecord):
+    """One evaluation of a sensor: when it started and ended (epoch seconds), how it ended, its error."""
+
+    tick_id: str = Field(alias="tickId")
+    status: str
+    timestamp: float
+    end_timestamp: float | None = Field(default=None, alias="endTimestamp")
+    error: str | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> SensorTick:
+        return cls.model_validate({**raw, "error": (raw.get("error") or {}).get("message")})
+
+
 class CheckExecution(ApiRecord):
     run_id: str
     status: str

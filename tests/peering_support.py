@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.airflow_records import DagRun, TaskInstance
 from orchestrator_clients.dagster_api import DagsterClient
+from orchestrator_clients.dagster_records import SensorTick
 from shared_tasks.settings import Settings
 from tests.conftest import cli
 
 T = TypeVar("T")
 STEP_ASSETS = ("pulled_dataset", "changed_dataset", "published_dataset")
+LOCATION_NAME = "dataset_pipeline"  # Dagster's code location
+PEER_SENSOR = "airflow_runs"  # its sensor of Airflow's runs
 
 
 def stack_status(env: dict[str, str]) -> dict[str, Any]:
@@ -72,16 +75,34 @@ def materializations_of_airflow_run(client: DagsterClient, airflow_run_id: str) 
     return found
 
 
+def sensor_tick_after(
+    client: DagsterClient, moment: float, *, failed: bool = False, timeout: float = 240
+) -> SensorTick:
+    """The first evaluation of Dagster's sensor of Airflow's runs that began after `moment` and has ended
+    (with `failed`, the first that ended in failure)."""
+
+    def ended() -> SensorTick | None:
+        for tick in reversed(client.sensor_ticks(LOCATION_NAME, PEER_SENSOR)):
+            if tick.timestamp > moment and tick.status != "STARTED" and (tick.status == "FAILURE" or not failed):
+                return tick
+        return None
+
+    return eventually(ended, f"an evaluation of sensor {PEER_SENSOR} begun after {moment:.0f}", timeout=timeout)
+
+
 def every_step_reported(
     client: DagsterClient, airflow_run_id: str, timeout: float = 120
 ) -> dict[str, list[dict[str, Any]]]:
-    """The Airflow run's materializations in Dagster, once every step has one (waits for the sensor)."""
+    """The Airflow run's materializations in Dagster, once every step has one, and as they stand after the
+    sensor has looked at Airflow once more (so a report made twice would be there to count)."""
 
     def all_steps() -> dict[str, list[dict[str, Any]]] | None:
         found = materializations_of_airflow_run(client, airflow_run_id)
         return found if all(found.values()) else None
 
-    return eventually(all_steps, f"Dagster's materializations of Airflow run {airflow_run_id}", timeout=timeout)
+    eventually(all_steps, f"Dagster's materializations of Airflow run {airflow_run_id}", timeout=timeout)
+    sensor_tick_after(client, time.time())
+    return materializations_of_airflow_run(client, airflow_run_id)
 
 
 def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:

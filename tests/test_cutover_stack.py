@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
+from orchestrator_clients.errors import OrchestratorApiError
 from shared_tasks.cutover import AIRFLOW_RUN_TAG, read_cutover
 from shared_tasks.pipeline import PIPELINE, STEPS
 from tests.conftest import cli, headless_page
@@ -190,10 +190,23 @@ def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
         return subprocess.Popen(command, env=porting_stack_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
 
     cutover("modify_data")
-    runs = [start("--via", "airflow"), start("--via", "airflow"), start("--via", "dagster"), start()]
-    time.sleep(20)
-    for step in ALL_STEPS:  # the line flips back while those runs go on
-        cli("cutover", step, "airflow", env=porting_stack_env)
+    in_flight = "flip-in-flight"
+    runs = [start("--via", "airflow", "--run-id", in_flight), start("--via", "airflow"), start("--via", "dagster")]
+    runs.append(start())
+    with airflow_client(porting_stack_env) as client:
+
+        def in_dagster() -> str | None:  # the cut-over step of the Airflow run is running in Dagster
+            try:
+                task = client.task_states("dataset_pipeline", in_flight).get("modify_data")
+            except OrchestratorApiError:  # the CLI has not made the run yet
+                return None
+            return task.state if task is not None and task.state == "deferred" else None
+
+        eventually(in_dagster, "run flip-in-flight's modify_data running in Dagster", timeout=600, interval=0.5)
+        for step in ALL_STEPS:  # the line flips back while those runs go on
+            flipped = cli("cutover", step, "airflow", env=porting_stack_env)
+            assert flipped.returncode == 0, flipped.stderr
+        assert client.run_state("dataset_pipeline", in_flight) == "running"  # it was in flight across the flip
     runs += [start("--via", "airflow"), start("--via", "dagster"), start(), start()]
     outputs = [json.loads(run.communicate(timeout=1500)[0]) for run in runs]
     assert len({output["commit"] for output in outputs}) == 8 == len({output["run_id"] for output in outputs})

@@ -28,6 +28,7 @@ from tests.peering_support import (
     eventually,
     every_step_reported,
     materializations_of_airflow_run,
+    sensor_tick_after,
     stack_settings,
     stack_status,
     verify_run_held,
@@ -202,11 +203,13 @@ def test_each_airflow_task_instance_is_reported_once_across_a_dagster_restart_an
     reported_once(full_stack_env, second)
 
     api_server = int(stack_status(full_stack_env)["services"]["airflow"]["pids"]["api-server"])
-    os.killpg(api_server, signal.SIGSTOP)  # Airflow's API answers nothing for a few of the sensor's ticks
+    stopped_at = time.time()
+    os.killpg(api_server, signal.SIGSTOP)  # Airflow's API answers nothing until the sensor has failed for it
     try:
-        time.sleep(25)
+        failed_tick = sensor_tick_after(dagster_client(full_stack_env), stopped_at, failed=True)
     finally:
         os.killpg(api_server, signal.SIGCONT)
+    assert failed_tick.error, failed_tick
     third = run_via(full_stack_env, "airflow")["run_id"]
     reported_once(full_stack_env, third)
 

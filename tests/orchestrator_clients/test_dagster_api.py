@@ -1,4 +1,6 @@
-"""Dagster's GraphQL client against a scripted API: reads wait out a busy server, a launch makes one run."""
+"""Dagster's GraphQL client against a scripted API: reads wait out a busy server, a launch makes one run.
+
+The launches are the control side's own (`dataset_pipeline.dagster_runs.launch`), not a copy of it."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dataset_pipeline.dagster_runs import launch
 from orchestrator_clients import OrchestratorApiError
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient, GraphQL, JobSelector, document
 from tests.scripted_api import ATTEMPTS, ScriptedApi
@@ -19,13 +22,6 @@ RUN_QUERY = document("run")
 LAUNCH_MUTATION = document("launch_run")
 JOB = JobSelector("dataset_pipeline", "dataset_pipeline")
 RUN_CONFIG = {"ops": {"changed_dataset": {"config": {"records": 2}}}}
-
-
-def launch_run(client: DagsterClient, records: int, run_id: str | None) -> str:
-    """The pipeline's launch as the control side makes it: a new run, or run `run_id` again."""
-    if run_id is not None:
-        return client.reexecute(run_id)
-    return client.launch_run(JOB, run_config={"ops": {"changed_dataset": {"config": {"records": records}}}})
 
 
 def test_a_query_is_sent_again_after_a_server_error(scripted_api: ScriptedApi) -> None:
@@ -72,16 +68,16 @@ def launch_tags(body: dict[str, Any]) -> list[dict[str, str]]:
 
 def test_a_launch_whose_answer_was_lost_is_found_by_its_tag_not_launched_again(scripted_api: ScriptedApi) -> None:
     scripted_api.script[ENDPOINT] = [SERVER_ERROR, tagged("r9"), launched("never")]
-    assert launch_run(DagsterClient(scripted_api.url), records=2, run_id=None) == "r9"
-    launch, lookup = scripted_api.sent(*ENDPOINT)
-    assert "launchRun" in launch["query"] and "runsOrError" in lookup["query"]
-    assert launch_tags(launch) == launch_tags(lookup)
-    assert [tag["key"] for tag in launch_tags(launch)] == [LAUNCH_TAG]
+    assert launch(DagsterClient(scripted_api.url), records=2, run_id=None) == "r9"
+    sent, lookup = scripted_api.sent(*ENDPOINT)
+    assert "launchRun" in sent["query"] and "runsOrError" in lookup["query"]
+    assert launch_tags(sent) == launch_tags(lookup)
+    assert [tag["key"] for tag in launch_tags(sent)] == [LAUNCH_TAG]
 
 
 def test_a_launch_that_made_no_run_is_sent_again_with_the_same_tag(scripted_api: ScriptedApi) -> None:
     scripted_api.script[ENDPOINT] = [SERVER_ERROR, tagged(), launched("r2")]
-    assert launch_run(DagsterClient(scripted_api.url), records=2, run_id=None) == "r2"
+    assert launch(DagsterClient(scripted_api.url), records=2, run_id=None) == "r2"
     first, _, second = scripted_api.sent(*ENDPOINT)
     assert first == second
 
@@ -90,16 +86,17 @@ def test_two_launches_carry_different_tags(scripted_api: ScriptedApi) -> None:
     client = DagsterClient(scripted_api.url)
     for run_id in ("r1", "r2"):
         scripted_api.script[ENDPOINT] = [launched(run_id)]
-        assert launch_run(client, records=1, run_id=None) == run_id
+        assert launch(client, records=1, run_id=None) == run_id
     first, second = (launch_tags(body) for body in scripted_api.sent(*ENDPOINT))
     assert first != second
 
 
 def test_a_re_execution_is_tagged_too(scripted_api: ScriptedApi) -> None:
     answer = {"launchRunReexecution": {"__typename": "LaunchRunSuccess", "run": {"runId": "r3"}}}
-    scripted_api.script[ENDPOINT] = [(200, {"data": answer})]
-    assert launch_run(DagsterClient(scripted_api.url), records=1, run_id="r1") == "r3"
-    (body,) = scripted_api.sent(*ENDPOINT)
+    scripted_api.script[ENDPOINT] = [(200, {"data": RUN}), (200, {"data": answer})]
+    assert launch(DagsterClient(scripted_api.url), records=1, run_id="r1") == "r3"
+    lookup, body = scripted_api.sent(*ENDPOINT)
+    assert lookup["variables"] == {"runId": "r1"}  # a run id Dagster does not know fails before any launch
     assert body["variables"]["parentRunId"] == "r1"
     assert [tag["key"] for tag in launch_tags(body)] == [LAUNCH_TAG]
 
