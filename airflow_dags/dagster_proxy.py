@@ -29,12 +29,18 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from airflow_dags.version_watcher import announcement
-from shared_tasks.cutover import AIRFLOW_DAG_TAG, AIRFLOW_RUN_TAG, AIRFLOW_TASK_TAG, AIRFLOW_TRY_TAG
+from shared_tasks.cutover import (
+    AIRFLOW_DAG_TAG,
+    AIRFLOW_RUN_TAG,
+    AIRFLOW_TASK_TAG,
+    AIRFLOW_TRY_TAG,
+    DAGSTER_RUN_XCOM,
+)
 from shared_tasks.pipeline import STEPS
 
 LOCATION_NAME = "dataset_pipeline"
 JOB_NAME = "dataset_pipeline"
-RUN_URL_XCOM = "dagster_run_url"
+RUN_URL_XCOM = DAGSTER_RUN_XCOM  # Dagster checks it: the run acts for this task only if the task names it
 FAILED = {"FAILURE", "CANCELED"}
 
 

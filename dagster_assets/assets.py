@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from dagster_assets.airflow_claims import check_launch_tags
 from dagster_assets.k8s import step_pod_tags
 from dagster_assets.resources import PipelineSettings
 from shared_tasks.cutover import AIRFLOW_RUN_TAG
@@ -47,15 +48,23 @@ def _retry_policy() -> dg.RetryPolicy:
 RETRY_POLICY = _retry_policy()
 
 
-def pipeline_run_id(context: dg.AssetExecutionContext) -> str:
+def pipeline_run_id(context: dg.AssetExecutionContext, for_airflow: bool) -> str:
     """The pipeline run this step belongs to: the Airflow run whose step Dagster runs for it, or else the
     root run (a re-execution keeps its root run's id, so its steps resume that run's workspace)."""
-    return context.run.tags.get(AIRFLOW_RUN_TAG) or context.run.root_run_id or context.run.run_id
+    if for_airflow:
+        return context.run.tags[AIRFLOW_RUN_TAG]
+    return context.run.root_run_id or context.run.run_id
 
 
-def run_orchestrator(context: dg.AssetExecutionContext) -> str:
+def run_orchestrator(for_airflow: bool) -> str:
     """Whose run this is: Airflow's, for a step it cut over to Dagster; else Dagster's own."""
-    return "airflow" if AIRFLOW_RUN_TAG in context.run.tags else ORCHESTRATOR
+    return "airflow" if for_airflow else ORCHESTRATOR
+
+
+def acts_for_airflow(context: dg.AssetExecutionContext, step: StepSpec) -> bool:
+    """Whether this run works for an Airflow run: only when its `airflow/*` tags are Airflow's own,
+    as Airflow vouches (dagster_assets.airflow_claims); tags it does not vouch for fail the step."""
+    return check_launch_tags(context.run.tags, context.run.run_id, step.output)
 
 
 @contextmanager
@@ -108,7 +117,7 @@ def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
         problems: dict[str, Any] = {"problems": error.total, "error": str(error)[:2000]}
         check = dg.AssetCheckResult(check_name="head_is_valid", passed=False, metadata=problems)
     return dg.ObserveResult(
-        data_version=dg.DataVersion(newest.md5),
+        data_version=dg.DataVersion(newest.md5 or f"unreadable-{newest.commit}"),
         metadata={"commit": newest.commit, "md5": newest.md5, "orchestrator": newest.orchestrator or "unknown"},
         check_results=[check],
     )
@@ -120,20 +129,21 @@ class ChangeConfig(dg.Config):
     )
 
 
-def run_inputs(context: dg.AssetExecutionContext) -> StepInputs:
+def run_inputs(context: dg.AssetExecutionContext, for_airflow: bool = False) -> StepInputs:
     """The run's inputs, checked before any step works: Dagster's config schema has no ranges, so a
     launch with an out-of-range `records` fails in its first step at once, not after a full pull."""
     run_config: dict[str, Any] = dict(context.run.run_config)
     ops = run_config.get("ops", {})
     config = ChangeConfig.model_validate(ops.get(STEP_ASSETS["modify_data"], {}).get("config", {}))
-    return StepInputs(records=config.records, orchestrator=run_orchestrator(context), runner=ORCHESTRATOR)
+    return StepInputs(records=config.records, orchestrator=run_orchestrator(for_airflow), runner=ORCHESTRATOR)
 
 
 def run_step(step: StepSpec, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
     with no_retry_on_bad_input():
-        inputs = run_inputs(context)
+        for_airflow = acts_for_airflow(context, step)  # before anything is read or written
+        inputs = run_inputs(context, for_airflow)
         loaded = settings.load()
-        record = step.run(loaded, pipeline_run_id(context), inputs)
+        record = step.run(loaded, pipeline_run_id(context, for_airflow), inputs)
     return step_result(record, loaded.git_url)
 
 

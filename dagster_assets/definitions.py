@@ -13,7 +13,7 @@ from dagster_assets.assets import changed_dataset, dataset_head, published_datas
 from dagster_assets.checks import CHECKS
 from dagster_assets.k8s import k8s_executor_config
 from dagster_assets.peering import airflow_runs_sensor
-from dagster_assets.resources import DagsterSettings, PipelineSettings
+from dagster_assets.resources import RESOURCES, DagsterSettings
 from shared_tasks.settings import OrchestrationSettings
 
 JOB_NAME = "dataset_pipeline"
@@ -85,6 +85,6 @@ defs = dg.Definitions(
         ),
     ],
     sensors=[airflow_runs_sensor(published_dataset_checks, DagsterSettings().peer_interval_seconds)],
-    resources={"pipeline_settings": PipelineSettings()},
+    resources=RESOURCES,
     executor=step_executor(),
 )

@@ -84,7 +84,7 @@ def published_version(stack: LocalStack, client: AirflowClient, run_id: str) -> 
     from shared_tasks.history import history
 
     for version in history(stack.settings()):
-        if version.run_id == run_id:
+        if version.run_id == run_id and version.md5 is not None:  # not a commit merely claiming the run
             return PublishedVersion.from_mapping(
                 {**version.to_dict(), "s3_url": s3_object_url(stack.remote_url, version.md5)}
             )

@@ -39,7 +39,7 @@ def run_job(
     pipeline_run_id = run.root_run_id or run.run_id
     claims = client.materialization_metadata(launched, [PUBLISHED_ASSET])
     for version in history(stack.settings()):
-        if version.run_id == pipeline_run_id:
+        if version.run_id == pipeline_run_id and version.md5 is not None:  # not a commit merely claiming it
             published = PublishedVersion.from_mapping(
                 {
                     **version.to_dict(),

@@ -38,11 +38,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The code location loads in a code server the webserver starts; that takes a while on 2 cores.
 LOAD_TIMEOUT_SECONDS = 180
 PEER_INTERVAL_SECONDS = "10"
+RUN_LAUNCHER_MODULE = "dagster_assets.run_launcher"
+# A run's worker reports its start within seconds (about 4 s on a busy 2-core machine): one that has not
+# in a minute is failed (and retried), so a run whose launch died with the daemon frees its slot.
+RUN_START_TIMEOUT_SECONDS = 60
+RUN_MONITORING_INTERVAL_SECONDS = 5
 GUARDED_WEBSERVER = "dagster_assets.local_webserver"  # an Airflow run shows in Dagster within seconds here
 
 
 def instance_config(home: Path) -> dict[str, Any]:
-    """dagster.yaml: a 1 s run queue starting one publishing run at a time, state under `home`.
+    """dagster.yaml: a 1 s run queue starting one publishing run at a time, run monitoring, state under `home`.
 
     Pools at run granularity count runs, not steps: a run holding a step of the pool keeps the
     next one queued until it ends, whichever page or schedule launched it.
@@ -54,6 +59,19 @@ def instance_config(home: Path) -> dict[str, Any]:
             "config": {"dequeue_interval_seconds": 1},
         },
         "concurrency": {"pools": {"granularity": "run", "default_limit": 1}},
+        # A run whose worker died (killed with the daemon that launched it, say) is failed by the
+        # daemon's run monitoring, which frees its pool slot, and retried once with the same root
+        # run, so the same workspace: the steps are idempotent per run id. The default launcher
+        # cannot resume a run (max_resume_run_attempts 0) nor say whether its worker lives: this
+        # one can (dagster_assets.run_launcher). Failed steps are retried by their own policy.
+        "run_launcher": {"module": RUN_LAUNCHER_MODULE, "class": "MonitoredRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": RUN_START_TIMEOUT_SECONDS,
+            "max_resume_run_attempts": 0,
+            "poll_interval_seconds": RUN_MONITORING_INTERVAL_SECONDS,
+        },
+        "run_retries": {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False},
         "storage": {"sqlite": {"base_dir": str(home / "storage")}},
         "local_artifact_storage": {
             "module": "dagster.core.storage.root",

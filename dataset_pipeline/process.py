@@ -89,11 +89,16 @@ class ProcessService:
 
     # what runs -------------------------------------------------------------------------------
     def running(self) -> Ready | None:
-        """The ready file, if every process group it names is alive."""
+        """The ready file, if every leader it names still runs.
+
+        A service is judged by its leaders, not by their groups: a daemon killed alone leaves the
+        code servers it started running in its group, and such a service is down (`stack up`
+        stops what is left of it and starts it again), not "running".
+        """
         ready = self.ready_file.read()
         if ready is None or not ready.pids:
             return None
-        return ready if all(group_alive(pid) for pid in ready.pids.values()) else None
+        return ready if all(leader_alive(pid) for pid in ready.pids.values()) else None
 
     @property
     def port(self) -> int:
@@ -187,6 +192,20 @@ class ProcessService:
         if ready is not None:
             stop_process_groups(list(ready.pids.values()))
         self.ready_file.remove()
+
+
+def leader_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not) and still leads the process group it was started to lead."""
+    if pid <= 0:
+        return False
+    stat = Path("/proc") / str(pid) / "stat"
+    if not (Path("/proc") / "self" / "stat").exists():  # no /proc: the signal's answer is all there is
+        return _pid_alive(pid)
+    try:
+        state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+    except (OSError, ValueError):
+        return False
+    return int(group) == pid and state not in ("Z", "X")
 
 
 def group_alive(pgid: int) -> bool:

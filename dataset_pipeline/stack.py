@@ -165,15 +165,22 @@ class LocalStack:
 
     @property
     def layout(self) -> Layout:
-        """The origin's layout once it exists (a migration changes it), else the configured one."""
+        """The origin's layout once it exists (a migration changes it), else the configured one.
+
+        A head with no readable pointer (a foreign commit broke it) has the configured layout: the
+        stack starts all the same, and `restore REV` mends the head."""
         if not (self.origin / "HEAD").exists():
             return self.config.layout
         from shared_tasks.gitops import Git
         from shared_tasks.history import settings_for_commit
         from shared_tasks.redact import Redactor
+        from shared_tasks.tracked_pointer import PointerProblem
 
         probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=self.config.layout)
-        return settings_for_commit(probe, Git(probe, self.origin, Redactor([])), "refs/heads/main").layout
+        try:
+            return settings_for_commit(probe, Git(probe, self.origin, Redactor([])), "refs/heads/main").layout
+        except PointerProblem:
+            return self.config.layout
 
     def services(self) -> list[StackService]:
         factories = [service_factory(name) for name in self.config.services]

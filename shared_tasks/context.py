@@ -14,8 +14,10 @@ from shared_tasks.gitops import Git
 from shared_tasks.layout import DatasetLayout, for_layout
 from shared_tasks.pointer import Pointer, PointerError
 from shared_tasks.redact import Redactor
+from shared_tasks.schema import DataValidationError, Problem
 from shared_tasks.settings import Settings
-from shared_tasks.versions import VersionRecord, find_run_version
+from shared_tasks.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
+from shared_tasks.versions import VersionRecord, described, find_run_version, newest_version
 from shared_tasks.workspace import Workspace, WorkspaceError
 
 
@@ -51,7 +53,28 @@ class RunContext:
         return for_layout(self.settings.layout, self.dvc.data_path, self.catalog, self.pointer_md5())
 
     def published(self, ref: str) -> VersionRecord | None:
-        return find_run_version(self.git, ref, self.settings.pointer_paths, self.run_id)
+        return find_run_version(self.git, ref, self.settings, self.run_id)
+
+    def checked_pointer(self) -> TrackedPointer:
+        """The checked-out pointer as Git holds it, and exactly that on disk, before DVC reads it.
+
+        A head whose pointer is gone, a link, a directory, a submodule, not a pointer, hidden by a
+        `.dvcignore` or rewritten by a `.gitattributes` is refused naming the commit and the problem.
+        """
+        try:
+            tracked = PointerReader(self.git, self.settings).at(None)
+        except PointerProblem as error:
+            raise self._bad_head(str(error)) from None
+        if tracked.layout is not self.settings.layout:
+            self.check_layout()  # says which layout the repository uses
+        problem = checked_out_problem(self.git, self.workspace.repo, tracked)
+        if problem is not None:
+            raise self._bad_head(problem)
+        return tracked
+
+    def _bad_head(self, problem: str) -> DataValidationError:
+        source = described(self.git.rev("HEAD"), newest_version(self.git, "HEAD", self.settings))
+        return DataValidationError(source, [Problem(f"{problem} (publish a good version again with `restore REV`)")])
 
     def check_layout(self) -> None:
         """The repository must hold the dataset in the layout the settings name."""

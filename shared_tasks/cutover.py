@@ -6,7 +6,9 @@ it; so its format lives here, with the pipeline it names.
 One line per step, `airflow` or `dagster`; a step missing from the file, or no file at all, runs in
 Airflow. Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on
 the cluster, like the DAG). A bad file is a DAG import error naming the file and the line, never a
-silent default: an unknown step or orchestrator, a step named twice, anything but `step: value` pairs.
+silent default: an unknown step or orchestrator, a step named twice, anything but `step: value` pairs,
+text that is not UTF-8, nesting deeper than any such file has (refused as it is read, before a
+parser could recurse into it).
 """
 
 from __future__ import annotations
@@ -24,12 +26,23 @@ AIRFLOW_DAG_TAG = "airflow/dag_id"
 AIRFLOW_RUN_TAG = "airflow/run_id"
 AIRFLOW_TASK_TAG = "airflow/task_id"
 AIRFLOW_TRY_TAG = "airflow/try_number"
+AIRFLOW_TAGS = (AIRFLOW_DAG_TAG, AIRFLOW_RUN_TAG, AIRFLOW_TASK_TAG, AIRFLOW_TRY_TAG)
+# What vouches for such a run in Airflow: the task that launches it is of this operator, and pushes
+# the launched run's URL (ending `/runs/<Dagster run id>`) as this XCom before it waits on it.
+LAUNCHING_OPERATOR = "DagsterStepOperator"
+DAGSTER_RUN_XCOM = "dagster_run_url"
 
 FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
 HEADER = (
     "# Which orchestrator runs each step of DAG dataset_pipeline: airflow or dagster.\n"
     "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
 )
+
+
+# The file is a mapping of scalars; a level or two more still read as a value of the wrong kind (a list
+# or mapping), named as such. Anything deeper is refused while the events stream in: composing it
+# would recurse once per level.
+MAX_NESTING = 3
 
 
 class Runner(StrEnum):
@@ -58,9 +71,14 @@ class Cutover:
 def read_cutover(path: Path) -> Cutover:
     if not path.exists():
         return Cutover({})
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
+        _check_nesting(path, text)
         node = yaml.compose(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise CutoverError(f"{path}{where}: not YAML: {error}") from None
     except yaml.YAMLError as error:
         raise CutoverError(f"{path}: not YAML: {error}") from None
     if node is None:
@@ -82,6 +100,37 @@ def read_cutover(path: Path) -> Cutover:
             raise CutoverError(f"{path}, line {line}: step {key.value!r} set to {shown!r}; use airflow or dagster")
         runners[key.value] = Runner(value.value)
     return Cutover(runners)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CutoverError(f"{path}: cannot be read: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise CutoverError(
+            f"{path}, line {line}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
+        ) from None
+
+
+def _check_nesting(path: Path, text: str) -> None:
+    """Refuses a list or mapping nested deeper than MAX_NESTING, at the line it opens on."""
+    depth = 0
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                mark = event.start_mark  # always set by the parser
+                where = f", line {mark.line + 1}" if mark is not None else ""
+                raise CutoverError(
+                    f"{path}{where}: lists or mappings nested {depth} deep; "
+                    "expected one `step: airflow|dagster` per line"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def write_cutover(path: Path, cutover: Cutover) -> None:

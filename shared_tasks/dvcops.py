@@ -18,9 +18,18 @@ from typing import Any
 
 import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 
-from shared_tasks.pointer import Pointer
+from shared_tasks.pointer import Pointer, PointerError, pointer_text
 from shared_tasks.records import WrittenFile
 from shared_tasks.redact import RedactingFilter, Redactor
+from shared_tasks.repo_guard import (
+    MAX_MANIFEST_BYTES,
+    config_problems,
+    head_described,
+    manifest_entries,
+    pointer_problems,
+    refuse,
+    symlink_problems,
+)
 from shared_tasks.settings import Settings
 
 # Hardlink first: DVC then links a new file into the cache instead of copying it (it does so only
@@ -39,7 +48,11 @@ class DvcError(RuntimeError):
 
 
 def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, Any]:
-    """Config merged over the committed .dvc/config: nothing of it is written to disk."""
+    """Config merged over the committed .dvc/config: nothing of it is written to disk.
+
+    A merge cannot remove what the repository sets, so every repository option that is not
+    merged over here or harmless is refused before a Repo is opened (repo_guard.config_problems).
+    """
     remote: dict[str, Any] = {}
     if settings.dvc_remote_url:
         remote["url"] = settings.dvc_remote_url
@@ -81,8 +94,11 @@ class Dvc:
 
     @contextmanager
     def _repo(self) -> Iterator[Any]:
+        """A Repo of the workspace, once its DVC configuration and the places DVC writes are checked
+        (opening one already makes .dvc/tmp and its lock)."""
         from dvc.repo import Repo
 
+        refuse(self.describe, symlink_problems(self.root, self.settings) + config_problems(self.root, self.settings))
         try:
             repo = Repo(str(self.root), config=repo_config(self.settings, self.cache_dir))
         except Exception as error:  # DVC raises many unrelated types
@@ -100,6 +116,86 @@ class Dvc:
     def pointer_file(self) -> Path:
         return self.root / self.settings.pointer_path
 
+    def describe(self) -> str:
+        return head_described(self.root, self.settings)
+
+    def _checked_pointer(self, repo: Any) -> str:
+        """The pointer's md5, once its fields and (for a directory) every entry of its manifest are
+        checked: before DVC reads either. The checked manifest is put in the cache, so DVC uses
+        that one and not whatever the remote holds by then."""
+        Pointer.read(self.pointer_file)  # refuses what is no pointer at all
+        md5, problems = pointer_problems(self.pointer_file.read_text(encoding="utf-8"), self.settings)
+        refuse(self.describe, problems)
+        assert md5 is not None
+        if md5.endswith(".dir"):
+            raw, cached = self._manifest(repo, md5)
+            _, problems = manifest_entries(raw, md5, f"manifest {md5}")
+            refuse(self.describe, problems)
+            if not cached:
+                _keep_in_cache(Path(repo.cache.local.oid_to_path(md5)), raw)
+        return md5
+
+    def _manifest(self, repo: Any, md5: str) -> tuple[bytes, bool]:
+        """A directory's manifest, at most MAX_MANIFEST_BYTES and one more: from the cache, else the remote."""
+        try:
+            with open(repo.cache.local.oid_to_path(md5), "rb") as cached:
+                return cached.read(MAX_MANIFEST_BYTES + 1), True
+        except FileNotFoundError:
+            pass
+        try:
+            remote = repo.cloud.get_remote_odb(self.settings.dvc_remote)
+            with remote.fs.open(remote.oid_to_path(md5), mode="rb") as stored:
+                return stored.read(MAX_MANIFEST_BYTES + 1), False
+        except FileNotFoundError:
+            where = f"neither in the cache nor on remote {self.settings.dvc_remote!r}"
+            raise DvcError(f"{self.describe()}: its manifest {md5} is {where}") from None
+        except Exception as error:
+            raise DvcError(
+                self.redact(f"cannot read manifest {md5} from the remote: {type(error).__name__}: {error}")
+            ) from None
+
+    def _write_own_pointer(self, md5: str, size: int | None, nfiles: int | None) -> Pointer:
+        """The pointer as the product knows it; no field a commit added (push, remote, cache, ...) survives."""
+        text = pointer_text(md5, size, nfiles, Path(self.settings.data_relpath).name)
+        _replace_text(self.pointer_file, text)
+        return Pointer.parse(text)
+
+    def _without_foreign_fields(self) -> None:
+        """Before `dvc add`, which carries a pointer's other fields into the new one: only the product's own."""
+        try:
+            pointer = Pointer.read(self.pointer_file)
+        except (OSError, PointerError):
+            return  # no pointer yet (a new dataset or layout): DVC writes a fresh one
+        self._write_own_pointer(pointer.md5, pointer.size, None)
+
+    def _added(self, repo: Any) -> Pointer:
+        self._without_foreign_fields()
+        stages = self._call("add", repo.add, str(self.data_path))
+        out = stages[0].outs[0]
+        nfiles = out.meta.nfiles if out.meta.isdir else None
+        return self._write_own_pointer(str(out.hash_info.value), out.meta.size, nfiles)
+
+    def _prove_on_remote(self, repo: Any, md5: str) -> None:
+        """Every object of the pointer's data (a directory's manifest and each part) is on the
+        settings' remote, asked of the remote itself (a HEAD per object), not of a listing cached
+        before the upload."""
+        remote = self._call("open remote", repo.cloud.get_remote_odb, self.settings.dvc_remote)
+        oids = [md5]
+        if md5.endswith(".dir"):
+            raw, _ = self._manifest(repo, md5)
+            parts, problems = manifest_entries(raw, md5, f"manifest {md5}")
+            refuse(self.describe, problems)
+            oids.extend(sorted(set(parts.values())))
+        invalidate = getattr(remote.fs.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate()
+        missing = [oid for oid in oids if not self._call("check the remote", remote.exists, oid)]
+        if missing:
+            raise DvcError(
+                f"dvc push left {len(missing)} object(s) of {md5} off remote {self.settings.dvc_remote!r} "
+                f"(e.g. {', '.join(missing[:3])}): nothing is committed"
+            )
+
     def _call(self, what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return operation(*args, **kwargs)
@@ -114,6 +210,7 @@ class Dvc:
         from dvc.exceptions import CheckoutError
 
         with self._repo() as repo:
+            self._checked_pointer(repo)
             try:
                 repo.checkout(targets=[str(self.pointer_file)], force=True)
                 return
@@ -131,8 +228,7 @@ class Dvc:
 
     def add(self) -> Pointer:
         with self._repo() as repo:
-            self._call("add", repo.add, str(self.data_path))
-        return Pointer.read(self.pointer_file)
+            return self._added(repo)
 
     def add_and_push(self, written: WrittenFile | None = None) -> tuple[Pointer, str]:
         """`dvc add` then `dvc push` in one Repo; returns the pointer and the remote's URL.
@@ -140,14 +236,15 @@ class Dvc:
         `written` is the md5 the modify step computed while writing the file. When the file is
         still exactly that one (same inode, mtime and size), it goes into DVC's state database,
         the same record DVC keeps of files it hashed itself, so `dvc add` need not read the file
-        again (a second md5 pass over a 1 GB file is ~1.4 s).
+        again (a second md5 pass over a 1 GB file is ~1.4 s). The pointer is written from what
+        the product knows, and the data is proved to be on the remote before the caller commits it.
         """
         with self._repo() as repo:
             if written is not None and written.still_describes(self.data_path):
                 from dvc_data.hashfile.hash_info import HashInfo
 
                 repo.state.save(str(self.data_path), repo.fs, HashInfo("md5", written.md5))
-            self._call("add", repo.add, str(self.data_path))
+            pointer = self._added(repo)
             self._call(
                 f"push to remote {self.settings.dvc_remote!r}",
                 repo.push,
@@ -155,11 +252,14 @@ class Dvc:
                 remote=self.settings.dvc_remote,
                 jobs=self.settings.upload_jobs,
             )
+            self._prove_on_remote(repo, pointer.md5)
             url = str(repo.config["remote"][self.settings.dvc_remote]["url"])
-        return Pointer.read(self.pointer_file), url
+        return pointer, url
 
     def push(self) -> int:
+        """Upload the pointer's data and prove it is on the remote."""
         with self._repo() as repo:
+            md5 = self._checked_pointer(repo)
             pushed = self._call(
                 "push",
                 repo.push,
@@ -167,11 +267,13 @@ class Dvc:
                 remote=self.settings.dvc_remote,
                 jobs=self.settings.upload_jobs,
             )
+            self._prove_on_remote(repo, md5)
         return int(pushed or 0)
 
     def missing_on_remote(self) -> list[str]:
         """The objects of the pointer's data (a directory's manifest and its parts too) the remote lacks."""
         with self._repo() as repo:
+            self._checked_pointer(repo)
             status = self._call(
                 f"status against remote {self.settings.dvc_remote!r}",
                 repo.status,
@@ -185,3 +287,25 @@ class Dvc:
         with self._repo() as repo:
             url = repo.config["remote"][self.settings.dvc_remote]["url"]
         return str(url)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write beside and rename over: a crash leaves the old pointer or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _keep_in_cache(path: Path, raw: bytes) -> None:
+    """A checked manifest into the cache, read-only as DVC keeps its objects."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(raw)
+        tmp.chmod(0o444)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

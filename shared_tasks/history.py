@@ -1,7 +1,9 @@
 """Every published version, and proof that a version's data can still be had.
 
 History reads a bare mirror of the origin (no data needed). Verify takes a version from
-scratch: a fresh clone and an empty DVC cache, so its data really comes from the remote.
+scratch: a fresh clone and an empty DVC cache, so its data really comes from the remote. A commit
+whose pointer cannot be read is a bad version in both: listed or verified with its problem, never
+an error that hides the versions around it.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from shared_tasks.layout import for_layout
 from shared_tasks.pointer import Pointer
 from shared_tasks.records import Record
 from shared_tasks.redact import Redactor
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.settings import Settings
+from shared_tasks.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
 from shared_tasks.validate import DataValidationError
 from shared_tasks.versions import VersionRecord, described, list_versions
+
+# A branch, tag or commit name; Git's own limit on a ref name is the file system's on a path.
+MAX_REVISION_LENGTH = 255
 
 
 class VerifyResult(Record):
     rev: str
     commit: str
-    expected_md5: str
+    expected_md5: str | None
     actual_md5: str | None
     expected_size: int | None
     actual_size: int | None
@@ -75,44 +81,64 @@ class Mirror:
                 ) from None
 
     def resolve(self, rev: str) -> str:
-        if rev.startswith("-"):
-            raise ValueError(f"not a revision: {rev!r}")
+        shown = repr(rev) if len(rev) <= 80 else f"{rev[:77]!r}..."
+        if rev.startswith("-") or len(rev) > MAX_REVISION_LENGTH or not rev.isprintable():
+            raise ValueError(f"not a revision: {shown}")
         for candidate in (rev, f"refs/remotes/origin/{rev}"):
             completed = self.git.run("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False)
             if completed.returncode == 0:
                 return completed.stdout.strip()
-        raise ValueError(f"no commit {rev!r} on the origin's {self.settings.git_branch} branch")
+        raise ValueError(f"no commit {shown} on the origin's {self.settings.git_branch} branch")
 
 
 def history(settings: Settings) -> list[VersionRecord]:
+    """Every version on the branch, newest first; a commit with no readable pointer is listed with its problem."""
     mirror = Mirror(settings)
     mirror.refresh()
-    return list_versions(mirror.git, mirror.git.origin_ref, settings.pointer_paths)
+    return list_versions(mirror.git, mirror.git.origin_ref, settings)
+
+
+def tracked_pointer(settings: Settings, git: Git, commit: str) -> TrackedPointer:
+    """The dataset pointer `commit` holds, in whichever layout; PointerProblem names the commit and why not."""
+    try:
+        return PointerReader(git, settings).at(commit)
+    except PointerProblem as error:
+        raise PointerProblem(f"commit {commit[:12]}: {error}") from None
 
 
 def settings_for_commit(settings: Settings, git: Git, commit: str) -> Settings:
     """The settings with the layout the commit holds its dataset in (a version predates a migration)."""
-    for layout in Layout:
-        candidate = settings.model_copy(update={"layout": layout})
-        if git.run("cat-file", "-e", f"{commit}:{candidate.pointer_path}", check=False).returncode == 0:
-            return candidate
-    raise ValueError(f"commit {commit[:12]} holds no dataset pointer ({', '.join(settings.pointer_paths)})")
+    return settings.model_copy(update={"layout": tracked_pointer(settings, git, commit).layout})
 
 
 def verify(settings: Settings, rev: str, validate: bool = False) -> VerifyResult:
     """Prove a version's data can be had from the remote and matches its pointer (and, with
-    `validate`, that every record of it keeps the schema)."""
+    `validate`, that every record of it keeps the schema). A commit with no readable pointer is
+    a result with that problem: the versions after it are verified all the same."""
     mirror = Mirror(settings)
     mirror.refresh()
     commit = mirror.resolve(rev)
-    settings = settings_for_commit(settings, mirror.git, commit)
-    pointer = Pointer.parse(mirror.git.show(commit, settings.pointer_path))
-    expected = {v.commit: v for v in list_versions(mirror.git, commit, settings.pointer_paths)}
+    expected = {v.commit: v for v in list_versions(mirror.git, commit, settings)}
+    try:
+        tracked = PointerReader(mirror.git, settings).at(commit)
+    except PointerProblem as error:
+        return VerifyResult(
+            rev=rev,
+            commit=commit,
+            expected_md5=None,
+            actual_md5=None,
+            expected_size=None,
+            actual_size=None,
+            expected_rows=expected[commit].rows if commit in expected else None,
+            actual_rows=None,
+            problems=(f"{described(commit, expected.get(commit))}: {error}",),
+        )
+    settings = settings.model_copy(update={"layout": tracked.layout})
     expected_rows = expected[commit].rows if commit in expected else None
     scratch = settings.work_root / "verify" / uuid.uuid4().hex
     checked = described(commit, expected.get(commit)) if validate else None
     try:
-        return _verify_in(settings, mirror, scratch, rev, commit, pointer, expected_rows, checked)
+        return _verify_in(settings, mirror, scratch, rev, commit, tracked, expected_rows, checked)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -123,7 +149,7 @@ def _verify_in(
     scratch: Path,
     rev: str,
     commit: str,
-    pointer: Pointer,
+    tracked: TrackedPointer,
     expected_rows: int | None,
     validated_as: str | None,
 ) -> VerifyResult:
@@ -133,8 +159,13 @@ def _verify_in(
     git = Git(settings, repo, mirror.redact)
     git.clone(repo)
     git.run("checkout", "--quiet", "--detach", commit)
-    problems: list[str] = []
+    pointer = tracked.pointer
     actual_md5 = actual_size = actual_rows = None
+    checkout_problem = checked_out_problem(git, repo, tracked)
+    if checkout_problem:  # DVC would read another pointer than the commit holds: nothing is pulled
+        problem = f"commit {commit[:12]}: {checkout_problem}"
+        return _result(rev, commit, pointer, expected_rows, None, None, None, [problem])
+    problems: list[str] = []
     try:
         Dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
         dataset = for_layout(settings.layout, repo / settings.data_relpath)
@@ -153,14 +184,27 @@ def _verify_in(
         problems.append(f"size {actual_size} differs from the pointer's {pointer.size}")
     if actual_rows is not None and expected_rows is not None and actual_rows != expected_rows:
         problems.append(f"{actual_rows} rows, the commit says {expected_rows}")
+    return _result(rev, commit, pointer, expected_rows, actual_md5, actual_size, actual_rows, problems)
+
+
+def _result(
+    rev: str,
+    commit: str,
+    pointer: Pointer,
+    expected_rows: int | None,
+    actual_md5: str | None,
+    actual_size: int | None,
+    actual_rows: int | None,
+    problems: list[str],
+) -> VerifyResult:
     return VerifyResult(
         rev=rev,
         commit=commit,
         expected_md5=pointer.md5,
-        actual_md5=actual_md5,
         expected_size=pointer.size,
-        actual_size=actual_size,
         expected_rows=expected_rows,
+        actual_md5=actual_md5,
+        actual_size=actual_size,
         actual_rows=actual_rows,
         problems=tuple(problems),
     )

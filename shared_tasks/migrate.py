@@ -78,7 +78,7 @@ def _already_partitioned(target: Settings) -> MigrationResult | None:
     ref = mirror.git.origin_ref
     if settings_for_commit(target, mirror.git, ref).layout is not Layout.PARTITIONED:
         return None
-    newest = list_versions(mirror.git, ref, target.pointer_paths)[0]
+    newest = list_versions(mirror.git, ref, target)[0]
     return MigrationResult(
         commit=newest.commit, md5=newest.md5, rows=newest.rows or 0, parts=0, already_partitioned=True
     )

@@ -26,9 +26,15 @@ if TYPE_CHECKING:
 
 PART_PATTERN = re.compile(r"^part-(\d{6})\.csv$")
 MERGE_FAN_IN = 8
+LAST_PART_NUMBER = 999_999  # the largest number six digits hold
+# Each run names its part one above the last; a version whose parts go beyond this (a foreign
+# part-999999.csv) would leave the pipeline no name for its next part, so it is refused.
+PART_NUMBER_LIMIT = 899_999
 
 
 def part_name(number: int) -> str:
+    if not 0 <= number <= LAST_PART_NUMBER:
+        raise ValueError(f"no part name for number {number}: parts are part-000000.csv to part-{LAST_PART_NUMBER}.csv")
     return f"part-{number:06d}.csv"
 
 
@@ -48,6 +54,13 @@ def part_files(directory: Path) -> list[Path]:
         (parts if entry.is_file() and PART_PATTERN.match(entry.name) else strays).append(entry)
     if strays:
         problems = [Problem(f"unexpected entry {entry.name!r} (parts are named part-NNNNNN.csv)") for entry in strays]
+        raise DataValidationError(f"dataset {directory.name}", problems)
+    beyond = [part for part in parts if part_number(part) > PART_NUMBER_LIMIT]
+    if beyond:
+        problems = [
+            Problem(f"part {part.name!r} is numbered above {PART_NUMBER_LIMIT}: it leaves no names for the next parts")
+            for part in beyond
+        ]
         raise DataValidationError(f"dataset {directory.name}", problems)
     if not parts:
         raise DataValidationError(f"dataset {directory.name}", [Problem("holds no part files")])

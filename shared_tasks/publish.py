@@ -130,6 +130,7 @@ def rebase_change(ctx: RunContext, state: RunState) -> RunState:
 def published_version(
     ctx: RunContext, version: VersionRecord, attempts: int, already: bool, remote_url: str | None = None
 ) -> PublishedVersion:
+    assert version.md5 is not None, "a run's own version has a readable pointer (find_run_version)"
     remote_url = ctx.settings.dvc_remote_url or remote_url or ctx.dvc.remote_url()
     return PublishedVersion(
         run_id=ctx.run_id,

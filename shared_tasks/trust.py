@@ -51,8 +51,11 @@ def remember_own_version(ctx: RunContext, md5: str, holder_md5: str) -> None:
 
 def pull_head_data(ctx: RunContext) -> PulledVersion:
     """The checked-out commit's data in the workspace, validated (once per content) and checked against its pointer."""
-    ctx.check_layout()
-    ctx.dvc.pull()
+    ctx.checked_pointer()
+    try:
+        ctx.dvc.pull()
+    except DvcError as error:  # e.g. objects missing from the remote: a bad version, named
+        raise DvcError(f"{_source(ctx)}: {error}") from None
     pointer_md5 = Pointer.read(ctx.dvc.pointer_file).md5
     if not known_valid(ctx.catalog, pointer_md5):
         _validate(ctx, pointer_md5)
@@ -65,7 +68,10 @@ def pull_head_data(ctx: RunContext) -> PulledVersion:
 def _validate(ctx: RunContext, pointer_md5: str) -> None:
     from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
-    files = ctx.dataset().files()
+    try:
+        files = ctx.dataset().files()
+    except DataValidationError as error:  # a stray or out-of-range part name
+        raise DataValidationError(_source(ctx), error.problems, error.total) from None
     recorded = ctx.catalog.manifest(pointer_md5) if ctx.settings.layout is Layout.PARTITIONED else {}
     known = {file.name for file in files if recorded.get(file.name) and known_valid(ctx.catalog, recorded[file.name])}
     unread = [file for file in files if file.name not in known]
@@ -102,4 +108,4 @@ def _ranges_apart(ctx: RunContext, files: list[Path], recorded: dict[str, str], 
 
 
 def _source(ctx: RunContext) -> str:
-    return described(ctx.git.rev("HEAD"), newest_version(ctx.git, "HEAD", ctx.settings.pointer_paths))
+    return described(ctx.git.rev("HEAD"), newest_version(ctx.git, "HEAD", ctx.settings))

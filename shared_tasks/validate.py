@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +33,9 @@ from shared_tasks.schema import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# A run adds at most MAX_RECORDS_PER_RUN records of a few hundred bytes each.
+MAX_CHANGE_FILE_BYTES = 64 * 1024 * 1024
 
 __all__ = [
     "FORMULA_PREFIXES",
@@ -135,13 +140,28 @@ def read_change_file(path: Path) -> pd.DataFrame:
     are written anew when applied, so it never reaches the dataset, whose files must not hold one.
     """
     source = f"change file {path.name}"
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataValidationError(source, [Problem(f"cannot be read: {error.strerror}")]) from None
+    data = _bounded_file_bytes(path, source, MAX_CHANGE_FILE_BYTES)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     return parse_csv_text(_decode(data, source), source, chosen_ids=True)
+
+
+def _bounded_file_bytes(path: Path, source: str, limit: int) -> bytes:
+    """A regular file's bytes, at most `limit` of them read: a FIFO, a device or a huge file is
+    refused before it can block the step or fill its memory."""
+    try:
+        # Non-blocking: opening a FIFO no one writes to returns at once instead of waiting.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise DataValidationError(source, [Problem(f"cannot be read: {error.strerror}")]) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise DataValidationError(source, [Problem("is not a regular file (a FIFO, a device or a directory)")])
+    with os.fdopen(descriptor, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise DataValidationError(source, [Problem(f"is larger than {limit} bytes, more than a run may add")])
+    return data
 
 
 def validate_records(frame: pd.DataFrame, source: str = "change") -> None:

@@ -1,16 +1,19 @@
 """Versions of the dataset as Git records them: pointer commits and their trailers.
 
 A published commit carries trailers naming the run that made it; they are how a retried
-push recognises its own earlier success, and how history says who made each version.
+push recognises its own earlier success, and how history says who made each version. A commit
+whose pointer cannot be read (anyone with push access can break it) is listed as a bad version,
+its problem said, and the versions around it are read on: one bad commit never hides the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from shared_tasks.gitops import Git
-from shared_tasks.pointer import Pointer
 from shared_tasks.records import Record
+from shared_tasks.settings import Settings
+from shared_tasks.tracked_pointer import PointerProblem, PointerReader, version_paths
 
 TRAILER_RUN_ID = "Run-Id"
 TRAILER_ORCHESTRATOR = "Orchestrator"
@@ -22,11 +25,15 @@ TRAILER_STEPS_BY = "Steps-By"
 
 
 class VersionRecord(Record):
-    """A version as the branch's history records it: the pointer commit and its trailers."""
+    """A version as the branch's history records it: the pointer commit and its trailers.
+
+    `problem` says why a commit's pointer cannot be read (then `md5` and `size` are None): a bad
+    version, which no run builds on and `restore` replaces.
+    """
 
     commit: str
     time: str
-    md5: str
+    md5: str | None
     size: int | None
     rows: int | None
     rows_added: int | None
@@ -35,6 +42,11 @@ class VersionRecord(Record):
     author: str | None = None
     restored_from: str | None = None
     steps_by: dict[str, str] | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 def commit_message(
@@ -64,13 +76,18 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _record(commit: str, time: str, author: str, trailers: dict[str, str], pointer_text: str) -> VersionRecord:
-    pointer = Pointer.parse(pointer_text)
+def _record(reader: PointerReader, commit: str, time: str, author: str, trailers: dict[str, str]) -> VersionRecord:
+    md5 = size = problem = None
+    try:
+        pointer = reader.at(commit).pointer
+        md5, size = pointer.md5, pointer.size
+    except PointerProblem as error:
+        problem = str(error)
     return VersionRecord(
         commit=commit,
         time=time,
-        md5=pointer.md5,
-        size=pointer.size,
+        md5=md5,
+        size=size,
         rows=_int_or_none(trailers.get(TRAILER_ROWS)),
         rows_added=_int_or_none(trailers.get(TRAILER_ROWS_ADDED)),
         run_id=trailers.get(TRAILER_RUN_ID),
@@ -78,6 +95,7 @@ def _record(commit: str, time: str, author: str, trailers: dict[str, str], point
         author=author,
         restored_from=trailers.get(TRAILER_RESTORED_FROM),
         steps_by=_steps_by(trailers.get(TRAILER_STEPS_BY)),
+        problem=problem,
     )
 
 
@@ -89,22 +107,11 @@ def _steps_by(value: str | None) -> dict[str, str] | None:
     return {step: runner for step, sep, runner in pairs if sep and step}
 
 
-def _pointer_at(git: Git, commit: str, pointer_paths: Sequence[str]) -> str | None:
-    for path in pointer_paths:
-        shown = git.run("show", f"{commit}:{path}", check=False)
-        if shown.returncode == 0:
-            return shown.stdout
-    return None
-
-
-def list_versions(git: Git, ref: str, pointer_paths: Sequence[str]) -> list[VersionRecord]:
-    """Every commit on `ref` that changed a pointer (in either layout), newest first."""
-    records = []
-    for commit, time, author, trailers in git.trailers_log(ref, *pointer_paths):
-        pointer_text = _pointer_at(git, commit, pointer_paths)
-        if pointer_text is not None:  # else the commit deleted the dataset
-            records.append(_record(commit, time, author, trailers, pointer_text))
-    return records
+def list_versions(git: Git, ref: str, settings: Settings) -> list[VersionRecord]:
+    """Every commit on `ref` that changed a pointer (in either layout) or how it is read, newest first,
+    bad ones flagged."""
+    reader = PointerReader(git, settings)
+    return [_record(reader, *entry) for entry in git.trailers_log(ref, *version_paths(settings))]
 
 
 def described(commit: str, version: VersionRecord | None) -> str:
@@ -115,18 +122,21 @@ def described(commit: str, version: VersionRecord | None) -> str:
     return f"the version at {commit[:12]} ({made_by}, by {version.author})"
 
 
-def newest_version(git: Git, ref: str, pointer_paths: Sequence[str]) -> VersionRecord | None:
+def newest_version(git: Git, ref: str, settings: Settings) -> VersionRecord | None:
     """The newest version on `ref` (its own commit, or the last that changed a pointer before it)."""
-    for commit, time, author, trailers in git.trailers_log(ref, *pointer_paths, max_count=1):
-        pointer_text = _pointer_at(git, commit, pointer_paths)
-        return None if pointer_text is None else _record(commit, time, author, trailers, pointer_text)
+    for entry in git.trailers_log(ref, *version_paths(settings), max_count=1):
+        return _record(PointerReader(git, settings), *entry)
     return None
 
 
-def find_run_version(git: Git, ref: str, pointer_paths: Sequence[str], run_id: str) -> VersionRecord | None:
-    found = git.trailers_log(ref, *pointer_paths, message_contains=f"{TRAILER_RUN_ID}: {run_id}")
+def find_run_version(git: Git, ref: str, settings: Settings, run_id: str) -> VersionRecord | None:
+    """The version run `run_id` published on `ref`; a commit that only claims the run id, with no
+    readable pointer, is none."""
+    reader = PointerReader(git, settings)
+    found = git.trailers_log(ref, *version_paths(settings), message_contains=f"{TRAILER_RUN_ID}: {run_id}")
     for commit, time, author, trailers in found:
         if trailers.get(TRAILER_RUN_ID) == run_id:  # not a run whose id merely starts the same way
-            pointer_text = _pointer_at(git, commit, pointer_paths)
-            return None if pointer_text is None else _record(commit, time, author, trailers, pointer_text)
+            version = _record(reader, commit, time, author, trailers)
+            if version.ok:
+                return version
     return None

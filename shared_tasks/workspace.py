@@ -22,7 +22,14 @@ from pydantic import Field, ValidationError
 
 from shared_tasks.records import AppliedChange, KeptChange, PulledVersion, Record
 
-MAX_RUN_ID_LENGTH = 250
+# A run id every orchestrator accepts, whichever runs it. Airflow writes each task's log under a
+# folder named `run_id=<run id>`: a file name holds at most 255 bytes, so a longer id fails the
+# run's first task with no reason given (its database column holds 250). Airflow's API accepts
+# only these characters in a run id it is given ([scheduler] allowed_run_id_pattern's default),
+# and never "..". Dagster's run ids (UUIDs) and the pipeline's own fit both.
+MAX_RUN_ID_LENGTH = 255 - len("run_id=")
+RUN_ID_CHARACTERS = "letters, digits and _ . ~ : + -"
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~:+-]+")
 LOCK_TIMEOUT_SECONDS = 600
 
 
@@ -31,12 +38,18 @@ class WorkspaceError(RuntimeError):
 
 
 def check_run_id(run_id: str) -> str:
+    """The run id, if every orchestrator accepts it (see MAX_RUN_ID_LENGTH); else a ValueError saying why."""
     if not isinstance(run_id, str) or not run_id.strip():
         raise ValueError("run_id must be a non-empty string")
     if len(run_id) > MAX_RUN_ID_LENGTH:
-        raise ValueError(f"run_id is longer than {MAX_RUN_ID_LENGTH} characters")
-    if not run_id.isprintable() or run_id != run_id.strip():
-        raise ValueError(f"run_id {run_id!r} must be printable with no leading or trailing space")
+        raise ValueError(
+            f"run_id is {len(run_id)} characters long; at most {MAX_RUN_ID_LENGTH} are accepted "
+            f"(Airflow names a log folder `run_id=<run id>`, and a file name holds 255 bytes)"
+        )
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ValueError(f"run_id {run_id!r} may hold only {RUN_ID_CHARACTERS} (what Airflow accepts)")
+    if ".." in run_id:
+        raise ValueError(f"run_id {run_id!r} must not hold `..` (Airflow refuses it: a path could climb out)")
     return run_id
 
 

@@ -34,6 +34,21 @@ def settings_file(settings: Settings) -> Path:
     return path
 
 
+def settings_resource(settings: Settings) -> Any:
+    """The settings resource reading `settings` (as an env file) in place of the environment: the
+    code location's own choice, made here by the test; a launch has no config to choose it with."""
+    from dagster_assets.resources import PipelineSettings
+    from shared_tasks.settings import load_settings
+
+    path = settings_file(settings)
+
+    class SettingsOfTheTest(PipelineSettings):
+        def load(self) -> Settings:
+            return load_settings(path)
+
+    return SettingsOfTheTest()
+
+
 def materialize_pipeline(settings: Settings, records: int, instance: Any = None) -> Any:
     """The job's assets and their checks, materialized in this process (Dagster is imported only here:
     this module is a plugin every test session loads)."""
@@ -42,7 +57,6 @@ def materialize_pipeline(settings: Settings, records: int, instance: Any = None)
     from dagster_assets.assets import STEP_ASSETS
     from dagster_assets.checks import CHECKS
     from dagster_assets.definitions import defs
-    from dagster_assets.resources import PipelineSettings
 
     if instance is None:
         with dg.DagsterInstance.ephemeral() as own:
@@ -52,7 +66,7 @@ def materialize_pipeline(settings: Settings, records: int, instance: Any = None)
         selection=dg.AssetSelection.assets(*STEP_ASSETS.values()),
         run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}},
         instance=instance,
-        resources={"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))},
+        resources={"pipeline_settings": settings_resource(settings)},
         raise_on_error=False,
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.cutover import Cutover, CutoverError, Runner, read_cutover, write_cutover
+from shared_tasks.cutover import MAX_NESTING, Cutover, CutoverError, Runner, read_cutover, write_cutover
 from shared_tasks.pipeline import PIPELINE
 from tests.conftest import REPO_ROOT
 
@@ -53,3 +53,59 @@ def test_a_bad_file_is_an_error_naming_its_line(tmp_path: Path, case: str) -> No
     with pytest.raises(CutoverError) as caught:
         read_cutover(path)
     assert expected in str(caught.value) and str(path) in str(caught.value)
+
+
+def nested(depth: int, style: str) -> str:
+    """A value nested `depth` lists deep on line 2, in flow style or in block style (one level a line)."""
+    if style == "flow":
+        return f"pull_data: airflow\nmodify_data: {'[' * depth}dagster{']' * depth}\n"
+    return "pull_data: airflow\nmodify_data:\n" + "".join(f"{' ' * level}- \n" for level in range(depth - 1))
+
+
+@pytest.mark.parametrize(
+    ("depth", "style"),
+    [(2, "flow"), (2, "block"), (50, "flow"), (50, "block"), (5_000, "flow"), (5_000, "block"), (200_000, "flow")],
+)
+def test_a_deeply_nested_file_is_an_error_naming_its_line(tmp_path: Path, depth: int, style: str) -> None:
+    import yaml
+
+    path = tmp_path / "cutover.yaml"
+    path.write_text(nested(depth, style))
+    with pytest.raises(CutoverError) as caught:
+        read_cutover(path)
+    assert str(path) in str(caught.value)
+    if depth == 2:  # a list value: the step's own error
+        assert "line 2: step 'modify_data' set to 'a list or mapping'" in str(caught.value)
+        return
+    # The mapping of steps is one level; the list that goes one level too deep opens on this line:
+    line = 2 if style == "flow" else 2 + MAX_NESTING
+    assert f", line {line}: lists or mappings nested {MAX_NESTING + 1} deep" in str(caught.value)
+    if depth == 5_000:  # what composing it did before the depth was checked
+        with pytest.raises(RecursionError):
+            yaml.compose(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ("pull_data: airflow\nmodify_data: dagst\xe9r\n".encode("latin-1"), 2),
+        (b"\xff\xfepull_data: airflow\n", 1),
+        ("# cutover\n\npush_data: airflow # caf\xe9\n".encode("cp1252"), 3),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_an_error_naming_the_file_and_line(tmp_path: Path, data: bytes, line: int) -> None:
+    path = tmp_path / "cutover.yaml"
+    path.write_bytes(data)
+    with pytest.raises(CutoverError) as caught:
+        read_cutover(path)
+    assert f"{path}, line {line}: not UTF-8 text" in str(caught.value)
+    with pytest.raises(UnicodeDecodeError) as plain:  # what reading it as text says: no file named
+        path.read_text(encoding="utf-8")
+    assert str(path) not in str(plain.value)
+
+
+def test_a_file_that_cannot_be_read_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "cutover.yaml"
+    path.mkdir()
+    with pytest.raises(CutoverError, match=f"{path}: cannot be read"):
+        read_cutover(path)

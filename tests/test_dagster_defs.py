@@ -36,7 +36,7 @@ from tests.conftest import (
     origin_head,
 )
 from tests.contract import RunContract
-from tests.dagster_support import PUBLISHED_ASSET, materialize_pipeline, settings_file
+from tests.dagster_support import PUBLISHED_ASSET, materialize_pipeline, settings_resource
 
 KUBERNETES_VERSION = "1.33.0"
 SECRET_VALUE = "never-in-a-spec-4f1b"
@@ -277,7 +277,7 @@ def test_the_checks_pass_on_a_partitioned_origin(partitioned: Settings) -> None:
 
 @pytest.mark.slow
 def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
-    resources = {"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))}
+    resources = {"pipeline_settings": settings_resource(settings)}
     observe = defs.resolve_job_def("observe_dataset_head")
 
     def observed_version(instance: dg.DagsterInstance) -> str:
@@ -295,7 +295,7 @@ def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_the_observed_head_carries_a_failing_check_when_it_is_invalid(settings: Settings, tmp_path: Path) -> None:
-    resources = {"pipeline_settings": PipelineSettings(env_file=str(settings_file(settings)))}
+    resources = {"pipeline_settings": settings_resource(settings)}
     observe = defs.resolve_job_def("observe_dataset_head")
     with dg.DagsterInstance.ephemeral() as instance:
         valid = observe.execute_in_process(instance=instance, resources=resources)

@@ -177,6 +177,55 @@ def test_the_run_queue_keeps_the_pipeline_pool_to_one_run() -> None:
     assert {defs.resolve_assets_def(name).op.pool for name in STEP_ASSETS.values()} == {PUBLISH_POOL}
 
 
+def chart_run_monitoring_config(values: dict[str, Any]) -> dict[str, Any]:
+    """The run monitoring and run retry part of the dagster.yaml the chart renders from the values
+    (its templates/configmap-instance.yaml), with additionalInstanceConfig merged as it is there."""
+    daemon, rendered = values["dagsterDaemon"], {}
+    monitoring, retries = daemon.get("runMonitoring", {}), daemon.get("runRetries", {})
+    if daemon["enabled"] and monitoring.get("enabled"):
+        rendered["run_monitoring"] = {
+            "enabled": monitoring["enabled"],
+            "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+            "cancel_timeout_seconds": monitoring["cancelTimeoutSeconds"],
+            "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
+            "poll_interval_seconds": monitoring["pollIntervalSeconds"],
+            "free_slots_after_run_end_seconds": monitoring["freeSlotsAfterRunEndSeconds"],
+        }
+    if daemon["enabled"] and retries.get("enabled"):
+        rendered["run_retries"] = {
+            "enabled": True,
+            **({"max_retries": retries["maxRetries"]} if retries.get("maxRetries") else {}),
+        }
+    extra = values.get("additionalInstanceConfig", {})
+    assert not set(rendered) & set(extra), "the chart would write these keys of dagster.yaml twice"
+    return {**rendered, **{key: extra[key] for key in ("run_monitoring", "run_retries") if key in extra}}
+
+
+def test_a_run_whose_worker_died_is_failed_and_retried_on_the_cluster_as_on_the_local_stack() -> None:
+    from dagster._config import Shape, process_config
+    from dagster._core.instance.config import dagster_instance_config_schema
+
+    from dataset_pipeline.dagster_stack import instance_config
+
+    rendered = chart_run_monitoring_config(load_yaml(DAGSTER_VALUES))
+    checked = process_config(Shape(dagster_instance_config_schema()), rendered)
+    assert checked.success, [error.message for error in checked.errors]
+    monitoring = rendered["run_monitoring"]
+    assert monitoring["enabled"] is True and monitoring["start_timeout_seconds"] > 0
+    assert monitoring["free_slots_after_run_end_seconds"] >= 0
+    local = instance_config(Path("/dagster-home"))
+    assert local["run_monitoring"]["enabled"] is True
+    # Neither resumes a run on a new worker; both retry it once, only when its worker died.
+    assert monitoring["max_resume_run_attempts"] == local["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert rendered["run_retries"] == local["run_retries"]
+    assert (
+        rendered["run_retries"]["max_retries"] >= 1 and rendered["run_retries"]["retry_on_asset_or_op_failure"] is False
+    )
+    # The default launcher cannot say whether a worker lives: the local stack's can, the cluster's K8s one does.
+    assert local["run_launcher"]["module"] == "dagster_assets.run_launcher"
+    assert load_yaml(DAGSTER_VALUES)["runLauncher"]["type"] == "K8sRunLauncher"
+
+
 def _env(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in entries}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_pipeline.process import ProcessService, StackError, group_alive
+from dataset_pipeline.process import ProcessService, StackError, group_alive, leader_alive
 from tests.ports import free_port
 
 
@@ -102,3 +102,26 @@ def test_a_group_whose_processes_have_all_exited_is_not_alive_before_they_are_re
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_service_whose_leader_died_is_not_running_though_its_children_are(tmp_path: Path) -> None:
+    """A daemon killed alone leaves its code servers running: the service is down, and stop ends them."""
+    service = toy(tmp_path)
+    child_pid = tmp_path / "child.pid"
+    forks = f"import subprocess, time; open({str(child_pid)!r}, 'w').write(str(subprocess.Popen(['sleep', '300']).pid))"
+    process = service.start_process("leader", [sys.executable, "-c", forks + "; time.sleep(300)"])
+    service.ready_file.write({"leader": process.pid}, service.configured_port)
+    deadline = time.monotonic() + 30
+    while not child_pid.exists() or not child_pid.read_text():
+        assert time.monotonic() < deadline, "the leader did not fork"
+        time.sleep(0.01)
+    assert service.running() is not None
+
+    process.kill()  # the leader alone: its child runs on in the group
+    process.wait()
+    assert group_alive(process.pid) and os.getpgid(int(child_pid.read_text())) == process.pid
+    assert not leader_alive(process.pid)
+    assert service.running() is None and service.pids() == {}
+
+    service.stop()  # what `stack up` does first with a service that is not running
+    assert not group_alive(process.pid)

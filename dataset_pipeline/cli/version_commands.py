@@ -23,7 +23,7 @@ def validate_cmd(
     from shared_tasks.validate import validate_dataset_file
 
     with reported_errors():
-        if Path(target).is_file():
+        if _is_file(target):
             rows = validate_dataset_file(Path(target))
             out.print(f"[green]✓[/green] {target}: {rows} valid record(s)", highlight=False)
             return
@@ -36,6 +36,14 @@ def validate_cmd(
             err.print(f"✗ {problem}", style="red", highlight=False, markup=False)
         if not result.ok:
             raise typer.Exit(1)
+
+
+def _is_file(target: str) -> bool:
+    """Whether TARGET names a file; a name the file system cannot hold (too long, NUL) names none."""
+    try:
+        return Path(target).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def restore_cmd(
