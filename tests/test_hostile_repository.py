@@ -395,11 +395,11 @@ def test_data_the_push_left_off_the_remote_is_never_committed(
     git(attacker.clone, "push", "--quiet", "--force", "origin", f"{attacker.good}:main")
     pull_data(settings, "unpushed")
     modify_data(settings, "unpushed", records=3)
-    monkeypatch.setattr(Repo, "push", lambda self, *args, **kwargs: 0)  # what push: false or another remote did
-    with pytest.raises(DvcError, match=r"dvc push left 2 object\(s\) of [0-9a-f]{32}\.dir off remote 'storage'"):
-        push_data(settings, "unpushed")
+    with monkeypatch.context() as patched:  # undone alone: the test's hermetic environment stays
+        patched.setattr(Repo, "push", lambda self, *args, **kwargs: 0)  # what push: false or another remote did
+        with pytest.raises(DvcError, match=r"dvc push left 2 object\(s\) of [0-9a-f]{32}\.dir off remote 'storage'"):
+            push_data(settings, "unpushed")
     assert git(attacker.clone, "ls-remote", "origin", "main").split()[0] == attacker.good
-    monkeypatch.undo()
     version = push_data(settings, "unpushed")
     origin = settings.work_root.parent / "origin.git"
     assert version.md5 == Pointer.parse(git(origin, "show", f"{version.commit}:{settings.pointer_path}")).md5

@@ -247,20 +247,20 @@ def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
 
     run_pipeline(settings, "first", records=2)  # the head version's facts are now known by md5
     calls: list[str] = []
-    for module, name in (
-        (catalog, "file_facts"),
-        (catalog, "scan_ids"),
-        (layout, "scan_ids"),
-        (dataset, "_copy_and_count"),
-    ):
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
+    with monkeypatch.context() as patched:  # undone alone: the test's hermetic environment stays
+        for module, name in (
+            (catalog, "file_facts"),
+            (catalog, "scan_ids"),
+            (layout, "scan_ids"),
+            (dataset, "_copy_and_count"),
+        ):
+            original = getattr(module, name)
+            patched.setattr(module, name, lambda *a, _n=name, _o=original: calls.append(_n) or _o(*a))
 
-    pull_data(settings, "second")
-    summary = modify_data(settings, "second", records=3)
-    assert calls == []  # the one md5 pass is the copy's own
+        pull_data(settings, "second")
+        summary = modify_data(settings, "second", records=3)
+        assert calls == []  # the one md5 pass is the copy's own
 
-    monkeypatch.undo()
     ctx = RunContext(settings, "second")
     full = for_layout(Layout.SINGLE_FILE, ctx.dvc.data_path).facts()
     assert (summary.md5, summary.rows) == (full.md5, full.rows) == (full.md5, TEST_SEED_ROWS + 5)
