@@ -46,6 +46,7 @@ def run_job(
                     "run_id": pipeline_run_id,
                     "s3_url": claims.get("s3_url") or s3_object_url(stack.remote_url, version.md5),
                     "attempts": claims.get("attempts"),
+                    "had_turn": claims.get("had_turn"),
                     "already_published": bool(claims.get("already_published", False)),
                 }
             )

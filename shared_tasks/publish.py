@@ -44,10 +44,11 @@ def publish(ctx: RunContext, orchestrator: str) -> PublishedVersion:
         reraise=True,
     )
     try:
-        with publish_turn(settings, ctx.run_id):
+        with publish_turn(settings, ctx.run_id) as had_turn:
             for attempt in retrying:
                 with attempt:
-                    return _publish_once(ctx, orchestrator, attempt.retry_state.attempt_number)
+                    version = _publish_once(ctx, orchestrator, attempt.retry_state.attempt_number)
+                    return version.model_copy(update={"had_turn": had_turn})
     except PushRejected:
         raise PushConflictError(
             f"run {ctx.run_id!r}: the origin kept moving; gave up after {settings.push_attempts} "
@@ -57,15 +58,15 @@ def publish(ctx: RunContext, orchestrator: str) -> PublishedVersion:
 
 
 @contextlib.contextmanager
-def publish_turn(settings: Settings, run_id: str) -> Iterator[None]:
+def publish_turn(settings: Settings, run_id: str) -> Iterator[bool | None]:
     """Let publishers on the shared volume take turns, so racing runs rarely upload in vain.
 
     Turns only save work: correctness rests on Git's atomic ref update, so a publisher that
     waited too long goes ahead without its turn. The lock is the kernel's, released when the
-    holder dies.
+    holder dies. Yields whether this publisher has its turn (None when turns are off).
     """
     if settings.publish_lease_seconds <= 0:
-        yield
+        yield None
         return
     settings.work_root.mkdir(parents=True, exist_ok=True)
     lease = FileLock(str(settings.publish_lease_file), timeout=settings.publish_lease_seconds)
@@ -74,7 +75,7 @@ def publish_turn(settings: Settings, run_id: str) -> Iterator[None]:
     except Timeout:
         log.warning("run %s: no publish turn after %.0f s; publishing without one", run_id, lease.timeout)
     try:
-        yield
+        yield lease.is_locked
     finally:
         if lease.is_locked:
             lease.release()

@@ -122,4 +122,6 @@ class PublishedVersion(StepRecord):
     rows_added: int | None
     s3_url: str
     attempts: int | None = None
+    # Whether the publisher held the publish turn (None: turns are off, or no publish was needed).
+    had_turn: bool | None = None
     already_published: bool = False

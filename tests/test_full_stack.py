@@ -165,9 +165,14 @@ def test_eight_runs_at_once_from_three_runners_lose_nothing(full_stack_env: dict
 
     version_objects = {f"datasets/files/md5/{r['md5'][:2]}/{r['md5'][2:]}" for _, r in results}
     orphans = _keys(client, bucket) - objects_before - version_objects
-    attempts = sorted(r["attempts"] for _, r in results if r.get("attempts") is not None)
-    print(f"8 writers: attempts {attempts}, orphan objects {len(orphans)}")
-    assert len(attempts) == len(launches) and set(attempts) == {1}  # every publisher took its turn
+    turns = sorted((r["had_turn"], r["attempts"]) for _, r in results)
+    print(f"8 writers: (had its turn, attempts) {turns}, orphan objects {len(orphans)}")
+    # Publishers that all take turns upload once each. One whose wait outlasted the lease (a slow
+    # machine) goes ahead without its turn, and it or another may then need a second attempt: nothing
+    # is lost either way (the checks above), so only the first case is a claim about attempts.
+    assert all(had_turn is not None and attempts is not None for had_turn, attempts in turns), turns
+    if all(had_turn for had_turn, _ in turns):
+        assert {attempts for _, attempts in turns} == {1}, turns
     assert orphans == set()
 
 
