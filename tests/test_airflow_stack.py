@@ -6,6 +6,7 @@ import json
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -89,13 +90,21 @@ def test_a_failed_task_is_reported_with_its_log_and_the_run_resumes(airflow_stac
     assert (newest["orchestrator"], newest["run_id"]) == ("airflow", "broken-run-1")
 
 
+def sockets_of(process: psutil.Process) -> list[Any]:
+    """A process's internet sockets; none once it has exited (a short-lived child of a stack process)."""
+    try:
+        return list(process.net_connections(kind="inet"))
+    except psutil.NoSuchProcess:
+        return []
+
+
 def test_nothing_listens_beyond_loopback(airflow_stack: SharedStack) -> None:
     processes = stack_processes(airflow_stack)
     assert len(processes) >= 5
     listening = [
         (process.pid, conn.laddr)
         for process in processes
-        for conn in process.net_connections(kind="inet")
+        for conn in sockets_of(process)
         if conn.status == psutil.CONN_LISTEN
     ]
     ports = {address.port for _, address in listening}
