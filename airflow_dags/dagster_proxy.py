@@ -29,14 +29,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from airflow_dags.version_watcher import announcement
-from shared_tasks.cutover import (
+from shared_tasks.project.cutover import (
     AIRFLOW_DAG_TAG,
     AIRFLOW_RUN_TAG,
     AIRFLOW_TASK_TAG,
     AIRFLOW_TRY_TAG,
     DAGSTER_RUN_XCOM,
 )
-from shared_tasks.pipeline import STEPS
+from shared_tasks.project.pipeline import STEPS
 
 LOCATION_NAME = "dataset_pipeline"
 JOB_NAME = "dataset_pipeline"

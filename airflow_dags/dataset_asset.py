@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetWatcher
 
 from airflow_dags.version_watcher import NewVersionTrigger
-from shared_tasks.settings import OrchestrationSettings
+from shared_tasks.project.settings import OrchestrationSettings
 
 orchestration = OrchestrationSettings()
 dataset_asset = Asset(

@@ -3,7 +3,7 @@
 Parse time reads only `OrchestrationSettings` and the neutral pipeline description (the DAG
 processor has no repository or credentials, and imports no pandas or DVC); a task reads the full
 settings when it runs. On the cluster each task runs in a worker pod described by
-`shared_tasks.cluster`, passed to the KubernetesExecutor as a pod_override; with no kubernetes
+`shared_tasks.project.cluster`, passed to the KubernetesExecutor as a pod_override; with no kubernetes
 client installed the tasks simply carry no pod override.
 """
 
@@ -20,11 +20,11 @@ from airflow_dags.dagster_proxy import DagsterStepOperator
 from airflow_dags.dataset_asset import dataset_asset
 from airflow_dags.pods import executor_config
 from airflow_dags.version_watcher import announcement
-from shared_tasks.cutover import FILE_NAME as CUTOVER_FILE
-from shared_tasks.cutover import Runner, read_cutover
-from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
-from shared_tasks.records import MAX_RECORDS_PER_RUN
-from shared_tasks.settings import OrchestrationSettings
+from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE
+from shared_tasks.project.cutover import Runner, read_cutover
+from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN
+from shared_tasks.project.settings import OrchestrationSettings
 
 DAG_ID = "dataset_pipeline"
 ORCHESTRATOR = "airflow"
@@ -40,7 +40,7 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
     def run_step() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from shared_tasks.settings import load_settings
+        from shared_tasks.project.settings import load_settings
 
         context = get_current_context()
         records = int(context["params"]["records"])

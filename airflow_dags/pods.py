@@ -1,10 +1,10 @@
-"""The worker pod of every task, for the KubernetesExecutor: built once from `shared_tasks.cluster`."""
+"""The worker pod of every task, for the KubernetesExecutor: built once from `shared_tasks.project.cluster`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared_tasks.cluster import ClusterSettings, worker_pod_spec
+from shared_tasks.project.cluster import ClusterSettings, worker_pod_spec
 
 
 def worker_pod_override(cluster: ClusterSettings) -> Any | None:

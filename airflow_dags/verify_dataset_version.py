@@ -36,8 +36,8 @@ def verdict(verify: Any, settings: Any, commit: str) -> dict[str, Any]:
 def verify_new_versions() -> list[dict[str, Any]]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from shared_tasks.history import verify
-    from shared_tasks.settings import load_settings
+    from shared_tasks.project.settings import load_settings
+    from shared_tasks.versioning.history import verify
 
     settings = load_settings()
     context = get_current_context()

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from airflow_dags.version_watcher import announced_version
-from shared_tasks.versions import VersionRecord
+from shared_tasks.versioning.versions import VersionRecord
 
 WATERMARK_PREFIX = "consumed_by:"
 
@@ -88,8 +88,8 @@ def every_new_version(
     """
     key = watermark_key(consumer)
     if versions is None:
-        from shared_tasks.history import history
-        from shared_tasks.settings import load_settings
+        from shared_tasks.project.settings import load_settings
+        from shared_tasks.versioning.history import history
 
         versions = history(load_settings())
     stored = state.get(key)

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from shared_tasks.versions import VersionRecord
+from shared_tasks.versioning.versions import VersionRecord
 
 log = logging.getLogger(__name__)
 WATERMARK_KEY = "announced_commit"
@@ -79,8 +79,8 @@ class NewVersionTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(WATERMARK_KEY, commit)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from shared_tasks.history import history
-        from shared_tasks.settings import load_settings
+        from shared_tasks.project.settings import load_settings
+        from shared_tasks.versioning.history import history
 
         settings = load_settings()
         while True:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from dataset_pipeline.s3server import s3_client  # noqa: E402
 from dataset_pipeline.stack import LocalStack, StackConfig  # noqa: E402
-from shared_tasks.settings import Settings  # noqa: E402
-from shared_tasks.steps import modify_data, pull_data, push_data  # noqa: E402
+from shared_tasks.project.settings import Settings  # noqa: E402
+from shared_tasks.run.steps import modify_data, pull_data, push_data  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 STEPS = ("pull_data", "modify_data", "push_data")

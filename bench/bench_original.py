@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataset_pipeline.stack import LocalStack, StackConfig  # noqa: E402
-from shared_tasks.pipeline import PIPELINE, StepInputs  # noqa: E402
-from shared_tasks.settings import Settings  # noqa: E402
+from shared_tasks.project.pipeline import PIPELINE, StepInputs  # noqa: E402
+from shared_tasks.project.settings import Settings  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 ROWS_PER_MB = 7_450  # the synthetic dataset: about 10 MB per 74,500 rows
@@ -58,8 +58,8 @@ frame.to_csv(path, index=False)
 # One of our steps in a fresh process, as a pod runs it.
 OUR_STEP = """
 import sys
-from shared_tasks.pipeline import STEPS, StepInputs
-from shared_tasks.settings import Settings
+from shared_tasks.project.pipeline import STEPS, StepInputs
+from shared_tasks.project.settings import Settings
 STEPS[sys.argv[1]].run(Settings(), sys.argv[2], StepInputs(records=1, orchestrator="bench", runner="bench"))
 """
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from dataset_pipeline.s3server import s3_client  # noqa: E402
 from dataset_pipeline.stack import LocalStack, StackConfig  # noqa: E402
-from shared_tasks.layout import part_files  # noqa: E402
-from shared_tasks.settings import Layout, Settings  # noqa: E402
-from shared_tasks.steps import modify_data, pull_data, push_data  # noqa: E402
-from shared_tasks.workspace import Workspace  # noqa: E402
+from shared_tasks.project.settings import Layout, Settings  # noqa: E402
+from shared_tasks.run.steps import modify_data, pull_data, push_data  # noqa: E402
+from shared_tasks.run.workspace import Workspace  # noqa: E402
+from shared_tasks.storage.layout import part_files  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 STEPS = ("pull_data", "modify_data", "push_data")
@@ -43,8 +43,8 @@ ROWS_PER_MB = 7_376  # the generated dataset's density: 74,500 rows in 10.1 MB
 STEP_IN_A_PROCESS = """
 import json, re, sys, time
 from pathlib import Path
-from shared_tasks.settings import Settings
-from shared_tasks import steps
+from shared_tasks.project.settings import Settings
+from shared_tasks.run import steps
 
 def status_mb(field):  # VmHWM restarts at exec; ru_maxrss would carry the parent's
     text = Path("/proc/self/status").read_text()

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared_tasks.pipeline import PIPELINE  # noqa: E402
+from shared_tasks.project.pipeline import PIPELINE  # noqa: E402
 
 HEAVY = ("pandas", "polars", "numpy", "pyarrow", "dvc.repo")
 
@@ -32,7 +32,7 @@ HEAVY = ("pandas", "polars", "numpy", "pyarrow", "dvc.repo")
 _LOAD = """
 import json, sys, time
 started = time.process_time()
-from shared_tasks.pipeline import STEPS
+from shared_tasks.project.pipeline import STEPS
 described = time.process_time()
 STEPS[sys.argv[1]].load()
 loaded = time.process_time()

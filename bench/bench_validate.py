@@ -1,12 +1,12 @@
 """Whole-dataset validation at several sizes: time, MB/s and peak memory beside the floor.
 
-For each size a generated dataset (shared_tasks.generate.write_seed_dataset) is written once into a
+For each size a generated dataset (shared_tasks.run.generate.write_seed_dataset) is written once into a
 cache folder that later runs reuse (the 1 GB one takes minutes to generate). Every measurement runs
 in a fresh process, which reports its wall and CPU time and its peak RSS (VmHWM from
 /proc/self/status) after its imports and after the work:
 
 - floor: a plain read + md5 of the same bytes (what DVC must do with them anyway);
-- validate: shared_tasks.dataset_check.validate_dataset on the file;
+- validate: shared_tasks.validation.dataset_check.validate_dataset on the file;
 - parts, reversed: the same records as 4 part files passed last part first, so the ids do not
   rise and the duplicate check spills, partitions and checks every id;
 - python (10 MB only): the row-by-row Python path on the whole file in memory, as
@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared_tasks.generate import write_seed_dataset  # noqa: E402
-from shared_tasks.row_rules import header_problems  # noqa: E402
+from shared_tasks.run.generate import write_seed_dataset  # noqa: E402
+from shared_tasks.validation.row_rules import header_problems  # noqa: E402
 
 ROWS_PER_MB = 7_376  # the generated dataset's density: 74,500 rows in 10.1 MB
 PARTS = 4
@@ -50,10 +50,10 @@ def cpu():
 
 kind, files = sys.argv[1], [Path(name) for name in sys.argv[2:]]
 if kind == "validate":
-    from shared_tasks.dataset_check import validate_dataset
+    from shared_tasks.validation.dataset_check import validate_dataset
     import polars  # imported before the clock starts, as a worker that validated once has it
 elif kind == "python":
-    from shared_tasks import validate
+    from shared_tasks.validation import validate
 imports = status_mb("VmHWM")
 started, cpu_started = time.perf_counter(), cpu()
 if kind == "floor":

@@ -1,7 +1,7 @@
 """Whether a Dagster run may act for an Airflow run: its `airflow/*` tags are checked with Airflow.
 
 A step Airflow cut over to Dagster is launched by its Airflow task with the tags of that task
-(shared_tasks.cutover.AIRFLOW_TAGS); the step then works in the Airflow run's workspace and its
+(shared_tasks.project.cutover.AIRFLOW_TAGS); the step then works in the Airflow run's workspace and its
 version is recorded as Airflow's. Anyone who may launch a Dagster run can set tags, so the tags
 are honoured only when Airflow, asked through its REST API with the sensor's own login
 (`AirflowPeer`), vouches for them:
@@ -31,7 +31,7 @@ import dagster as dg
 from dagster_assets.peering import AirflowPeer
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
-from shared_tasks.cutover import (
+from shared_tasks.project.cutover import (
     AIRFLOW_DAG_TAG,
     AIRFLOW_RUN_TAG,
     AIRFLOW_TAGS,
@@ -40,8 +40,8 @@ from shared_tasks.cutover import (
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
 )
-from shared_tasks.pipeline import STEPS
-from shared_tasks.workspace import check_run_id
+from shared_tasks.project.pipeline import STEPS
+from shared_tasks.run.workspace import check_run_id
 
 AIRFLOW_TAG_PREFIX = "airflow/"
 AIRFLOW_DAG_ID = "dataset_pipeline"

@@ -16,17 +16,17 @@ from pydantic import Field
 from dagster_assets.airflow_claims import check_launch_tags
 from dagster_assets.k8s import step_pod_tags
 from dagster_assets.resources import PipelineSettings
-from shared_tasks.cutover import AIRFLOW_RUN_TAG
-from shared_tasks.history import history
-from shared_tasks.pipeline import PIPELINE, StepInputs, StepSpec
-from shared_tasks.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
-from shared_tasks.schema import DataValidationError
-from shared_tasks.settings import OrchestrationSettings
-from shared_tasks.steps import pull_data
+from shared_tasks.project.cutover import AIRFLOW_RUN_TAG
+from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
+from shared_tasks.project.settings import OrchestrationSettings
+from shared_tasks.run.steps import pull_data
+from shared_tasks.validation.schema import DataValidationError
+from shared_tasks.versioning.history import history
 
 ORCHESTRATOR = "dagster"
 GROUP = "dataset"
-# The asset standing for each step of shared_tasks.pipeline.PIPELINE.
+# The asset standing for each step of shared_tasks.project.pipeline.PIPELINE.
 STEP_ASSETS = {step.name: step.output for step in PIPELINE}
 STEP_KINDS = {"pull_data": {"git", "dvc"}, "modify_data": {"pandas"}, "push_data": {"s3", "git"}}
 POD_TAGS = step_pod_tags()

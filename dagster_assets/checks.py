@@ -11,8 +11,8 @@ import dagster as dg
 from dagster_assets.assets import POD_TAGS, published_dataset
 from dagster_assets.peering import CHECKED_COMMIT_TAG
 from dagster_assets.resources import PipelineSettings
-from shared_tasks.audit import missing_on_remote, validated_rows
-from shared_tasks.history import history
+from shared_tasks.run.audit import missing_on_remote, validated_rows
+from shared_tasks.versioning.history import history
 
 
 def published_claims(context: dg.AssetCheckExecutionContext) -> dict[str, Any]:

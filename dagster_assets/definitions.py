@@ -14,7 +14,7 @@ from dagster_assets.checks import CHECKS
 from dagster_assets.k8s import k8s_executor_config
 from dagster_assets.peering import airflow_runs_sensor
 from dagster_assets.resources import RESOURCES, DagsterSettings
-from shared_tasks.settings import OrchestrationSettings
+from shared_tasks.project.settings import OrchestrationSettings
 
 JOB_NAME = "dataset_pipeline"
 PROCESS_PER_STEP_JOB_NAME = f"{JOB_NAME}_process_per_step"

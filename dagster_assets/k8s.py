@@ -1,13 +1,13 @@
 """The cluster side of the Dagster job: `k8s_job_executor` config and per-op pod tags.
 
-Both are built from `shared_tasks.cluster`, the description the Airflow DAG and the deploy
+Both are built from `shared_tasks.project.cluster`, the description the Airflow DAG and the deploy
 manifests share, so a step pod gets the same image, volume, env and service account whichever
 orchestrator starts it.
 """
 
 from typing import Any
 
-from shared_tasks.cluster import (
+from shared_tasks.project.cluster import (
     ClusterSettings,
     worker_env_from,
     worker_resources,

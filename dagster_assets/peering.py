@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator_clients.airflow_api import AirflowClient, TaskInstance
-from shared_tasks.pipeline import STEPS
+from shared_tasks.project.pipeline import STEPS
 
 AIRFLOW_DAG_ID = "dataset_pipeline"
 OVERLAP = timedelta(minutes=5)

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared_tasks.settings import ENV_PREFIX, Settings, load_settings
+from shared_tasks.project.settings import ENV_PREFIX, Settings, load_settings
 
 
 class PipelineSettings(dg.ConfigurableResource):

@@ -13,8 +13,8 @@ from dataset_pipeline.process import StackError
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
 from orchestrator_clients.retrying import poll_until
-from shared_tasks.pointer import s3_object_url
-from shared_tasks.records import PublishedVersion
+from shared_tasks.project.records import PublishedVersion
+from shared_tasks.storage.pointer import s3_object_url
 
 if TYPE_CHECKING:
     from dataset_pipeline.stack import LocalStack
@@ -81,7 +81,7 @@ def published_version(stack: LocalStack, client: AirflowClient, run_id: str) -> 
         value = client.return_value(DAG_ID, run_id, "push_data")
         if isinstance(value, dict) and value.get("run_id") == run_id:
             return PublishedVersion.from_mapping(value)
-    from shared_tasks.history import history
+    from shared_tasks.versioning.history import history
 
     for version in history(stack.settings()):
         if version.run_id == run_id and version.md5 is not None:  # not a commit merely claiming the run

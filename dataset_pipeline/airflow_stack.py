@@ -27,8 +27,8 @@ from rich.console import Console
 from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, process_environment
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.retrying import poll_until
-from shared_tasks.cutover import FILE_NAME as CUTOVER_FILE_NAME
-from shared_tasks.cutover import Cutover, read_cutover, write_cutover
+from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE_NAME
+from shared_tasks.project.cutover import Cutover, read_cutover, write_cutover
 
 if TYPE_CHECKING:
     from dataset_pipeline.outcome import RunOutcome

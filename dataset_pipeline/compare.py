@@ -35,7 +35,7 @@ from dataset_pipeline.compare_runners import (
 )
 from dataset_pipeline.run_parts import PARTS, STEP_PART_NAMES, split_run
 from dataset_pipeline.stack import LocalStack
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
 
 SAMPLE_SECONDS = 0.2
 
@@ -262,7 +262,7 @@ def _add_overheads(summaries: list[RunnerSummary]) -> None:
 
 
 def _versions_made(settings: Settings, measures: list[RunMeasure]) -> list[dict[str, Any]]:
-    from shared_tasks.history import history
+    from shared_tasks.versioning.history import history
 
     made = {m.run_id for m in measures if m.ok}
     return [version.to_dict() for version in history(settings) if version.run_id in made]

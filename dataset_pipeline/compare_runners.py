@@ -18,10 +18,10 @@ from rich.console import Console
 from dataset_pipeline import airflow_stack, dagster_stack
 from dataset_pipeline.run_parts import timing_of
 from dataset_pipeline.stack import LocalStack
-from shared_tasks.cutover import Cutover, Runner, read_cutover
-from shared_tasks.pipeline import PIPELINE, new_run_id, run_pipeline
-from shared_tasks.records import PublishedVersion, StepRecord, StepTiming
-from shared_tasks.settings import Settings
+from shared_tasks.project.cutover import Cutover, Runner, read_cutover
+from shared_tasks.project.pipeline import PIPELINE, new_run_id, run_pipeline
+from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
+from shared_tasks.project.settings import Settings
 
 if TYPE_CHECKING:
     from dataset_pipeline.compare import Comparison

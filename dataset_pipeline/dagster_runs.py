@@ -10,10 +10,10 @@ from dataset_pipeline.dagster_stack import JOB
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.process import StackError
 from orchestrator_clients.dagster_api import DagsterClient, DagsterRun, JobSelector
-from shared_tasks.history import history
-from shared_tasks.pipeline import STEP_OF_OUTPUT
-from shared_tasks.pointer import s3_object_url
-from shared_tasks.records import PublishedVersion
+from shared_tasks.project.pipeline import STEP_OF_OUTPUT
+from shared_tasks.project.records import PublishedVersion
+from shared_tasks.storage.pointer import s3_object_url
+from shared_tasks.versioning.history import history
 
 if TYPE_CHECKING:
     from dataset_pipeline.stack import LocalStack

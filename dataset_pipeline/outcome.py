@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared_tasks.records import PublishedVersion
+from shared_tasks.project.records import PublishedVersion
 
 
 @dataclass(frozen=True)

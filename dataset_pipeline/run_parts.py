@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from shared_tasks.records import StepTiming
+from shared_tasks.project.records import StepTiming
 
 PARTS = ("queue", "start-up", "work", "gaps", "to client")
 # A process's start time is read from /proc in clock ticks (10 ms), so parts may be off by that much each.

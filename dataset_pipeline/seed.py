@@ -9,13 +9,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from shared_tasks.dvcops import Dvc
-from shared_tasks.generate import SEED_DATASET_ROWS, write_seed_dataset
-from shared_tasks.gitops import Git
-from shared_tasks.migrate import split_into_parts
-from shared_tasks.redact import Redactor
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.versions import commit_message
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.generate import SEED_DATASET_ROWS, write_seed_dataset
+from shared_tasks.run.migrate import split_into_parts
+from shared_tasks.versioning.dvcops import Dvc
+from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.versions import commit_message
 
 SEED_RUN_ID = "seed"
 

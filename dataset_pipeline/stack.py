@@ -18,8 +18,8 @@ from dataset_pipeline.process import StackError
 from dataset_pipeline.s3_service import S3Service
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, s3_client
 from dataset_pipeline.seed import create_origin
-from shared_tasks.generate import SEED_DATASET_ROWS
-from shared_tasks.settings import ENV_PREFIX, Layout, Settings
+from shared_tasks.project.settings import ENV_PREFIX, Layout, Settings
+from shared_tasks.run.generate import SEED_DATASET_ROWS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -171,10 +171,10 @@ class LocalStack:
         stack starts all the same, and `restore REV` mends the head."""
         if not (self.origin / "HEAD").exists():
             return self.config.layout
-        from shared_tasks.gitops import Git
-        from shared_tasks.history import settings_for_commit
-        from shared_tasks.redact import Redactor
-        from shared_tasks.tracked_pointer import PointerProblem
+        from shared_tasks.project.redact import Redactor
+        from shared_tasks.versioning.gitops import Git
+        from shared_tasks.versioning.history import settings_for_commit
+        from shared_tasks.versioning.tracked_pointer import PointerProblem
 
         probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=self.config.layout)
         try:

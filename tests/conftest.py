@@ -22,8 +22,8 @@ import pytest
 
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
 from dataset_pipeline.seed import create_origin
-from shared_tasks.cutover import Cutover, write_cutover
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.project.cutover import Cutover, write_cutover
+from shared_tasks.project.settings import Layout, Settings
 
 TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from shared_tasks.history import history, verify
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, git, origin_head
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
 from tests.conftest import CALLER_CREDENTIALS, cli
 from tests.ports import free_port
 
@@ -38,7 +38,7 @@ def settings_resource(settings: Settings) -> Any:
     """The settings resource reading `settings` (as an env file) in place of the environment: the
     code location's own choice, made here by the test; a launch has no config to choose it with."""
     from dagster_assets.resources import PipelineSettings
-    from shared_tasks.settings import load_settings
+    from shared_tasks.project.settings import load_settings
 
     path = settings_file(settings)
 

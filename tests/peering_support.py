@@ -16,7 +16,7 @@ from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.airflow_records import DagRun, TaskInstance
 from orchestrator_clients.dagster_api import DagsterClient
 from orchestrator_clients.dagster_records import SensorTick
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
 from tests.conftest import cli
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from dagster_assets.definitions import defs
 from dagster_assets.resources import PipelineSettings
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
-from shared_tasks.cutover import (
+from shared_tasks.project.cutover import (
     AIRFLOW_DAG_TAG,
     AIRFLOW_RUN_TAG,
     AIRFLOW_TAGS,
@@ -30,8 +30,8 @@ from shared_tasks.cutover import (
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
 )
-from shared_tasks.pipeline import STEPS, StepSpec
-from shared_tasks.settings import Settings, load_settings
+from shared_tasks.project.pipeline import STEPS, StepSpec
+from shared_tasks.project.settings import Settings, load_settings
 from tests.scripted_api import ScriptedApi
 
 DAG = "/api/v2/dags/dataset_pipeline"

@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shared_tasks.cluster import ClusterSettings
-from shared_tasks.history import history
-from shared_tasks.pipeline import PIPELINE
-from shared_tasks.settings import Settings
+from shared_tasks.project.cluster import ClusterSettings
+from shared_tasks.project.pipeline import PIPELINE
+from shared_tasks.project.settings import Settings
+from shared_tasks.versioning.history import history
 from tests.airflow_support import airflow_env, run_dag_test
 from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, data_edit, foreign_commit, git, origin_head
 from tests.contract import RunContract

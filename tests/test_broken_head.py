@@ -12,15 +12,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from shared_tasks.dvcops import DvcError
-from shared_tasks.history import history, verify
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.pointer import MAX_POINTER_BYTES, Pointer, PointerError
-from shared_tasks.restore import restore_version
-from shared_tasks.schema import DataValidationError
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.steps import pull_data
-from shared_tasks.validate import MAX_CHANGE_FILE_BYTES, read_change_file
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.restore import restore_version
+from shared_tasks.run.steps import pull_data
+from shared_tasks.storage.pointer import MAX_POINTER_BYTES, Pointer, PointerError
+from shared_tasks.validation.schema import DataValidationError
+from shared_tasks.validation.validate import MAX_CHANGE_FILE_BYTES, read_change_file
+from shared_tasks.versioning.dvcops import DvcError
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, cli, foreign_commit, origin_head
 
 Change = Callable[[Path, Settings], None]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.cutover import read_cutover
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.settings import Settings
+from shared_tasks.project.cutover import read_cutover
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
 from tests.conftest import cli, data_edit, foreign_commit
 
 # Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.

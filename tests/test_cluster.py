@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_tasks.cluster import ClusterSettings, worker_container, worker_pod_spec
+from shared_tasks.project.cluster import ClusterSettings, worker_container, worker_pod_spec
 
 
 def test_every_name_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from dataset_pipeline.compare import Comparison, RunMeasure, summarize
 from dataset_pipeline.compare_report import parts_rows, write_report
 from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES, runner_named
 from dataset_pipeline.run_parts import PARTS, split_run
-from shared_tasks.records import StepTiming
+from shared_tasks.project.records import StepTiming
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.history import history, verify
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import REPO_ROOT, TEST_SEED_ROWS, bucket_listing
 from tests.test_steps import dataset_at
 

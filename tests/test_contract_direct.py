@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.settings import Settings
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
 from tests.contract import RunContract
 
 # Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.

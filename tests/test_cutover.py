@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.cutover import MAX_NESTING, Cutover, CutoverError, Runner, read_cutover, write_cutover
-from shared_tasks.pipeline import PIPELINE
+from shared_tasks.project.cutover import MAX_NESTING, Cutover, CutoverError, Runner, read_cutover, write_cutover
+from shared_tasks.project.pipeline import PIPELINE
 from tests.conftest import REPO_ROOT
 
 

@@ -18,8 +18,8 @@ import pytest
 from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
-from shared_tasks.cutover import AIRFLOW_RUN_TAG, read_cutover
-from shared_tasks.pipeline import PIPELINE, STEPS
+from shared_tasks.project.cutover import AIRFLOW_RUN_TAG, read_cutover
+from shared_tasks.project.pipeline import PIPELINE, STEPS
 from tests.conftest import cli, headless_page
 from tests.peering_support import (
     airflow_client,

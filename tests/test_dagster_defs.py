@@ -19,13 +19,13 @@ from dagster_assets.definitions import dataset_pipeline, defs
 from dagster_assets.k8s import K8S_CONFIG_TAG, k8s_executor_config
 from dagster_assets.resources import PipelineSettings
 from dataset_pipeline.dagster_stack import instance_config
-from shared_tasks.cluster import ClusterSettings, worker_resources
-from shared_tasks.history import history
-from shared_tasks.pipeline import PIPELINE, run_pipeline
-from shared_tasks.pointer import s3_object_url
-from shared_tasks.records import MAX_RECORDS_PER_RUN
-from shared_tasks.settings import OrchestrationSettings, Settings
-from shared_tasks.workspace import Workspace
+from shared_tasks.project.cluster import ClusterSettings, worker_resources
+from shared_tasks.project.pipeline import PIPELINE, run_pipeline
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN
+from shared_tasks.project.settings import OrchestrationSettings, Settings
+from shared_tasks.run.workspace import Workspace
+from shared_tasks.storage.pointer import s3_object_url
+from shared_tasks.versioning.history import history
 from tests.conftest import (
     REPO_ROOT,
     TEST_REMOTE_URL,

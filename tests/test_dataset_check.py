@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks import csv_blocks, dataset_check, id_ledger
-from shared_tasks.dataset import file_facts
-from shared_tasks.dataset_check import DatasetVerdict, validate_dataset
-from shared_tasks.generate import generate_records, write_seed_dataset
-from shared_tasks.schema import COLUMN_NAMES, COLUMNS, FREE_ID_MAX, ID_COLUMN, CategoryColumn, IntColumn
-from shared_tasks.validate import MAX_REPORTED_PROBLEMS, DataValidationError, Problem, read_change_file
+from shared_tasks.run.generate import generate_records, write_seed_dataset
+from shared_tasks.storage.dataset import file_facts
+from shared_tasks.validation import csv_blocks, dataset_check, id_ledger
+from shared_tasks.validation.dataset_check import DatasetVerdict, validate_dataset
+from shared_tasks.validation.schema import COLUMN_NAMES, COLUMNS, FREE_ID_MAX, ID_COLUMN, CategoryColumn, IntColumn
+from shared_tasks.validation.validate import MAX_REPORTED_PROBLEMS, DataValidationError, Problem, read_change_file
 
 HEADER = list(COLUMN_NAMES)
 INT_COLUMNS = [column for column in COLUMNS if isinstance(column, IntColumn)]
@@ -499,7 +499,7 @@ def test_repeated_ids_are_found_as_the_change_validator_finds_them(
 
 
 def test_validate_dataset_file_delegates_and_counts(tmp_path: Path) -> None:
-    from shared_tasks.validate import validate_dataset_file
+    from shared_tasks.validation.validate import validate_dataset_file
 
     path = tmp_path / "employee_attrition.csv"
     path.write_bytes(to_bytes(HEADER, good_rows(7)))

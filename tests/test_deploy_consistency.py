@@ -18,13 +18,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shared_tasks.cluster import (
+from shared_tasks.project.cluster import (
     ClusterSettings,
     worker_env_from,
     worker_volume_mounts,
     worker_volumes,
 )
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
 from tests.conftest import hermetic_environment
 from tests.deploy_support import (
     AIRFLOW_VALUES,
@@ -278,7 +278,7 @@ def test_the_triggerer_has_what_its_git_watcher_reads() -> None:
 
 def test_the_cutover_file_reaches_airflow_with_the_dag() -> None:
     """git-sync serves the subPath, the DAG's folder, and with it the cutover file beside the DAG."""
-    from shared_tasks.cutover import FILE_NAME
+    from shared_tasks.project.cutover import FILE_NAME
 
     values = load_yaml(AIRFLOW_VALUES)
     cutover = Path(values["dags"]["gitSync"]["subPath"]) / FILE_NAME

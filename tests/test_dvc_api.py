@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.dvcops import CACHE_TYPES, Dvc, repo_config
-from shared_tasks.pointer import Pointer, s3_object_url
-from shared_tasks.redact import Redactor
-from shared_tasks.settings import Settings
-from shared_tasks.steps import pull_data
-from shared_tasks.workspace import Workspace
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.steps import pull_data
+from shared_tasks.run.workspace import Workspace
+from shared_tasks.storage.pointer import Pointer, s3_object_url
+from shared_tasks.versioning.dvcops import CACHE_TYPES, Dvc, repo_config
 from tests.conftest import REPO_ROOT, TEST_BUCKET, bucket_listing
 
 # Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
@@ -59,9 +59,9 @@ def test_add_push_checkout_pull_round_trip(settings: Settings, s3: object, tmp_p
 def test_the_dvc_calls_used_never_import_hydra_or_omegaconf(settings_env: dict[str, str]) -> None:
     script = (
         "import sys, json\n"
-        "from shared_tasks.settings import load_settings\n"
-        "from shared_tasks.pipeline import run_pipeline\n"
-        "from shared_tasks.history import verify\n"
+        "from shared_tasks.project.settings import load_settings\n"
+        "from shared_tasks.project.pipeline import run_pipeline\n"
+        "from shared_tasks.versioning.history import verify\n"
         "version = run_pipeline(load_settings(), 'import-check')\n"
         "assert verify(load_settings(), version.commit).ok\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'antlr4'))))\n"

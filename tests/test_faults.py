@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.dvcops import DvcError
-from shared_tasks.history import history, verify
-from shared_tasks.layout import read_dataset
-from shared_tasks.pointer import Pointer
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.steps import modify_data, pull_data, push_data
-from shared_tasks.workspace import Workspace
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.steps import modify_data, pull_data, push_data
+from shared_tasks.run.workspace import Workspace
+from shared_tasks.storage.layout import read_dataset
+from shared_tasks.storage.pointer import Pointer
+from shared_tasks.versioning.dvcops import DvcError
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, git, origin_head
 from tests.test_steps import install_hook
 
@@ -165,7 +165,7 @@ def test_a_pointer_changed_in_the_work_tree_does_not_stick_the_run_once_the_orig
     settings: Settings, origin: Path
 ) -> None:
     """The reproduction of a run killed after `dvc add`, before `git commit`: every retry used to fail."""
-    from shared_tasks.pipeline import run_pipeline
+    from shared_tasks.project.pipeline import run_pipeline
 
     before = origin_head(origin)
     pull_data(settings, RUN)

@@ -26,14 +26,14 @@ import yaml
 from configobj import ConfigObj  # type: ignore[import-untyped]  # DVC's own config parser
 
 from dataset_pipeline.s3server import S3Server
-from shared_tasks.dvcops import Dvc, DvcError
-from shared_tasks.pointer import Pointer, s3_object_url
-from shared_tasks.redact import Redactor
-from shared_tasks.repo_guard import MAX_ENTRY_NAME_LENGTH, MAX_MANIFEST_ENTRIES, POINTER_OUT_FIELDS
-from shared_tasks.schema import Problem
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.steps import pull_data
-from shared_tasks.workspace import Workspace
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.steps import pull_data
+from shared_tasks.run.workspace import Workspace
+from shared_tasks.storage.pointer import Pointer, s3_object_url
+from shared_tasks.validation.schema import Problem
+from shared_tasks.versioning.dvcops import Dvc, DvcError
+from shared_tasks.versioning.repo_guard import MAX_ENTRY_NAME_LENGTH, MAX_MANIFEST_ENTRIES, POINTER_OUT_FIELDS
 from tests.conftest import TEST_BUCKET, TEST_REMOTE_URL, git, make_settings
 
 # Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.
@@ -389,7 +389,7 @@ def test_data_the_push_left_off_the_remote_is_never_committed(
     """After `dvc push` the product asks the remote for every object (manifest and parts) itself."""
     from dvc.repo import Repo
 
-    from shared_tasks.steps import modify_data, push_data
+    from shared_tasks.run.steps import modify_data, push_data
 
     settings, attacker = parts
     git(attacker.clone, "push", "--quiet", "--force", "origin", f"{attacker.good}:main")
@@ -500,7 +500,7 @@ def test_without_the_guard_a_foreign_endpoint_receives_the_workers_requests(
     single: tuple[Settings, Attacker], listener: Listener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Settings shaped like the cluster's (the remote's URL set, no endpoint): the attack the config guard stops."""
-    import shared_tasks.dvcops
+    import shared_tasks.versioning.dvcops
 
     settings, attacker = single
     aws_like = settings.model_copy(update={"dvc_remote_url": TEST_REMOTE_URL, "s3_endpoint_url": None})
@@ -511,7 +511,7 @@ def test_without_the_guard_a_foreign_endpoint_receives_the_workers_requests(
     with pytest.raises(ValueError, match="endpointurl"):
         pull_data(aws_like, RUN)
     assert listener.connections == before
-    monkeypatch.setattr(shared_tasks.dvcops, "config_problems", lambda root, settings: [])
+    monkeypatch.setattr(shared_tasks.versioning.dvcops, "config_problems", lambda root, settings: [])
     with pytest.raises(DvcError):
         pull_data(aws_like, RUN)
     assert listener.connections > before
@@ -551,7 +551,7 @@ def test_a_symlink_where_dvc_reads_or_writes_is_refused(
 def test_a_good_version_after_the_attacks_is_pulled_and_published(
     single: tuple[Settings, Attacker], parts: tuple[Settings, Attacker], s3: Any
 ) -> None:
-    from shared_tasks.pipeline import run_pipeline
+    from shared_tasks.project.pipeline import run_pipeline
 
     for settings, attacker in (single, parts):
         git(attacker.clone, "push", "--quiet", "--force", "origin", f"{attacker.good}:main")

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.history import history, verify
-from shared_tasks.pipeline import PIPELINE, StepInputs, run_pipeline
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.project.pipeline import PIPELINE, StepInputs, run_pipeline
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, git, make_settings
 
 RUN = "killed-run"
@@ -48,8 +48,8 @@ def _count_state_changes(kill_at: int, progress: Path) -> Iterator[None]:
     """Patch the operations that change state so that the `kill_at`-th kills the process group."""
     import pathlib
 
-    from shared_tasks.dvcops import Dvc
-    from shared_tasks.gitops import Git
+    from shared_tasks.versioning.dvcops import Dvc
+    from shared_tasks.versioning.gitops import Git
 
     counter = itertools.count(1)
 

@@ -57,13 +57,13 @@ def test_the_pipeline_description_loads_no_pandas_or_dvc_until_a_step_runs() -> 
 
     probe = (
         "import sys\n"
-        "from shared_tasks.pipeline import PIPELINE\n"
+        "from shared_tasks.project.pipeline import PIPELINE\n"
         "assert [step.load().__name__ for step in PIPELINE] == [step.name for step in PIPELINE]\n"
         "import importlib; importlib.invalidate_caches()\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'dvc', 'numpy'}))\n"
     )
     before_load = (
-        "import sys\nfrom shared_tasks.pipeline import PIPELINE\n"
+        "import sys\nfrom shared_tasks.project.pipeline import PIPELINE\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'dvc', 'numpy'}))\n"
     )
     described = subprocess.run([sys.executable, "-c", before_load], capture_output=True, text=True, check=True)

@@ -14,16 +14,16 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from shared_tasks.dataset import file_facts
-from shared_tasks.generate import write_seed_dataset
-from shared_tasks.history import history, verify
-from shared_tasks.layout import Partitioned, for_layout, read_dataset, write_dataset_csv
-from shared_tasks.migrate import migrate_to_partitioned, same_records, split_into_parts
-from shared_tasks.parts import MERGE_FAN_IN, part_files
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.pointer import directory_md5
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.workspace import WorkspaceError
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.generate import write_seed_dataset
+from shared_tasks.run.migrate import migrate_to_partitioned, same_records, split_into_parts
+from shared_tasks.run.workspace import WorkspaceError
+from shared_tasks.storage.dataset import file_facts
+from shared_tasks.storage.layout import Partitioned, for_layout, read_dataset, write_dataset_csv
+from shared_tasks.storage.parts import MERGE_FAN_IN, part_files
+from shared_tasks.storage.pointer import directory_md5
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, cli
 from tests.contract import RunContract
 from tests.test_steps import dataset_at
@@ -68,8 +68,8 @@ def test_a_partitioned_version_uploads_only_its_new_part(partitioned: Settings, 
 
 
 def test_small_parts_merge_by_tier_and_every_record_stays_in_order(tmp_path: Path) -> None:
-    from shared_tasks.dataset import records_to_csv_bytes
-    from shared_tasks.generate import generate_records
+    from shared_tasks.run.generate import generate_records
+    from shared_tasks.storage.dataset import records_to_csv_bytes
 
     write_seed_dataset(tmp_path / "seed.csv", rows=1_000)
     directory = tmp_path / "employee_attrition"
@@ -101,8 +101,8 @@ def test_a_version_that_merges_parts_verifies_like_any_other(partitioned: Settin
 
 @pytest.mark.slow
 def test_a_pull_puts_back_a_directory_left_half_changed(partitioned: Settings) -> None:
-    from shared_tasks.context import RunContext
-    from shared_tasks.steps import pull_data
+    from shared_tasks.run.context import RunContext
+    from shared_tasks.run.steps import pull_data
 
     first = pull_data(partitioned, "dirty")
     directory = RunContext(partitioned, "dirty").dvc.data_path
@@ -114,7 +114,7 @@ def test_a_pull_puts_back_a_directory_left_half_changed(partitioned: Settings) -
 
 
 def _workspace_part(settings: Settings, run_id: str, name: str) -> Path:
-    from shared_tasks.workspace import Workspace
+    from shared_tasks.run.workspace import Workspace
 
     return Workspace.for_run(settings.work_root, run_id).repo / settings.data_relpath / name
 
@@ -199,8 +199,8 @@ def test_the_cli_migrates_and_runs_go_on_in_the_new_layout(settings_env: dict[st
 
 @pytest.mark.slow
 def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Settings) -> None:
-    from shared_tasks.steps import modify_data, pull_data
-    from shared_tasks.workspace import Workspace
+    from shared_tasks.run.steps import modify_data, pull_data
+    from shared_tasks.run.workspace import Workspace
 
     pull_data(partitioned, "linked")
     parts = part_files(Workspace.for_run(partitioned.work_root, "linked").repo / partitioned.data_relpath)
@@ -213,9 +213,9 @@ def test_parts_are_checked_out_as_links_into_the_read_only_cache(partitioned: Se
 
 @pytest.mark.slow
 def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared_tasks.catalog as catalog
-    from shared_tasks.context import RunContext
-    from shared_tasks.steps import modify_data, pull_data, push_data
+    import shared_tasks.storage.catalog as catalog
+    from shared_tasks.run.context import RunContext
+    from shared_tasks.run.steps import modify_data, pull_data, push_data
 
     run_pipeline(partitioned, "first", records=2)  # every part seen once: its facts are known by md5
     read: list[str] = []
@@ -239,11 +239,11 @@ def test_a_run_reads_only_the_parts_it_has_not_seen(partitioned: Settings, monke
 def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared_tasks.catalog as catalog
-    import shared_tasks.dataset as dataset
-    import shared_tasks.layout as layout
-    from shared_tasks.context import RunContext
-    from shared_tasks.steps import modify_data, pull_data, push_data
+    import shared_tasks.storage.catalog as catalog
+    import shared_tasks.storage.dataset as dataset
+    import shared_tasks.storage.layout as layout
+    from shared_tasks.run.context import RunContext
+    from shared_tasks.run.steps import modify_data, pull_data, push_data
 
     run_pipeline(settings, "first", records=2)  # the head version's facts are now known by md5
     calls: list[str] = []
@@ -272,9 +272,9 @@ def test_a_warm_single_file_run_hashes_the_file_once_and_scans_no_ids(
 
 @pytest.mark.slow
 def test_dvc_add_trusts_the_writers_md5_only_while_the_file_is_unchanged(settings: Settings) -> None:
-    from shared_tasks.context import RunContext
-    from shared_tasks.records import WrittenFile
-    from shared_tasks.steps import pull_data
+    from shared_tasks.project.records import WrittenFile
+    from shared_tasks.run.context import RunContext
+    from shared_tasks.run.steps import pull_data
 
     pull_data(settings, "trust")
     dvc = RunContext(settings, "trust").dvc

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.pipeline import PIPELINE
+from shared_tasks.project.pipeline import PIPELINE
 from tests.test_airflow_dag import load_dag
 
 SHARED_EDGES = {(upstream, step.name) for step in PIPELINE for upstream in step.upstream}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from shared_tasks.publish import publish_turn
-from shared_tasks.settings import Settings
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.publish import publish_turn
 
 
 def settings_with_lease(work_root: Path, seconds: float) -> Settings:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.history import history, verify
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.restore import RestoreError, restore_version
-from shared_tasks.settings import Settings
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.restore import RestoreError, restore_version
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_BUCKET, TEST_SEED_ROWS, bucket_listing, data_edit, foreign_commit, git, origin_head
 
 # Real Git origins, a real S3 API and real DVC in every test: the fast lane (-m "not slow") leaves them out.

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared_tasks.pipeline import new_run_id
-from shared_tasks.workspace import MAX_RUN_ID_LENGTH, RUN_ID_CHARACTERS, check_run_id
+from shared_tasks.project.pipeline import new_run_id
+from shared_tasks.run.workspace import MAX_RUN_ID_LENGTH, RUN_ID_CHARACTERS, check_run_id
 
 # Airflow's defaults as installed, read without importing Airflow (which takes seconds).
 _AIRFLOW = importlib.util.find_spec("airflow")

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from dataset_pipeline.run_parts import CLOCK_RESOLUTION_SECONDS, PARTS, split_run, timing_of
-from shared_tasks.records import StepTiming
+from shared_tasks.project.records import StepTiming
 
 STEPS = ("pull_data", "modify_data", "push_data")
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.generate import (
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN
+from shared_tasks.run.generate import (
     SEED_DATASET_ROWS,
     generate_records,
     generate_run_records,
     seed_for_run,
     write_seed_dataset,
 )
-from shared_tasks.records import MAX_RECORDS_PER_RUN
-from shared_tasks.schema import (
+from shared_tasks.validation.schema import (
     COLUMN_NAMES,
     COLUMNS,
     COLUMNS_BY_NAME,
@@ -23,7 +23,7 @@ from shared_tasks.schema import (
     IntColumn,
     Problem,
 )
-from shared_tasks.validate import validate_dataset_file, validate_records
+from shared_tasks.validation.validate import validate_dataset_file, validate_records
 
 
 def test_schema_has_the_25_columns_of_the_dataset_in_order() -> None:

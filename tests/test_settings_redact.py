@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared_tasks.redact import MASK, RedactingFilter, Redactor
-from shared_tasks.settings import Settings, load_settings
+from shared_tasks.project.redact import MASK, RedactingFilter, Redactor
+from shared_tasks.project.settings import Settings, load_settings
 from tests.conftest import fake_secret, url_with_userinfo
 
 TOKEN = fake_secret()
@@ -113,7 +113,7 @@ def test_logging_filter_redacts_rendered_messages(caplog: pytest.LogCaptureFixtu
 
 
 def test_orchestration_settings_load_without_a_repository(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared_tasks.settings import OrchestrationSettings
+    from shared_tasks.project.settings import OrchestrationSettings
 
     unset = OrchestrationSettings()
     assert unset.schedule == "@daily"

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from shared_tasks.pipeline import STEPS
-from shared_tasks.settings import Settings
-from shared_tasks.steps import modify_data
+from shared_tasks.project.pipeline import STEPS
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.steps import modify_data
 from tests.conftest import REPO_ROOT
 
 HEAVY = ("pandas", "polars", "numpy", "pyarrow", "dvc.repo")
@@ -32,15 +32,15 @@ print(json.dumps([m for m in json.loads(heavy) if m in sys.modules]))
 
 _RUN_STEP = """
 import json, sys
-from shared_tasks.pipeline import STEPS, StepInputs
-from shared_tasks.settings import load_settings
+from shared_tasks.project.pipeline import STEPS, StepInputs
+from shared_tasks.project.settings import load_settings
 STEPS[sys.argv[1]].run(load_settings(), sys.argv[2], StepInputs())
 print(json.dumps([m for m in json.loads(sys.argv[3]) if m in sys.modules]))
 """
 
 _LOAD = """
 import json, sys
-from shared_tasks.pipeline import STEPS
+from shared_tasks.project.pipeline import STEPS
 STEPS[sys.argv[1]].load()
 print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))
 """
@@ -76,12 +76,12 @@ def test_loading_a_step_imports_what_it_uses_on_every_run_and_no_dataframe_libra
 
 
 def test_the_pipeline_description_imports_no_heavy_library() -> None:
-    assert fresh(_IMPORT, "shared_tasks.pipeline") == []
+    assert fresh(_IMPORT, "shared_tasks.project.pipeline") == []
 
 
 def test_modify_imports_in_a_fresh_process_with_what_it_imports_when_it_runs() -> None:
     """Only modify may import pandas: it reads the change into a frame (and may generate it)."""
-    assert "pandas" in fresh(_IMPORT, STEPS["modify_data"].function, "shared_tasks.generate")
+    assert "pandas" in fresh(_IMPORT, STEPS["modify_data"].function, "shared_tasks.run.generate")
 
 
 @pytest.mark.slow

@@ -12,17 +12,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from shared_tasks.dataset import file_facts
-from shared_tasks.gitops import GitError
-from shared_tasks.history import history, verify
-from shared_tasks.layout import read_dataset
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.pointer import Pointer
-from shared_tasks.publish import PushConflictError
-from shared_tasks.settings import Settings
-from shared_tasks.steps import modify_data, pull_data, push_data
-from shared_tasks.validate import DataValidationError
-from shared_tasks.workspace import Workspace, WorkspaceError
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.publish import PushConflictError
+from shared_tasks.run.steps import modify_data, pull_data, push_data
+from shared_tasks.run.workspace import Workspace, WorkspaceError
+from shared_tasks.storage.dataset import file_facts
+from shared_tasks.storage.layout import read_dataset
+from shared_tasks.storage.pointer import Pointer
+from shared_tasks.validation.validate import DataValidationError
+from shared_tasks.versioning.gitops import GitError
+from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, data_edit, foreign_commit, git, origin_head
 from tests.test_validate import bad_input_corpus
 
@@ -244,8 +244,8 @@ def test_a_rejected_push_rebases_and_keeps_both_changes(
         settings,
         "slow-run",
         f"{env_exports}[ -e {tmp_path}/raced ] && exit 0\ntouch {tmp_path}/raced\n"
-        f"'{sys.executable}' -c 'from shared_tasks.settings import load_settings; "
-        f'from shared_tasks.steps import push_data; push_data(load_settings(), "fast-run")\' >&2',
+        f"'{sys.executable}' -c 'from shared_tasks.project.settings import load_settings; "
+        f'from shared_tasks.run.steps import push_data; push_data(load_settings(), "fast-run")\' >&2',
     )
     slow = push_data(settings, "slow-run")
     fast_commit = git(origin, "rev-parse", f"{slow.commit}^")
@@ -305,7 +305,7 @@ def test_bad_change_file_leaves_origin_and_s3_unchanged(
 
 
 def test_a_change_file_with_an_existing_employee_id_is_refused(settings: Settings, tmp_path: Path) -> None:
-    from shared_tasks.generate import generate_records
+    from shared_tasks.run.generate import generate_records
 
     change = tmp_path / "change.csv"
     generate_records(1, seed=5, first_id=10).to_csv(change, index=False, lineterminator="\n")
@@ -315,7 +315,7 @@ def test_a_change_file_with_an_existing_employee_id_is_refused(settings: Setting
 
 
 def test_a_valid_change_file_is_published_with_its_own_ids(settings: Settings, tmp_path: Path) -> None:
-    from shared_tasks.generate import generate_records
+    from shared_tasks.run.generate import generate_records
 
     change = tmp_path / "change.csv"
     generate_records(2, seed=5, first_id=500_000).to_csv(change, index=False, lineterminator="\n")
@@ -355,7 +355,7 @@ def test_two_runs_have_separate_workspaces(settings: Settings) -> None:
 def test_a_warm_pull_comes_from_the_shared_cache_and_a_cold_one_names_the_failure(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from shared_tasks.dvcops import DvcError
+    from shared_tasks.versioning.dvcops import DvcError
 
     published = run_pipeline(settings, "first")  # the shared cache now holds the head version
     unreachable = settings.model_copy(update={"s3_endpoint_url": "http://127.0.0.1:9"})
@@ -441,7 +441,7 @@ def test_the_work_root_and_dvcs_site_cache_are_the_users_own(settings: Settings)
 def test_each_step_times_its_own_work_and_its_process_start(settings: Settings) -> None:
     import time
 
-    from shared_tasks.pipeline import PIPELINE, StepInputs
+    from shared_tasks.project.pipeline import PIPELINE, StepInputs
 
     asked = time.time()
     timings = [step.run(settings, RUN, StepInputs(records=1)).timing for step in PIPELINE]

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from shared_tasks.history import history
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.restore import restore_version
-from shared_tasks.schema import COLUMN_NAMES, DataValidationError
-from shared_tasks.settings import Settings
-from shared_tasks.steps import pull_data
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.restore import restore_version
+from shared_tasks.run.steps import pull_data
+from shared_tasks.validation.schema import COLUMN_NAMES, DataValidationError
+from shared_tasks.versioning.history import history
 from tests.conftest import TEST_SEED_ROWS, bucket_listing, foreign_commit, origin_head
 
 Edit = Callable[[bytes], bytes]
@@ -122,7 +122,7 @@ def record_validations(dataset_check: Any, monkeypatch: pytest.MonkeyPatch) -> l
 def test_a_valid_version_made_elsewhere_is_accepted_and_read_once(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared_tasks import dataset_check
+    from shared_tasks.validation import dataset_check
 
     def appended(data: bytes) -> bytes:
         last = data.rstrip(b"\n").split(b"\n")[-1].split(b",")
@@ -148,7 +148,7 @@ def test_a_valid_version_made_elsewhere_is_accepted_and_read_once(
 def test_an_id_repeated_across_two_parts_is_refused_and_a_new_valid_part_is_read_alone(
     partitioned: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared_tasks import dataset_check
+    from shared_tasks.validation import dataset_check
 
     run_pipeline(partitioned, "known", records=1)  # every part of the head now known valid
 

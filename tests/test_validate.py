@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared_tasks.generate import generate_records
-from shared_tasks.schema import COLUMN_NAMES, FREE_ID_MAX
-from shared_tasks.validate import (
+from shared_tasks.run.generate import generate_records
+from shared_tasks.validation.schema import COLUMN_NAMES, FREE_ID_MAX
+from shared_tasks.validation.validate import (
     DataValidationError,
     Problem,
     header_problems,

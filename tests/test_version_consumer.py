@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_dags.version_consumer import every_new_version, pending_versions, watermark_key
-from shared_tasks.versions import VersionRecord
+from shared_tasks.versioning.versions import VersionRecord
 
 HISTORY = [f"c{n}" for n in range(6, 0, -1)]  # newest first, as history gives it
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from airflow_dags.version_watcher import NewVersionTrigger, announced_version, unannounced
-from shared_tasks.pipeline import run_pipeline
-from shared_tasks.settings import Settings
-from shared_tasks.versions import VersionRecord
+from shared_tasks.project.pipeline import run_pipeline
+from shared_tasks.project.settings import Settings
+from shared_tasks.versioning.versions import VersionRecord
 from tests.conftest import appended_record, foreign_commit
 
 

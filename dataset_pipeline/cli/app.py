@@ -16,12 +16,12 @@ from rich.console import Console
 
 from dataset_pipeline.stack import LocalStack, StackConfig, StackError
 from orchestrator_clients import OrchestratorApiError
-from shared_tasks.dvcops import DvcError
-from shared_tasks.gitops import GitError
-from shared_tasks.publish import PushConflictError
-from shared_tasks.settings import ENV_PREFIX, Settings, load_settings
-from shared_tasks.validate import DataValidationError
-from shared_tasks.workspace import WorkspaceError
+from shared_tasks.project.settings import ENV_PREFIX, Settings, load_settings
+from shared_tasks.run.publish import PushConflictError
+from shared_tasks.run.workspace import WorkspaceError
+from shared_tasks.validation.validate import DataValidationError
+from shared_tasks.versioning.dvcops import DvcError
+from shared_tasks.versioning.gitops import GitError
 
 app = typer.Typer(help="Versioned-dataset pipeline: pull, modify, push with DVC and Git.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack on 127.0.0.1.", no_args_is_help=True)

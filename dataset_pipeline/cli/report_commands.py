@@ -21,12 +21,12 @@ from dataset_pipeline.cli.app import (
 from dataset_pipeline.cli.run_commands import run
 from dataset_pipeline.cli.stack_commands import stack_up
 from dataset_pipeline.stack import StackError
-from shared_tasks.versions import VersionRecord
+from shared_tasks.versioning.versions import VersionRecord
 
 
 def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every version of the dataset, newest first."""
-    from shared_tasks.history import history
+    from shared_tasks.versioning.history import history
 
     with reported_errors():
         versions = [version.to_dict() for version in history(current_settings())]
@@ -53,7 +53,7 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fresh clone at REV, pull its data from the remote, compare with the pointer."""
-    from shared_tasks.history import verify
+    from shared_tasks.versioning.history import verify
 
     with reported_errors():
         result = verify(current_settings(), rev)
@@ -119,7 +119,7 @@ def compare_cmd(
 
 def demo() -> None:
     """Stack up, two direct runs, one run through each orchestrator, history, verify every version."""
-    from shared_tasks.history import history, verify
+    from shared_tasks.versioning.history import history, verify
 
     stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None, layout=None)
     with reported_errors():

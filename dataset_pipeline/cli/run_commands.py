@@ -13,8 +13,8 @@ from rich.console import Console
 from dataset_pipeline.cli.app import current_settings, err, local_stack, out, print_json, reported_errors
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.stack import SERVICE_MODULES, StackError
-from shared_tasks.records import MAX_RECORDS_PER_RUN, StepRecord
-from shared_tasks.workspace import check_run_id
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN, StepRecord
+from shared_tasks.run.workspace import check_run_id
 
 
 def run(
@@ -27,7 +27,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
 ) -> None:
     """Pull, modify and push, directly or through an orchestrator; prints the new version."""
-    from shared_tasks.pipeline import new_run_id, run_pipeline
+    from shared_tasks.project.pipeline import new_run_id, run_pipeline
 
     with reported_errors():
         console = err if as_json else out
@@ -105,8 +105,8 @@ def migrate_cmd(
 
     Afterwards set PIPELINE_LAYOUT=partitioned wherever the steps run.
     """
-    from shared_tasks.migrate import migrate_to_partitioned
-    from shared_tasks.pipeline import new_run_id
+    from shared_tasks.project.pipeline import new_run_id
+    from shared_tasks.run.migrate import migrate_to_partitioned
 
     with reported_errors():
         settings = current_settings()

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dataset_pipeline.cli.app import local_stack, out, print_json, reported_errors
 from dataset_pipeline.stack import parse_services
-from shared_tasks.settings import Layout
+from shared_tasks.project.settings import Layout
 
 DirOption = Annotated[
     Path | None, typer.Option("--dir", help="Stack folder (default .stack, or $DATASET_PIPELINE_STACK_DIR).")

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from dataset_pipeline.airflow_stack import cutover_file
 from dataset_pipeline.cli.app import current_settings, err, out, print_json, reported_errors
-from shared_tasks.cutover import Cutover, Runner, read_cutover, write_cutover
-from shared_tasks.pipeline import STEPS
+from shared_tasks.project.cutover import Cutover, Runner, read_cutover, write_cutover
+from shared_tasks.project.pipeline import STEPS
 
 
 def validate_cmd(
@@ -19,8 +19,8 @@ def validate_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check a CSV file, or any version from the remote, against the dataset's schema, record by record."""
-    from shared_tasks.history import verify
-    from shared_tasks.validate import validate_dataset_file
+    from shared_tasks.validation.validate import validate_dataset_file
+    from shared_tasks.versioning.history import verify
 
     with reported_errors():
         if _is_file(target):
@@ -52,8 +52,8 @@ def restore_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Publish a new version whose data is exactly REV's: history stays append-only and names REV."""
-    from shared_tasks.pipeline import new_run_id
-    from shared_tasks.restore import restore_version
+    from shared_tasks.project.pipeline import new_run_id
+    from shared_tasks.run.restore import restore_version
 
     with reported_errors():
         version = restore_version(current_settings(), rev, run_id or new_run_id("restore"))

@@ -12,8 +12,8 @@ from typing import IO
 
 import numpy as np
 
-from shared_tasks.csv_blocks import Ids
-from shared_tasks.schema import MAX_REPORTED_PROBLEMS
+from shared_tasks.validation.csv_blocks import Ids
+from shared_tasks.validation.schema import MAX_REPORTED_PROBLEMS
 
 SPILL_ENTRIES = 1 << 20
 PARTITION_ENTRIES = 1 << 19

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared_tasks.context import RunContext
-from shared_tasks.dataset import records_to_csv_bytes
-from shared_tasks.records import AppliedChange, KeptChange
-from shared_tasks.schema import ID_COLUMN
-from shared_tasks.trust import remember_own_version
-from shared_tasks.validate import DataValidationError, Problem, read_change_file, validate_records
-from shared_tasks.workspace import RunState, WorkspaceError, atomic_write_text
+from shared_tasks.project.records import AppliedChange, KeptChange
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.trust import remember_own_version
+from shared_tasks.run.workspace import RunState, WorkspaceError, atomic_write_text
+from shared_tasks.storage.dataset import records_to_csv_bytes
+from shared_tasks.validation.schema import ID_COLUMN
+from shared_tasks.validation.validate import DataValidationError, Problem, read_change_file, validate_records
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,7 +40,7 @@ def kept_change(ctx: RunContext, state: RunState, records: int, change_file: Pat
         change = read_change_file(change_file)
         kept = KeptChange(source="file", assign_ids=False, records=len(change))
     else:
-        from shared_tasks.generate import generate_run_records
+        from shared_tasks.run.generate import generate_run_records
 
         change = generate_run_records(state.run_id, records)
         validate_records(change, source=f"generated change of run {state.run_id!r}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_tasks.schema import ID_COLUMN
+from shared_tasks.validation.schema import ID_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared_tasks.change import apply_kept_change
-from shared_tasks.context import RunContext
-from shared_tasks.pointer import s3_object_url
-from shared_tasks.records import PublishedVersion
-from shared_tasks.settings import Settings
-from shared_tasks.trust import pull_head_data
-from shared_tasks.versions import TRAILER_STEPS_BY, VersionRecord, commit_message
-from shared_tasks.workspace import RunState
+from shared_tasks.project.records import PublishedVersion
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.change import apply_kept_change
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.trust import pull_head_data
+from shared_tasks.run.workspace import RunState
+from shared_tasks.storage.pointer import s3_object_url
+from shared_tasks.versioning.versions import TRAILER_STEPS_BY, VersionRecord, commit_message
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from pydantic import Field, ValidationError
 
-from shared_tasks.records import AppliedChange, KeptChange, PulledVersion, Record
+from shared_tasks.project.records import AppliedChange, KeptChange, PulledVersion, Record
 
 # A run id every orchestrator accepts, whichever runs it. Airflow writes each task's log under a
 # folder named `run_id=<run id>`: a file name holds at most 255 bytes, so a longer id fails the

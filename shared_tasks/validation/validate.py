@@ -2,7 +2,7 @@
 
 Everything is checked field by field from the raw CSV text (not after pandas has guessed
 types), so an error can name the line, the column and the offending value. The rules of a
-header, a row and a value live in shared_tasks.dataset_check and shared_tasks.schema, shared
+header, a row and a value live in shared_tasks.validation.dataset_check and shared_tasks.validation.schema, shared
 with the whole-dataset validator there.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_tasks.row_rules import check_row, header_problems, undecodable
-from shared_tasks.schema import (
+from shared_tasks.validation.row_rules import check_row, header_problems, undecodable
+from shared_tasks.validation.schema import (
     COLUMN_NAMES,
     COLUMNS,
     CSV_ENCODING,
@@ -187,6 +187,6 @@ def read_header(path: Path) -> list[str]:
 
 def validate_dataset_file(path: Path) -> int:
     """Check every row of a dataset file (streaming; see dataset_check); returns its number of records."""
-    from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+    from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
     return validate_dataset([path], f"dataset {path.name}").records

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from shared_tasks.gitops import Git
-from shared_tasks.parts import part_name
-from shared_tasks.pointer import MAX_POINTER_BYTES, Pointer, PointerError
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.storage.parts import part_name
+from shared_tasks.storage.pointer import MAX_POINTER_BYTES, Pointer, PointerError
+from shared_tasks.versioning.gitops import Git
 
 REGULAR_FILE_MODES = ("100644", "100755")
 MODE_NAMES = {"120000": "a symlink", "040000": "a directory", "160000": "a submodule"}

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared_tasks.redact import Redactor
-from shared_tasks.settings import Settings
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Settings
 
 log = logging.getLogger(__name__)
 

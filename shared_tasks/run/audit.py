@@ -6,10 +6,10 @@ in either layout, through the same DVC configuration.
 
 from __future__ import annotations
 
-from shared_tasks.context import RunContext
-from shared_tasks.pointer import Pointer
-from shared_tasks.settings import Settings
-from shared_tasks.workspace import WorkspaceError
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.workspace import WorkspaceError
+from shared_tasks.storage.pointer import Pointer
 
 
 def _published_context(settings: Settings, run_id: str, md5: str) -> RunContext:
@@ -23,7 +23,7 @@ def _published_context(settings: Settings, run_id: str, md5: str) -> RunContext:
 def validated_rows(settings: Settings, run_id: str, md5: str) -> int:
     """The records of the published data, every one checked against the schema."""
     ctx = _published_context(settings, run_id, md5)
-    from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+    from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
     return validate_dataset(ctx.dataset().files(), f"the published version {md5}", spill_dir=ctx.workspace.root).records
 

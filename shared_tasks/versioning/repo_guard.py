@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
-from shared_tasks.gitops import Git, GitError
-from shared_tasks.parts import PART_PATTERN
-from shared_tasks.redact import Redactor
-from shared_tasks.schema import DataValidationError, Problem
-from shared_tasks.settings import Layout, Settings
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.storage.parts import PART_PATTERN
+from shared_tasks.validation.schema import DataValidationError, Problem
+from shared_tasks.versioning.gitops import Git, GitError
 
 # A version adds at most one part and small parts merge, so a real manifest holds a few dozen.
 MAX_MANIFEST_ENTRIES = 10_000

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared_tasks.records import PublishedVersion, StepRecord, StepTiming
-from shared_tasks.settings import Settings
+from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
+from shared_tasks.project.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         (),
         "Workspace at the branch head with the current dataset version",
         "pulled_dataset",
-        "shared_tasks.steps:pull_data",
+        "shared_tasks.run.steps:pull_data",
         ("runner",),
         uses=("dvc.repo",),
     ),
@@ -85,7 +85,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         ("pull_data",),
         "The run's records, validated and applied exactly once",
         "changed_dataset",
-        "shared_tasks.steps:modify_data",
+        "shared_tasks.run.steps:modify_data",
         ("records", "change_file", "runner"),
         uses=("pandas",),
     ),
@@ -94,7 +94,7 @@ PIPELINE: tuple[StepSpec, ...] = (
         ("modify_data",),
         "The new version: data on the DVC remote, pointer in Git",
         "published_dataset",
-        "shared_tasks.steps:push_data",
+        "shared_tasks.run.steps:push_data",
         ("orchestrator", "runner"),
         publishes=True,
         uses=("dvc.repo", "s3fs"),

@@ -17,14 +17,20 @@ from pathlib import Path, PurePosixPath
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared_tasks.context import RunContext
-from shared_tasks.history import Mirror
-from shared_tasks.publish import PushConflictError, PushRejected, published_version
-from shared_tasks.records import PublishedVersion
-from shared_tasks.settings import Settings
-from shared_tasks.tracked_pointer import GITATTRIBUTES, PointerProblem, PointerReader, TrackedPointer, version_paths
-from shared_tasks.trust import pull_head_data
-from shared_tasks.versions import TRAILER_RESTORED_FROM, commit_message, list_versions, newest_version
+from shared_tasks.project.records import PublishedVersion
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.publish import PushConflictError, PushRejected, published_version
+from shared_tasks.run.trust import pull_head_data
+from shared_tasks.versioning.history import Mirror
+from shared_tasks.versioning.tracked_pointer import (
+    GITATTRIBUTES,
+    PointerProblem,
+    PointerReader,
+    TrackedPointer,
+    version_paths,
+)
+from shared_tasks.versioning.versions import TRAILER_RESTORED_FROM, commit_message, list_versions, newest_version
 
 RESTORE_ORCHESTRATOR = "restore"
 

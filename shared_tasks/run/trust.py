@@ -19,17 +19,17 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_tasks.catalog import FileCatalog
-from shared_tasks.context import RunContext
-from shared_tasks.dvcops import DvcError
-from shared_tasks.pointer import Pointer
-from shared_tasks.records import PulledVersion
-from shared_tasks.schema import COLUMNS, FREE_ID_MAX, DataValidationError
-from shared_tasks.settings import Layout
-from shared_tasks.versions import described, newest_version
+from shared_tasks.project.records import PulledVersion
+from shared_tasks.project.settings import Layout
+from shared_tasks.run.context import RunContext
+from shared_tasks.storage.catalog import FileCatalog
+from shared_tasks.storage.pointer import Pointer
+from shared_tasks.validation.schema import COLUMNS, FREE_ID_MAX, DataValidationError
+from shared_tasks.versioning.dvcops import DvcError
+from shared_tasks.versioning.versions import described, newest_version
 
 if TYPE_CHECKING:
-    from shared_tasks.dataset_check import FileVerdict
+    from shared_tasks.validation.dataset_check import FileVerdict
 
 VERDICT_KEY = "valid-" + hashlib.sha256(repr((COLUMNS, FREE_ID_MAX)).encode()).hexdigest()[:12]
 
@@ -66,7 +66,7 @@ def pull_head_data(ctx: RunContext) -> PulledVersion:
 
 
 def _validate(ctx: RunContext, pointer_md5: str) -> None:
-    from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+    from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
     try:
         files = ctx.dataset().files()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared_tasks.dataset import FileFacts, file_facts, id_range, scan_ids
+from shared_tasks.storage.dataset import FileFacts, file_facts, id_range, scan_ids
 
 
 class FileCatalog:

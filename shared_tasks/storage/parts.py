@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from shared_tasks.catalog import FileCatalog
-from shared_tasks.dataset import records_to_csv_bytes
-from shared_tasks.validate import DataValidationError, Problem
+from shared_tasks.storage.catalog import FileCatalog
+from shared_tasks.storage.dataset import records_to_csv_bytes
+from shared_tasks.validation.validate import DataValidationError, Problem
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared_tasks.schema import COLUMN_NAMES, COLUMNS, ID_COLUMN, CategoryColumn, IntColumn
+from shared_tasks.validation.schema import COLUMN_NAMES, COLUMNS, ID_COLUMN, CategoryColumn, IntColumn
 
 SEED_DATASET_ROWS = 74_500
 TEST_SHARE = 0.2

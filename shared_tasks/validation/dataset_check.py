@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_tasks.csv_blocks import (
+from shared_tasks.validation.csv_blocks import (
     Ids,
     LineReader,
     LineTooLong,
@@ -35,9 +35,9 @@ from shared_tasks.csv_blocks import (
     lines_are_newlines,
     split_in_halves,
 )
-from shared_tasks.id_ledger import LINE_BITS, IdLedger
-from shared_tasks.row_rules import check_row, header_problems, undecodable
-from shared_tasks.schema import (
+from shared_tasks.validation.id_ledger import LINE_BITS, IdLedger
+from shared_tasks.validation.row_rules import check_row, header_problems, undecodable
+from shared_tasks.validation.schema import (
     CSV_ENCODING,
     FREE_ID_MAX,
     ID_COLUMN,

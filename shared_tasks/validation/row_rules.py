@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from shared_tasks.schema import COLUMN_NAMES, COLUMNS, IntColumn, Problem
+from shared_tasks.validation.schema import COLUMN_NAMES, COLUMNS, IntColumn, Problem
 
 INT_COLUMNS = tuple(column for column in COLUMNS if isinstance(column, IntColumn))
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import shutil
 
-from shared_tasks.catalog import FileCatalog
-from shared_tasks.dvcops import Dvc
-from shared_tasks.gitops import Git
-from shared_tasks.layout import DatasetLayout, for_layout
-from shared_tasks.pointer import Pointer, PointerError
-from shared_tasks.redact import Redactor
-from shared_tasks.schema import DataValidationError, Problem
-from shared_tasks.settings import Settings
-from shared_tasks.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
-from shared_tasks.versions import VersionRecord, described, find_run_version, newest_version
-from shared_tasks.workspace import Workspace, WorkspaceError
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.workspace import Workspace, WorkspaceError
+from shared_tasks.storage.catalog import FileCatalog
+from shared_tasks.storage.layout import DatasetLayout, for_layout
+from shared_tasks.storage.pointer import Pointer, PointerError
+from shared_tasks.validation.schema import DataValidationError, Problem
+from shared_tasks.versioning.dvcops import Dvc
+from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
+from shared_tasks.versioning.versions import VersionRecord, described, find_run_version, newest_version
 
 
 class RunContext:

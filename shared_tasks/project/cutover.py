@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from shared_tasks.pipeline import PIPELINE
+from shared_tasks.project.pipeline import PIPELINE
 
 # Tags of a Dagster run launched for a step of an Airflow run: the step works in that run's workspace.
 AIRFLOW_DAG_TAG = "airflow/dag_id"

@@ -18,10 +18,11 @@ from typing import Any
 
 import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 
-from shared_tasks.pointer import Pointer, PointerError, pointer_text
-from shared_tasks.records import WrittenFile
-from shared_tasks.redact import RedactingFilter, Redactor
-from shared_tasks.repo_guard import (
+from shared_tasks.project.records import WrittenFile
+from shared_tasks.project.redact import RedactingFilter, Redactor
+from shared_tasks.project.settings import Settings
+from shared_tasks.storage.pointer import Pointer, PointerError, pointer_text
+from shared_tasks.versioning.repo_guard import (
     MAX_MANIFEST_BYTES,
     config_problems,
     head_described,
@@ -30,7 +31,6 @@ from shared_tasks.repo_guard import (
     refuse,
     symlink_problems,
 )
-from shared_tasks.settings import Settings
 
 # Hardlink first: DVC then links a new file into the cache instead of copying it (it does so only
 # when hardlink is the first type); copy when the workspace and cache are on different volumes.

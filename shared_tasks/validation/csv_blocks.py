@@ -14,8 +14,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from shared_tasks.row_rules import INT_COLUMNS
-from shared_tasks.schema import COLUMNS, CSV_ENCODING, ID_COLUMN, IntColumn
+from shared_tasks.validation.row_rules import INT_COLUMNS
+from shared_tasks.validation.schema import COLUMNS, CSV_ENCODING, ID_COLUMN, IntColumn
 
 BLOCK_BYTES = 4 << 20
 # No record of this schema comes near this; a longer line is refused instead of held in memory.

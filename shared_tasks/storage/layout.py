@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from shared_tasks.catalog import FileCatalog
-from shared_tasks.dataset import FileFacts, append_records, scan_ids
-from shared_tasks.parts import concatenate, merge_small_tail, part_files, part_name, part_number, write_part
-from shared_tasks.pointer import directory_md5
-from shared_tasks.records import WrittenFile
-from shared_tasks.schema import ID_COLUMN
-from shared_tasks.settings import Layout
-from shared_tasks.validate import read_header
+from shared_tasks.project.records import WrittenFile
+from shared_tasks.project.settings import Layout
+from shared_tasks.storage.catalog import FileCatalog
+from shared_tasks.storage.dataset import FileFacts, append_records, scan_ids
+from shared_tasks.storage.parts import concatenate, merge_small_tail, part_files, part_name, part_number, write_part
+from shared_tasks.storage.pointer import directory_md5
+from shared_tasks.validation.schema import ID_COLUMN
+from shared_tasks.validation.validate import read_header
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_tasks.context import RunContext
-from shared_tasks.history import Mirror, settings_for_commit
-from shared_tasks.layout import for_layout
-from shared_tasks.parts import part_files, part_name, write_part
-from shared_tasks.records import Record
-from shared_tasks.settings import Layout, Settings
-from shared_tasks.steps import pull_data
-from shared_tasks.versions import commit_message, list_versions
+from shared_tasks.project.records import Record
+from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.steps import pull_data
+from shared_tasks.storage.layout import for_layout
+from shared_tasks.storage.parts import part_files, part_name, write_part
+from shared_tasks.versioning.history import Mirror, settings_for_commit
+from shared_tasks.versioning.versions import commit_message, list_versions
 
 if TYPE_CHECKING:
     import pandas as pd

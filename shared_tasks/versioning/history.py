@@ -16,15 +16,15 @@ from typing import Any
 
 from filelock import FileLock
 
-from shared_tasks.gitops import Git, GitAuthError, GitError
-from shared_tasks.layout import for_layout
-from shared_tasks.pointer import Pointer
-from shared_tasks.records import Record
-from shared_tasks.redact import Redactor
-from shared_tasks.settings import Settings
-from shared_tasks.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
-from shared_tasks.validate import DataValidationError
-from shared_tasks.versions import VersionRecord, described, list_versions
+from shared_tasks.project.records import Record
+from shared_tasks.project.redact import Redactor
+from shared_tasks.project.settings import Settings
+from shared_tasks.storage.layout import for_layout
+from shared_tasks.storage.pointer import Pointer
+from shared_tasks.validation.validate import DataValidationError
+from shared_tasks.versioning.gitops import Git, GitAuthError, GitError
+from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
+from shared_tasks.versioning.versions import VersionRecord, described, list_versions
 
 # A branch, tag or commit name; Git's own limit on a ref name is the file system's on a path.
 MAX_REVISION_LENGTH = 255
@@ -153,7 +153,7 @@ def _verify_in(
     expected_rows: int | None,
     validated_as: str | None,
 ) -> VerifyResult:
-    from shared_tasks.dvcops import Dvc
+    from shared_tasks.versioning.dvcops import Dvc
 
     repo = scratch / "repo"
     git = Git(settings, repo, mirror.redact)
@@ -173,7 +173,9 @@ def _verify_in(
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
         dataset.check_header()
         if validated_as is not None:
-            from shared_tasks.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
+            from shared_tasks.validation.dataset_check import (
+                validate_dataset,  # numpy and polars only where a dataset is read
+            )
 
             validate_dataset(dataset.files(), validated_as, spill_dir=scratch)
     except (GitError, RuntimeError, DataValidationError) as error:

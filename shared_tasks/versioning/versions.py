@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared_tasks.gitops import Git
-from shared_tasks.records import Record
-from shared_tasks.settings import Settings
-from shared_tasks.tracked_pointer import PointerProblem, PointerReader, version_paths
+from shared_tasks.project.records import Record
+from shared_tasks.project.settings import Settings
+from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, version_paths
 
 TRAILER_RUN_ID = "Run-Id"
 TRAILER_ORCHESTRATOR = "Orchestrator"

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared_tasks.change import apply_kept_change, kept_change
-from shared_tasks.context import RunContext
-from shared_tasks.publish import publish, published_version
-from shared_tasks.records import MAX_RECORDS_PER_RUN, ChangeSummary, PublishedVersion, PulledVersion
-from shared_tasks.settings import Settings
-from shared_tasks.trust import pull_head_data
-from shared_tasks.versions import VersionRecord
-from shared_tasks.workspace import RunState, WorkspaceError
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN, ChangeSummary, PublishedVersion, PulledVersion
+from shared_tasks.project.settings import Settings
+from shared_tasks.run.change import apply_kept_change, kept_change
+from shared_tasks.run.context import RunContext
+from shared_tasks.run.publish import publish, published_version
+from shared_tasks.run.trust import pull_head_data
+from shared_tasks.run.workspace import RunState, WorkspaceError
+from shared_tasks.versioning.versions import VersionRecord
 
 _ORCHESTRATOR_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

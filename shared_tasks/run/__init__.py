@@ -1,0 +1,1 @@
+"""A run and its steps: the workspace, pull, change, publish, restore."""

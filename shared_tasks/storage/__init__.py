@@ -1,0 +1,1 @@
+"""Where a dataset's bytes live: the single-file and partitioned layouts and the DVC pointer."""

@@ -1,0 +1,1 @@
+"""Versions as Git commits and DVC objects: the repository, the remote, history."""
