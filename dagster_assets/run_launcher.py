@@ -12,15 +12,13 @@ The cluster's K8sRunLauncher has a check of its own (the run's Kubernetes Job).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import dagster as dg
+import psutil
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 
 STARTED_PROCESS = "Started process for run"
-CLOCK_SLACK_SECONDS = 2.0  # /proc's start times are in clock ticks from a boot time in whole seconds
+CLOCK_SLACK_SECONDS = 2.0  # a process's start time is in clock ticks from a boot time in whole seconds
 
 
 class MonitoredRunLauncher(DefaultRunLauncher):
@@ -59,27 +57,10 @@ def worker_pid(entry: dg.EventLogEntry) -> int | None:
 
 def process_runs(pid: int, started_by: float) -> bool:
     """Whether `pid` runs (not a zombie) and is the process that started by `started_by` (not a recycled pid)."""
-    stat = Path(f"/proc/{pid}/stat")
-    if not Path("/proc/self/stat").exists():  # no /proc: whether the pid exists is all there is
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
     try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started_by
+    except psutil.NoSuchProcess:
         return False
-    state, start_ticks = fields[0], int(fields[19])  # fields 3 and 22 of proc_pid_stat(5)
-    if state in ("Z", "X"):
-        return False
-    return _boot_time() + start_ticks / os.sysconf("SC_CLK_TCK") <= started_by
-
-
-def _boot_time() -> float:
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    return 0.0
+    except psutil.AccessDenied:  # another user's process of that pid: it runs, its start time unreadable
+        return True

@@ -196,16 +196,14 @@ class ProcessService:
 
 def leader_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not) and still leads the process group it was started to lead."""
+    import psutil  # the local stack's dependency, not the CLI's
+
     if pid <= 0:
         return False
-    stat = Path("/proc") / str(pid) / "stat"
-    if not (Path("/proc") / "self" / "stat").exists():  # no /proc: the signal's answer is all there is
-        return _pid_alive(pid)
     try:
-        state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-    except (OSError, ValueError):
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) and os.getpgid(pid) == pid
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return False
-    return int(group) == pid and state not in ("Z", "X")
 
 
 def group_alive(pgid: int) -> bool:
@@ -242,18 +240,10 @@ def _reap(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return not _pid_alive(pid)
+        import psutil  # the local stack's dependency, not the CLI's
+
+        return not psutil.pid_exists(pid)
     return finished == pid
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop_process_groups(pgids: Sequence[int]) -> None:

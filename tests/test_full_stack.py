@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES
@@ -189,10 +188,9 @@ def test_s3_down_mid_run_and_the_orchestrators_retry_recovers(full_stack_env: di
     stack_dir = Path(full_stack_env["DATASET_PIPELINE_STACK_DIR"])
     s3 = json.loads((stack_dir / "s3.ready").read_text())
     rows_before = json.loads(cli("history", "--json", env=full_stack_env).stdout)[0]["rows"]
-    os.kill(s3["pids"]["s3"], signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while (stack_dir / "s3.ready").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    server = psutil.Process(s3["pids"]["s3"])
+    server.terminate()
+    server.wait(timeout=30)  # it has exited: S3 is down from here on
     run = subprocess.Popen(
         [sys.executable, "-m", "dataset_pipeline.cli", "run", "--json", "--via", runner, "--records", "2"],
         env=full_stack_env,
@@ -202,11 +200,17 @@ def test_s3_down_mid_run_and_the_orchestrators_retry_recovers(full_stack_env: di
         text=True,
     )
     progress: list[str] = []
-    reader = threading.Thread(target=lambda: progress.extend(iter(run.stderr.readline, "")), daemon=True)
+    retried = threading.Event()  # a step has failed for want of S3 and the orchestrator tries it again
+
+    def read_progress() -> None:
+        for line in iter(run.stderr.readline, ""):
+            progress.append(line)
+            if RETRY_MARK[runner] in line:
+                retried.set()
+
+    reader = threading.Thread(target=read_progress, daemon=True)
     reader.start()
-    deadline = time.monotonic() + 300
-    while not any(RETRY_MARK[runner] in line for line in progress) and time.monotonic() < deadline:
-        time.sleep(0.2)  # until a step has failed for want of S3 and the orchestrator tries it again
+    retried.wait(timeout=300)
     assert cli("stack", "up", env=full_stack_env).returncode == 0  # the S3 API is back, objects restored
     stdout = run.stdout.read()
     assert run.wait(timeout=600) == 0, "".join(progress)[-3000:]

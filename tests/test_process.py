@@ -88,10 +88,8 @@ def test_a_group_whose_processes_have_all_exited_is_not_alive_before_they_are_re
     """An orphan's zombie waits for init to reap it; `stack up` must not take it for a running service."""
     exited = subprocess.Popen(["true"], start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the child did not exit"
-            time.sleep(0.01)
+        os.waitid(os.P_PID, exited.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+        assert Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
         os.killpg(exited.pid, 0)  # the group is still there for a signal...
         assert not group_alive(exited.pid)  # ...but nothing of it runs
     finally:
@@ -107,19 +105,18 @@ def test_a_group_whose_processes_have_all_exited_is_not_alive_before_they_are_re
 def test_a_service_whose_leader_died_is_not_running_though_its_children_are(tmp_path: Path) -> None:
     """A daemon killed alone leaves its code servers running: the service is down, and stop ends them."""
     service = toy(tmp_path)
-    child_pid = tmp_path / "child.pid"
-    forks = f"import subprocess, time; open({str(child_pid)!r}, 'w').write(str(subprocess.Popen(['sleep', '300']).pid))"
+    child_pid_fifo = tmp_path / "child.pid"
+    os.mkfifo(child_pid_fifo)  # opening it for reading waits until the leader has forked and says so
+    says_child = f"open({str(child_pid_fifo)!r}, 'w').write(str(subprocess.Popen(['sleep', '300']).pid))"
+    forks = f"import subprocess, time; {says_child}"
     process = service.start_process("leader", [sys.executable, "-c", forks + "; time.sleep(300)"])
     service.ready_file.write({"leader": process.pid}, service.configured_port)
-    deadline = time.monotonic() + 30
-    while not child_pid.exists() or not child_pid.read_text():
-        assert time.monotonic() < deadline, "the leader did not fork"
-        time.sleep(0.01)
+    child_pid = int(child_pid_fifo.read_text())
     assert service.running() is not None
 
     process.kill()  # the leader alone: its child runs on in the group
     process.wait()
-    assert group_alive(process.pid) and os.getpgid(int(child_pid.read_text())) == process.pid
+    assert group_alive(process.pid) and os.getpgid(child_pid) == process.pid
     assert not leader_alive(process.pid)
     assert service.running() is None and service.pids() == {}
 

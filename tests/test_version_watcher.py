@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,20 @@ class StateStore:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self._written = asyncio.Condition()
 
     async def aget(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
     async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
+        async with self._written:
+            self.values[key] = value
+            self._written.notify_all()
+
+    async def until(self, holds: Callable[[dict[str, Any]], bool]) -> None:
+        """Wait for the write after which `holds` is true of the store (at once if it already is)."""
+        async with self._written:
+            await self._written.wait_for(lambda: holds(self.values))
 
 
 def version(commit: str) -> VersionRecord:
@@ -70,8 +78,7 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
     async def settled(events: AsyncIterator[Any], head: str) -> None:
         """Let the watcher go on past its last event until its watermark is the head, as in a triggerer."""
         going_on = asyncio.ensure_future(anext(events))
-        while store.values.get("announced_commit") != head:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(store.until(lambda values: values.get("announced_commit") == head), 60)
         going_on.cancel()
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -79,8 +86,8 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
         watcher.asset_state_store = store  # type: ignore[assignment]
         events = watcher.run()
         first_poll = asyncio.ensure_future(anext(events))
-        while "announced_commit" not in store.values:  # the first poll only sets the watermark
-            await asyncio.sleep(0.05)
+        # the first poll only sets the watermark
+        await asyncio.wait_for(store.until(lambda values: "announced_commit" in values), 60)
         await asyncio.to_thread(run_pipeline, settings, "direct-1")
         await asyncio.to_thread(run_pipeline, settings, "airflow-1", "airflow")  # announced by its outlet
         head = await asyncio.to_thread(foreign_commit, settings, tmp_path, appended_row)
