@@ -36,10 +36,9 @@ from shared_tasks.project.cutover import (
     AIRFLOW_TRY_TAG,
     DAGSTER_RUN_XCOM,
 )
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import STEPS
 
-LOCATION_NAME = "dataset_pipeline"
-JOB_NAME = "dataset_pipeline"
 RUN_URL_XCOM = DAGSTER_RUN_XCOM  # Dagster checks it: the run acts for this task only if the task names it
 FAILED = {"FAILURE", "CANCELED"}
 
@@ -127,12 +126,12 @@ class DagsterStepOperator(BaseOperator):
             self.log.info("waiting on Dagster run %s, launched by an earlier try", endpoint.run_url(run_id))
         else:
             step = STEPS[self.step_name]
-            ops = {step.output: {"config": {"records": int(context["params"]["records"])}}}
+            ops = {NAMES.op_name(step.output): {"config": {"records": int(context["params"]["records"])}}}
             run_id = client.launch_run(
-                JobSelector(LOCATION_NAME, JOB_NAME),
+                JobSelector(NAMES.dagster_location, NAMES.dagster_job),
                 run_config={"ops": ops} if "records" in step.inputs else {},
                 tags={**task, AIRFLOW_TRY_TAG: str(ti.try_number)},
-                asset_selection=[[step.output]],
+                asset_selection=[NAMES.asset_key(step.output)],
             )
             self.log.info("launched Dagster run %s for step %s", endpoint.run_url(run_id), self.step_name)
         ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
@@ -152,7 +151,7 @@ class DagsterStepOperator(BaseOperator):
         if event["status"] != "SUCCESS":
             raise AirflowException(f"the Dagster run {url} ended {event['status']}: {client.failure(run_id)}")
         step = STEPS[self.step_name]
-        record = {**client.materialization_metadata(run_id, [step.output]), "dagster_run_id": run_id}
+        record = {**client.materialization_metadata(run_id, NAMES.asset_key(step.output)), "dagster_run_id": run_id}
         record[RUN_URL_XCOM] = url
         self.log.info("Dagster run %s materialized %s: %s", url, step.output, record)
         if step.publishes:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetWatcher
 
 from airflow_dags.version_watcher import NewVersionTrigger
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.settings import OrchestrationSettings
 
 orchestration = OrchestrationSettings()
 dataset_asset = Asset(
-    name="dataset",
+    name=NAMES.airflow_asset,
     uri=orchestration.dataset_uri,
     watchers=[
         AssetWatcher(

@@ -22,11 +22,11 @@ from airflow_dags.pods import executor_config
 from airflow_dags.version_watcher import announcement
 from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE
 from shared_tasks.project.cutover import Runner, read_cutover
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.project.records import MAX_RECORDS_PER_RUN
 from shared_tasks.project.settings import OrchestrationSettings
 
-DAG_ID = "dataset_pipeline"
 ORCHESTRATOR = "airflow"
 
 orchestration = OrchestrationSettings()
@@ -58,13 +58,13 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
 
 
 with DAG(
-    dag_id=DAG_ID,
+    dag_id=NAMES.dag_id,
     description="Add records to the DVC-tracked dataset and publish a new version",
     schedule=orchestration.schedule,  # None (PIPELINE_SCHEDULE=none): manual and asset-triggered runs only
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    tags=["dataset"],
+    tags=[NAMES.dag_tag],
     params={
         "records": Param(
             1,

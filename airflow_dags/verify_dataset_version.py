@@ -20,8 +20,7 @@ from airflow.sdk import DAG, get_current_context, task
 from airflow_dags.dataset_asset import dataset_asset, orchestration
 from airflow_dags.pods import executor_config
 from airflow_dags.version_consumer import every_new_version
-
-DAG_ID = "verify_dataset_version"
+from shared_tasks.project.names import NAMES
 
 
 def verdict(verify: Any, settings: Any, commit: str) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def verify_new_versions() -> list[dict[str, Any]]:
     settings = load_settings()
     context = get_current_context()
     state = context["asset_state_store"][dataset_asset]
-    pending = every_new_version(state, DAG_ID, context["triggering_asset_events"])
+    pending = every_new_version(state, NAMES.verify_dag_id, context["triggering_asset_events"])
     results = [verdict(verify, settings, version.commit) for version in pending]
     failed = [result for result in results if not result["ok"]]
     if failed:
@@ -52,7 +51,7 @@ def verify_new_versions() -> list[dict[str, Any]]:
 
 
 with DAG(
-    dag_id=DAG_ID,
+    dag_id=NAMES.verify_dag_id,
     description="Verify each new version of the dataset from the remote",
     schedule=[dataset_asset],
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
@@ -61,7 +60,7 @@ with DAG(
     max_active_runs=1,
     # Running from the start: Airflow watches an asset only for DAGs that are active and unpaused.
     is_paused_upon_creation=False,
-    tags=["dataset"],
+    tags=[NAMES.dag_tag],
     default_args={
         # A worker that died mid-run is retried (its unverified versions are still pending); a version
         # that did not verify fails the task for good (AirflowFailException), and is not verified twice.

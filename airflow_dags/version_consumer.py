@@ -29,9 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from airflow_dags.version_watcher import announced_version
+from shared_tasks.project.names import CONSUMER_WATERMARK_PREFIX
 from shared_tasks.versioning.versions import VersionRecord
-
-WATERMARK_PREFIX = "consumed_by:"
 
 
 class StateStore(Protocol):
@@ -46,7 +45,7 @@ def watermark_key(consumer: str) -> str:
     """Each consumer its own watermark: two DAGs on the Asset do not consume each other's versions."""
     if not consumer or len(consumer) > 200:
         raise ValueError(f"a consumer's name must be 1 to 200 characters: {consumer!r}")
-    return WATERMARK_PREFIX + consumer
+    return CONSUMER_WATERMARK_PREFIX + consumer
 
 
 def announced_commits(events: Mapping[Any, Sequence[Any]] | None) -> list[str]:

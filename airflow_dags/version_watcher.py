@@ -24,10 +24,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from shared_tasks.project.names import ANNOUNCED_COMMIT_KEY
 from shared_tasks.versioning.versions import VersionRecord
 
 log = logging.getLogger(__name__)
-WATERMARK_KEY = "announced_commit"
 ANNOUNCED_FIELDS = ("commit", "md5", "size", "rows", "rows_added", "orchestrator", "run_id", "author")
 
 
@@ -70,13 +70,13 @@ class NewVersionTrigger(BaseEventTrigger):
     async def _watermark(self) -> str | None:
         if self.asset_state_store is None:
             return self._memory
-        value = await self.asset_state_store.aget(WATERMARK_KEY)
+        value = await self.asset_state_store.aget(ANNOUNCED_COMMIT_KEY)
         return str(value) if value else None
 
     async def _advance(self, commit: str) -> None:
         self._memory = commit
         if self.asset_state_store is not None:
-            await self.asset_state_store.aset(WATERMARK_KEY, commit)
+            await self.asset_state_store.aset(ANNOUNCED_COMMIT_KEY, commit)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from shared_tasks.project.settings import load_settings

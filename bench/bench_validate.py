@@ -6,7 +6,9 @@ in a fresh process, which reports its wall and CPU time and its peak RSS (VmHWM 
 /proc/self/status) after its imports and after the work:
 
 - floor: a plain read + md5 of the same bytes (what DVC must do with them anyway);
-- validate: shared_tasks.validation.dataset_check.validate_dataset on the file;
+- validate: shared_tasks.validation.dataset_check.validate_dataset on the file (its Table Schema,
+  schemas/employee_attrition.schema.json: the id an integer primaryKey, checked exactly);
+- text key: the same, with the id a string primaryKey (each key a 64-bit hash in the ledger);
 - parts, reversed: the same records as 4 part files passed last part first, so the ids do not
   rise and the duplicate check spills, partitions and checks every id;
 - python (10 MB only): the row-by-row Python path on the whole file in memory, as
@@ -49,9 +51,17 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 
 kind, files = sys.argv[1], [Path(name) for name in sys.argv[2:]]
-if kind == "validate":
+rules = None
+if kind in ("validate", "text key"):
     from shared_tasks.validation.dataset_check import validate_dataset
+    from shared_tasks.validation.schema import SCHEMA_FILE, DatasetRules, employee_rules
+    from shared_tasks.validation.table_schema import read_table_schema
     import polars  # imported before the clock starts, as a worker that validated once has it
+    rules = employee_rules()  # read before the clock starts, as a worker that validated once has it
+    if kind == "text key":
+        descriptor = json.loads(SCHEMA_FILE.read_text())
+        descriptor["fields"][0] = {"name": "Employee ID", "type": "string", "constraints": {"required": True}}
+        rules = DatasetRules(read_table_schema(descriptor))
 elif kind == "python":
     from shared_tasks.validation import validate
 imports = status_mb("VmHWM")
@@ -63,8 +73,8 @@ if kind == "floor":
             while chunk := handle.read(8 << 20):
                 digest.update(chunk)
         records = None
-elif kind == "validate":
-    records = validate_dataset(files, "dataset").records
+elif kind in ("validate", "text key"):
+    records = validate_dataset(files, "dataset", rules=rules).records
 else:
     source = f"dataset {files[0].name}"
     records = len(validate._valid_records(validate._decode(files[0].read_bytes(), source), source))
@@ -145,6 +155,7 @@ def main() -> None:
         size = path.stat().st_size
         print(f"{size_mb} MB dataset: {size / 1e6:.1f} MB")
         kinds = [("floor", [path]), ("validate", [path]), ("parts, reversed", reversed_parts(path))]
+        kinds.append(("text key", [path]))
         if size_mb <= 10:
             kinds.append(("python", [path]))
         for label, files in kinds:

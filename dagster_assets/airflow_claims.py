@@ -40,11 +40,11 @@ from shared_tasks.project.cutover import (
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
 )
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import STEPS
 from shared_tasks.run.workspace import check_run_id
 
 AIRFLOW_TAG_PREFIX = "airflow/"
-AIRFLOW_DAG_ID = "dataset_pipeline"
 LAUNCHING_STATES = {"running", "deferred"}  # the task launches (running), then waits in the triggerer
 XCOM_WAIT_SECONDS = 30.0  # how long a running task may take from its launch to naming the run
 XCOM_POLL_SECONDS = 1.0
@@ -79,8 +79,8 @@ def claimed_task(tags: Mapping[str, str], asset: str) -> AirflowClaim | None:
     if claimed is None:
         return None
     dag_id, run_id, task_id, try_text = (claimed[key] for key in AIRFLOW_TAGS)
-    if dag_id != AIRFLOW_DAG_ID:
-        raise ClaimRefused(AIRFLOW_DAG_TAG, dag_id, f"the steps belong to DAG {AIRFLOW_DAG_ID!r}")
+    if dag_id != NAMES.dag_id:
+        raise ClaimRefused(AIRFLOW_DAG_TAG, dag_id, f"the steps belong to DAG {NAMES.dag_id!r}")
     try:
         check_run_id(run_id)
     except ValueError as error:

@@ -17,6 +17,7 @@ from dagster_assets.airflow_claims import check_launch_tags
 from dagster_assets.k8s import step_pod_tags
 from dagster_assets.resources import PipelineSettings
 from shared_tasks.project.cutover import AIRFLOW_RUN_TAG
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.project.records import MAX_RECORDS_PER_RUN, PublishedVersion, Record
 from shared_tasks.project.settings import OrchestrationSettings
@@ -25,15 +26,10 @@ from shared_tasks.validation.schema import DataValidationError
 from shared_tasks.versioning.history import history
 
 ORCHESTRATOR = "dagster"
-GROUP = "dataset"
 # The asset standing for each step of shared_tasks.project.pipeline.PIPELINE.
 STEP_ASSETS = {step.name: step.output for step in PIPELINE}
 STEP_KINDS = {"pull_data": {"git", "dvc"}, "modify_data": {"pandas"}, "push_data": {"s3", "git"}}
 POD_TAGS = step_pod_tags()
-# Every step is in this pool; with run granularity and a limit of 1 (dagster.yaml / chart values:
-# concurrency.pools {granularity: run, default_limit: 1}) the run queue starts one publishing run
-# at a time, however it was launched: job, schedule, or Materialize all on any asset page.
-PUBLISH_POOL = "dataset_pipeline"
 
 
 def _retry_policy() -> dg.RetryPolicy:
@@ -95,23 +91,24 @@ def step_result(record: Record, git_url: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(record.md5))
 
 
-HEAD_OBSERVER_RUN = "dataset-head-observer"  # the workspace the observation pulls the head into
-
-
 @dg.multi_observable_source_asset(  # type: ignore[untyped-decorator]
     specs=[
         dg.AssetSpec(
-            "dataset_head", group_name=GROUP, description="The dataset version at the branch head, whoever published it"
+            NAMES.head_asset_key,
+            group_name=NAMES.asset_group,
+            description="The dataset version at the branch head, whoever published it",
         )
     ],
-    check_specs=[dg.AssetCheckSpec("head_is_valid", asset="dataset_head", description="Every record keeps the schema")],
+    check_specs=[
+        dg.AssetCheckSpec("head_is_valid", asset=NAMES.head_asset_key, description="Every record keeps the schema")
+    ],
 )
 def dataset_head(pipeline_settings: PipelineSettings) -> dg.ObserveResult:
     """The head's md5 as its data version, and whether a run may build on it (validated once per content)."""
     settings = pipeline_settings.load()
     newest = history(settings)[0]
     try:
-        pulled = pull_data(settings, HEAD_OBSERVER_RUN)
+        pulled = pull_data(settings, NAMES.head_observer_run)  # the workspace it pulls the head into
         check = dg.AssetCheckResult(check_name="head_is_valid", passed=True, metadata={"rows": pulled.rows})
     except DataValidationError as error:
         problems: dict[str, Any] = {"problems": error.total, "error": str(error)[:2000]}
@@ -134,7 +131,7 @@ def run_inputs(context: dg.AssetExecutionContext, for_airflow: bool = False) -> 
     launch with an out-of-range `records` fails in its first step at once, not after a full pull."""
     run_config: dict[str, Any] = dict(context.run.run_config)
     ops = run_config.get("ops", {})
-    config = ChangeConfig.model_validate(ops.get(STEP_ASSETS["modify_data"], {}).get("config", {}))
+    config = ChangeConfig.model_validate(ops.get(NAMES.op_name(STEP_ASSETS["modify_data"]), {}).get("config", {}))
     return StepInputs(records=config.records, orchestrator=run_orchestrator(for_airflow), runner=ORCHESTRATOR)
 
 
@@ -150,14 +147,17 @@ def run_step(step: StepSpec, context: dg.AssetExecutionContext, settings: Pipeli
 def step_asset(step: StepSpec) -> dg.AssetsDefinition:
     """The asset standing for one shared step; all share group, pod tags, retries and pool."""
     decorate = dg.asset(
-        name=step.output,
-        deps=[dg.AssetKey(STEP_ASSETS[name]) for name in step.upstream] or [dataset_head.key],
+        key=NAMES.asset_key(step.output),
+        deps=[dg.AssetKey(NAMES.asset_key(STEP_ASSETS[name])) for name in step.upstream] or [dataset_head.key],
         description=step.description,
-        group_name=GROUP,
+        group_name=NAMES.asset_group,
         kinds=STEP_KINDS[step.name],
         op_tags=POD_TAGS,
         retry_policy=RETRY_POLICY,
-        pool=PUBLISH_POOL,
+        # Every step is in the pipeline's pool; with run granularity and a limit of 1 (dagster.yaml / chart
+        # values: concurrency.pools {granularity: run, default_limit: 1}) the run queue starts one
+        # publishing run at a time, however it was launched: job, schedule, or Materialize all.
+        pool=NAMES.publish_pool,
     )
     if "records" in step.inputs:
 

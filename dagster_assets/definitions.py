@@ -14,10 +14,9 @@ from dagster_assets.checks import CHECKS
 from dagster_assets.k8s import k8s_executor_config
 from dagster_assets.peering import airflow_runs_sensor
 from dagster_assets.resources import RESOURCES, DagsterSettings
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.settings import OrchestrationSettings
 
-JOB_NAME = "dataset_pipeline"
-PROCESS_PER_STEP_JOB_NAME = f"{JOB_NAME}_process_per_step"
 PIPELINE_ASSETS = dg.AssetSelection.assets(pulled_dataset, changed_dataset, published_dataset)
 
 
@@ -37,7 +36,7 @@ def pipeline_schedules() -> list[dg.ScheduleDefinition]:
         return []
     return [
         dg.ScheduleDefinition(
-            name=f"{JOB_NAME}_schedule",
+            name=NAMES.schedule,
             job=dataset_pipeline,
             cron_schedule=schedule,
             default_status=dg.DefaultScheduleStatus.STOPPED,
@@ -48,7 +47,7 @@ def pipeline_schedules() -> list[dg.ScheduleDefinition]:
 # Locally, the three steps again with a process per step, and no asset checks: the same work as
 # Airflow's DAG, for the comparison. On the cluster every run already has a pod per step.
 dataset_pipeline_process_per_step = dg.define_asset_job(
-    PROCESS_PER_STEP_JOB_NAME,
+    NAMES.process_per_step_job,
     selection=PIPELINE_ASSETS.without_checks(),
     executor_def=dg.multiprocess_executor,
     description="The pipeline with each step in a process of its own (as a pod per step on the cluster)",
@@ -57,17 +56,17 @@ LOCAL_ONLY_JOBS = [] if DagsterSettings().executor == "k8s" else [dataset_pipeli
 
 
 dataset_pipeline = dg.define_asset_job(
-    JOB_NAME,
+    NAMES.dagster_job,
     selection=PIPELINE_ASSETS,
     description="Pull, modify and push the dataset: one new version per run",
 )
 published_dataset_checks = dg.define_asset_job(
-    "published_dataset_checks",
+    NAMES.checks_job,
     selection=dg.AssetSelection.checks_for_assets(published_dataset),
     description="The checks of a published version (the sensor of Airflow's runs asks for them)",
 )
 observe_dataset_head = dg.define_asset_job(
-    "observe_dataset_head",
+    NAMES.observe_job,
     selection=dg.AssetSelection.assets(dataset_head.key),
     description="Report the version at the branch head, whoever published it",
 )
@@ -79,6 +78,7 @@ defs = dg.Definitions(
     schedules=[
         *pipeline_schedules(),
         dg.ScheduleDefinition(
+            name=NAMES.observe_schedule,
             job=observe_dataset_head,
             cron_schedule=DagsterSettings().observe_schedule,
             default_status=dg.DefaultScheduleStatus.RUNNING,

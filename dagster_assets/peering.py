@@ -29,9 +29,9 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator_clients.airflow_api import AirflowClient, TaskInstance
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import STEPS
 
-AIRFLOW_DAG_ID = "dataset_pipeline"
 OVERLAP = timedelta(minutes=5)
 RUNS_KEPT = 1000  # runs the cursor remembers; older ones are no longer read again
 FINAL_RUN_STATES = {"success", "failed"}
@@ -63,7 +63,7 @@ class AirflowLinks:
     base: str
 
     def run(self, run_id: str) -> str:
-        return f"{self.base}/dags/{AIRFLOW_DAG_ID}/runs/{quote(run_id, safe='')}"
+        return f"{self.base}/dags/{NAMES.dag_id}/runs/{quote(run_id, safe='')}"
 
     def task(self, run_id: str, task: TaskInstance) -> str:
         return f"{self.run(run_id)}/tasks/{task.task_id}?try_number={task.try_number}"
@@ -90,15 +90,15 @@ def observe_airflow(
 ) -> tuple[Observed, PeerCursor]:
     """What Airflow did since the cursor, as Dagster events, and the cursor after it."""
     since = cursor.since - OVERLAP if cursor.since else None
-    runs = {run.dag_run_id: run for run in client.dag_runs(AIRFLOW_DAG_ID, updated_at_gte=since)}
+    runs = {run.dag_run_id: run for run in client.dag_runs(NAMES.dag_id, updated_at_gte=since)}
     for run_id in cursor.active:
         if run_id not in runs:
-            runs[run_id] = client.dag_run(AIRFLOW_DAG_ID, run_id)
+            runs[run_id] = client.dag_run(NAMES.dag_id, run_id)
     observed = Observed()
     reported = {run_id: dict(tasks) for run_id, tasks in cursor.reported.items()}
     for run_id in runs:
         done = reported.setdefault(run_id, {})
-        for task in client.task_instances(AIRFLOW_DAG_ID, run_id):
+        for task in client.task_instances(NAMES.dag_id, run_id):
             new = task.task_id in STEPS and task.try_number > done.get(task.task_id, 0)
             if new and _observe_task(client, run_id, task, links, observed):
                 done[task.task_id] = task.try_number
@@ -111,14 +111,14 @@ def _observe_task(
     client: AirflowClient, run_id: str, task: TaskInstance, links: AirflowLinks, observed: Observed
 ) -> bool:
     """Add the task's event; True once the task instance is settled (reported, or nothing to report)."""
-    asset = STEPS[task.task_id].output
+    asset = list(NAMES.asset_key(STEPS[task.task_id].output))
     about: dict[str, Any] = {
         "airflow_run_id": run_id,
         "airflow_try_number": task.try_number,
         "airflow_run_url": dg.MetadataValue.url(links.run(run_id)),
     }
     if task.state == "success":
-        record = client.return_value(AIRFLOW_DAG_ID, run_id, task.task_id)
+        record = client.return_value(NAMES.dag_id, run_id, task.task_id)
         if not isinstance(record, Mapping) or record.get("dagster_run_id"):
             return True  # no record to report, or a step Dagster ran for Airflow: its own event already
         tags = {DATA_VERSION_TAG: str(record["md5"])} if STEPS[task.task_id].publishes and record.get("md5") else None
@@ -146,7 +146,7 @@ def _observe_task(
 
 def _log_tail(client: AirflowClient, run_id: str, task: TaskInstance) -> list[str]:
     try:
-        return client.log_tail(AIRFLOW_DAG_ID, run_id, task, lines=10)
+        return client.log_tail(NAMES.dag_id, run_id, task, lines=10)
     except Exception:  # the log is a courtesy; the link says where it is
         return []
 
@@ -161,11 +161,11 @@ def airflow_runs_sensor(checks_job: dg.UnresolvedAssetJobDefinition, interval_se
     peer = AirflowPeer()
 
     @dg.sensor(
-        name="airflow_runs",
+        name=NAMES.airflow_runs_sensor,
         job=checks_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING if peer.url else dg.DefaultSensorStatus.STOPPED,
-        description="Airflow's runs of DAG dataset_pipeline, reported as materializations of the steps' assets",
+        description=f"Airflow's runs of DAG {NAMES.dag_id}, reported as materializations of the steps' assets",
     )
     def airflow_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         with AirflowPeer().client() as client:

@@ -59,8 +59,10 @@ def process_runs(pid: int, started_by: float) -> bool:
     """Whether `pid` runs (not a zombie) and is the process that started by `started_by` (not a recycled pid)."""
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started_by
+        status: str = process.status()
+        started: float = process.create_time()
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:  # another user's process of that pid: it runs, its start time unreadable
         return True
+    return status != psutil.STATUS_ZOMBIE and started <= started_by

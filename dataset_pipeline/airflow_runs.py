@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from dataset_pipeline.airflow_stack import DAG_ID
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.process import StackError
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
 from orchestrator_clients.retrying import poll_until
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.storage.pointer import s3_object_url
 
@@ -27,11 +27,11 @@ FAILED_STATES = ("failed", "upstream_failed", "up_for_retry")
 
 def run_dag(stack: LocalStack, client: AirflowClient, records: int, run_id: str | None, console: Console) -> RunOutcome:
     """Trigger the DAG (or resume run `run_id`), follow it, and return the version it published."""
-    client.unpause(DAG_ID)
-    airflow_run_id, existed = client.trigger(DAG_ID, {"records": records}, run_id)
-    earlier_state = client.run_state(DAG_ID, airflow_run_id) if existed else None
+    client.unpause(NAMES.dag_id)
+    airflow_run_id, existed = client.trigger(NAMES.dag_id, {"records": records}, run_id)
+    earlier_state = client.run_state(NAMES.dag_id, airflow_run_id) if existed else None
     if earlier_state == "failed":
-        client.retry_failed(DAG_ID, airflow_run_id)
+        client.retry_failed(NAMES.dag_id, airflow_run_id)
     action = "resuming" if existed else "triggered"
     console.print(f"airflow run [bold]{airflow_run_id}[/bold] {action} ({client.url})", highlight=False)
     state = follow(client, airflow_run_id, console)
@@ -39,7 +39,7 @@ def run_dag(stack: LocalStack, client: AirflowClient, records: int, run_id: str 
         report_failure(client, airflow_run_id, console)
         raise StackError(f"the Airflow run {airflow_run_id} ended {state}")
     version = published_version(stack, client, airflow_run_id)
-    tasks = client.task_states(DAG_ID, airflow_run_id)
+    tasks = client.task_states(NAMES.dag_id, airflow_run_id)
     step_seconds = {task_id: float(task.duration) for task_id, task in tasks.items() if task.duration}
     already = version.already_published or earlier_state == "success"  # nothing new was made
     return RunOutcome(version.model_copy(update={"already_published": already}), airflow_run_id, step_seconds)
@@ -51,13 +51,13 @@ def follow(client: AirflowClient, run_id: str, console: Console) -> str:
     final: list[str] = []
 
     def finished() -> bool:
-        for task_id, task in client.task_states(DAG_ID, run_id).items():
+        for task_id, task in client.task_states(NAMES.dag_id, run_id).items():
             state = task.state or "none"
             if reported.get(task_id) != state and state in REPORTED_STATES:
                 mark = {"success": "[green]✓[/green]", "failed": "[red]✗[/red]"}.get(state, "…")
                 console.print(f"{mark} {task_id:<12} {state} (try {task.try_number})", highlight=False)
                 reported[task_id] = state
-        final.append(client.run_state(DAG_ID, run_id))
+        final.append(client.run_state(NAMES.dag_id, run_id))
         return final[-1] in FINISHED_STATES
 
     with console.status("waiting for Airflow…"), contextlib.suppress(TimeoutError):
@@ -67,18 +67,18 @@ def follow(client: AirflowClient, run_id: str, console: Console) -> str:
 
 
 def report_failure(client: AirflowClient, run_id: str, console: Console) -> None:
-    for task_id, task in client.task_states(DAG_ID, run_id).items():
+    for task_id, task in client.task_states(NAMES.dag_id, run_id).items():
         if task.state in FAILED_STATES:
             console.print(f"[red]task {task_id} {task.state}[/red]; the end of its log:", highlight=False)
             with contextlib.suppress(OrchestratorApiError, ValueError):
-                for line in client.log_tail(DAG_ID, run_id, task):
+                for line in client.log_tail(NAMES.dag_id, run_id, task):
                     console.print(f"  {line}", highlight=False, markup=False)
 
 
 def published_version(stack: LocalStack, client: AirflowClient, run_id: str) -> PublishedVersion:
     """What push_data returned (its XCom), or else the version on the origin that names the run."""
     with contextlib.suppress(OrchestratorApiError, ValueError, KeyError):
-        value = client.return_value(DAG_ID, run_id, "push_data")
+        value = client.return_value(NAMES.dag_id, run_id, "push_data")
         if isinstance(value, dict) and value.get("run_id") == run_id:
             return PublishedVersion.from_mapping(value)
     from shared_tasks.versioning.history import history

@@ -29,12 +29,12 @@ from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.retrying import poll_until
 from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE_NAME
 from shared_tasks.project.cutover import Cutover, read_cutover, write_cutover
+from shared_tasks.project.names import NAMES
 
 if TYPE_CHECKING:
     from dataset_pipeline.outcome import RunOutcome
     from dataset_pipeline.stack import LocalStack
 
-DAG_ID = "dataset_pipeline"
 ADMIN_USER = "admin"
 # Dagster's login for reading Airflow's runs: a viewer, which may read runs, tasks, XComs and logs only.
 PEER_USER = "dagster-peer"
@@ -151,7 +151,7 @@ class Service(ProcessService):
             self.wait_until_ready(processes, self._healthy, READY_TIMEOUT_SECONDS)
             with self.client() as client:
                 self._wait_for_dag(client, processes)
-                client.unpause(DAG_ID)
+                client.unpause(NAMES.dag_id)
         except Exception:
             self.down()
             raise
@@ -186,7 +186,7 @@ class Service(ProcessService):
         with self.client() as client:
 
             def parsed() -> bool:
-                operators = client.task_operators(DAG_ID)
+                operators = client.task_operators(NAMES.dag_id)
                 return {task for task, kind in operators.items() if kind == PROXY_OPERATOR} == wanted
 
             poll_until(
@@ -229,14 +229,14 @@ class Service(ProcessService):
         """Until the DAG processor has parsed the DAG (an import error fails fast)."""
 
         def parsed() -> bool:
-            if client.dag_exists(DAG_ID):
+            if client.dag_exists(NAMES.dag_id):
                 return True
             errors = client.import_errors()
             if errors:
                 raise StackError(f"Airflow could not import the DAG: {errors[0][-500:]}")
             return False
 
-        late = f"the DAG {DAG_ID} did not appear in Airflow within {READY_TIMEOUT_SECONDS} s"
+        late = f"the DAG {NAMES.dag_id} did not appear in Airflow within {READY_TIMEOUT_SECONDS} s"
         self.wait_until_ready(processes, parsed, READY_TIMEOUT_SECONDS, interval=1, timeout_message=late)
 
     def _healthy(self) -> bool:

@@ -170,7 +170,8 @@ def run_comparison(
     comparison = Comparison(runs, records, datetime.now(UTC).isoformat(timespec="seconds"))
     services = stack.status()["services"]
     specs = [runner_named(name) for name in runners]
-    with cutover_kept(stack, comparison, specs, services):
+    with cutover_kept(stack, specs, services) as restored:
+        comparison.cutover_restored = restored
         for spec in specs:
             missing = [name for name in spec.services if not services.get(name, {}).get("running")]
             if missing:

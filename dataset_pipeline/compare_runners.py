@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
@@ -19,12 +19,10 @@ from dataset_pipeline import airflow_stack, dagster_stack
 from dataset_pipeline.run_parts import timing_of
 from dataset_pipeline.stack import LocalStack
 from shared_tasks.project.cutover import Cutover, Runner, read_cutover
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE, new_run_id, run_pipeline
 from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
 from shared_tasks.project.settings import Settings
-
-if TYPE_CHECKING:
-    from dataset_pipeline.compare import Comparison
 
 STEP_NAMES = tuple(step.name for step in PIPELINE)
 
@@ -81,17 +79,17 @@ def runner_named(name: str) -> RunnerSpec:
 
 
 @contextmanager
-def cutover_kept(
-    stack: LocalStack, comparison: Comparison, specs: list[RunnerSpec], services: dict[str, Any]
-) -> Iterator[None]:
-    """The cutover as it was before the comparison, parsed by Airflow again once it ends (however it ends)."""
+def cutover_kept(stack: LocalStack, specs: list[RunnerSpec], services: dict[str, Any]) -> Iterator[list[str] | None]:
+    """The cutover as it was before the comparison, parsed by Airflow again once it ends (however it ends).
+
+    Yields the steps that were in Dagster then (and will be again), or None when no runner uses Airflow.
+    """
     if not any("airflow" in spec.services for spec in specs) or not services.get("airflow", {}).get("running"):
-        yield
+        yield None
         return
     before = read_cutover(airflow_stack.cutover_file())  # a bad file fails here, naming its line, before any run
-    comparison.cutover_restored = before.in_dagster()
     try:
-        yield
+        yield before.in_dagster()
     finally:
         airflow_stack.Service(stack).apply_cutover(before)
 
@@ -150,22 +148,22 @@ def _airflow_run(
         outcome = run_dag(stack, client, records, None, console)
         seen.append(time.time())
         run_id = str(outcome.orchestrator_run_id)
-        returned = {name: client.return_value(airflow_stack.DAG_ID, run_id, name) for name in STEP_NAMES}
+        returned = {name: client.return_value(NAMES.dag_id, run_id, name) for name in STEP_NAMES}
     return outcome.version, dict(outcome.step_seconds), _timings(returned)
 
 
 def _dagster_run(
     stack: LocalStack, spec: RunnerSpec, records: int, console: Console, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    from dataset_pipeline.dagster_runs import run_job
+    from dataset_pipeline.dagster_runs import JOB, PROCESS_PER_STEP_JOB, run_job
 
     client = dagster_stack.Service(stack).client()
-    job = dagster_stack.PROCESS_PER_STEP_JOB if spec.process_per_step else dagster_stack.JOB
+    job = PROCESS_PER_STEP_JOB if spec.process_per_step else JOB
     outcome = run_job(stack, client, records, None, console, job=job)
     seen.append(time.time())
     assert outcome.orchestrator_run_id is not None
     materialized = client.run_materializations(outcome.orchestrator_run_id)
-    returned = {step.name: materialized.get((step.output,)) for step in PIPELINE}
+    returned = {step.name: materialized.get(NAMES.asset_key(step.output)) for step in PIPELINE}
     return outcome.version, dict(outcome.step_seconds), _timings(returned)
 
 

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from dataset_pipeline.dagster_stack import JOB
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.process import StackError
 from orchestrator_clients.dagster_api import DagsterClient, DagsterRun, JobSelector
-from shared_tasks.project.pipeline import STEP_OF_OUTPUT
+from shared_tasks.project.names import NAMES
+from shared_tasks.project.pipeline import PIPELINE, STEPS
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.storage.pointer import s3_object_url
 from shared_tasks.versioning.history import history
@@ -18,8 +18,12 @@ from shared_tasks.versioning.history import history
 if TYPE_CHECKING:
     from dataset_pipeline.stack import LocalStack
 
-CHANGE_ASSET = "changed_dataset"
-PUBLISHED_ASSET = "published_dataset"
+JOB = JobSelector(NAMES.dagster_location, NAMES.dagster_job)
+# The same steps with the multiprocess executor: a process per step, as the cluster's pod per step.
+PROCESS_PER_STEP_JOB = JobSelector(NAMES.dagster_location, NAMES.process_per_step_job)
+CHANGE_OP = NAMES.op_name(STEPS["modify_data"].output)  # the step whose config holds the records
+PUBLISHED_ASSET = NAMES.asset_key(STEPS["push_data"].output)
+STEP_OF_OP = {NAMES.op_name(step.output): step.name for step in PIPELINE}
 
 
 def run_job(
@@ -34,10 +38,11 @@ def run_job(
     launched = launch(client, records, run_id, job)
     console.print(f"dagster run [bold]{launched}[/bold]  {client.url}/runs/{launched}", highlight=False)
     run = wait_for_run(client, launched, console)
+    launched = run.run_id  # Dagster's retry of the launched run, when its worker died and Dagster retried it
     if run.status != "SUCCESS":
         raise StackError(f"Dagster run {launched} ended {run.status}: {client.failure(launched)}")
     pipeline_run_id = run.root_run_id or run.run_id
-    claims = client.materialization_metadata(launched, [PUBLISHED_ASSET])
+    claims = client.materialization_metadata(launched, PUBLISHED_ASSET)
     for version in history(stack.settings()):
         if version.run_id == pipeline_run_id and version.md5 is not None:  # not a commit merely claiming it
             published = PublishedVersion.from_mapping(
@@ -63,20 +68,20 @@ def launch(client: DagsterClient, records: int, run_id: str | None, job: JobSele
     if run_id is not None:
         client.run(run_id)  # a run id Dagster does not know is an error naming it, before anything is launched
         return client.reexecute(run_id)
-    return client.launch_run(job, run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}})
+    return client.launch_run(job, run_config={"ops": {CHANGE_OP: {"config": {"records": records}}}})
 
 
 def step_seconds(run: DagsterRun) -> dict[str, float]:
     """How long each shared step took, by its name (Dagster reports the step's asset; checks are left out)."""
     return {
-        STEP_OF_OUTPUT[step.step_key]: step.end_time - step.start_time
+        STEP_OF_OP[step.step_key]: step.end_time - step.start_time
         for step in run.step_stats
-        if step.step_key in STEP_OF_OUTPUT and step.start_time and step.end_time
+        if step.step_key in STEP_OF_OP and step.start_time and step.end_time
     }
 
 
 def wait_for_run(client: DagsterClient, run_id: str, console: Console) -> DagsterRun:
-    """The finished run; its status and each step's progress printed as they change."""
+    """The finished run, or the retry Dagster made of it; its status and each step's progress printed as they change."""
     shown: dict[str, str] = {}  # by step key, and the run's own status under "" (no step's key)
 
     def show(run: DagsterRun) -> None:
@@ -92,4 +97,12 @@ def wait_for_run(client: DagsterClient, run_id: str, console: Console) -> Dagste
                 shown[step.step_key] = state
                 console.print(f"  {step.step_key}: {state}", highlight=False)
 
-    return client.wait_for_run(run_id, on_poll=show)
+    def retried(failed: DagsterRun, retry_id: str) -> None:
+        console.print(
+            f"dagster run {failed.run_id} failed ({client.failure(failed.run_id)}); Dagster retries it as "
+            f"[bold]{retry_id}[/bold]  {client.url}/runs/{retry_id}",
+            highlight=False,
+        )
+        shown.clear()
+
+    return client.wait_for_run_or_its_retry(run_id, on_poll=show, on_retry=retried)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, process_environment
-from orchestrator_clients.dagster_api import DagsterClient, JobSelector
+from orchestrator_clients.dagster_api import DagsterClient
+from shared_tasks.project.names import NAMES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,11 +29,6 @@ if TYPE_CHECKING:
     from dataset_pipeline.outcome import RunOutcome
     from dataset_pipeline.stack import LocalStack
 
-LOCATION_NAME = "dataset_pipeline"
-JOB_NAME = "dataset_pipeline"
-JOB = JobSelector(LOCATION_NAME, JOB_NAME)
-# The same steps with the multiprocess executor: a process per step, as the cluster's pod per step.
-PROCESS_PER_STEP_JOB = JobSelector(LOCATION_NAME, f"{JOB_NAME}_process_per_step")
 DEFINITIONS_MODULE = "dagster_assets.definitions"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The code location loads in a code server the webserver starts; that takes a while on 2 cores.
@@ -93,7 +89,7 @@ def workspace_config() -> dict[str, Any]:
             {
                 "python_module": {
                     "module_name": DEFINITIONS_MODULE,
-                    "location_name": LOCATION_NAME,
+                    "location_name": NAMES.dagster_location,
                     "working_directory": str(PROJECT_ROOT),
                 }
             }
@@ -212,7 +208,7 @@ class Service(ProcessService):
     def _location_loaded(self) -> bool:
         if not self._answers():
             return False
-        status = self.client().location_status(LOCATION_NAME)
+        status = self.client().location_status(NAMES.dagster_location)
         if status.error is not None:
             raise StackError(f"Dagster could not load {DEFINITIONS_MODULE}: {status.error}")
         return status.loaded

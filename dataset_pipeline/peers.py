@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.dagster_api import DagsterClient
 from orchestrator_clients.retrying import poll_until
+from shared_tasks.project.names import NAMES
+from shared_tasks.project.pipeline import STEPS
 
-PUBLISHED_ASSET = ["published_dataset"]
+PUBLISHED_ASSET = NAMES.asset_key(STEPS["push_data"].output)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def dagster_sees(client: DagsterClient) -> dict[str, Seen]:
 def airflow_sees(client: AirflowClient) -> dict[str, Seen]:
     """The versions made elsewhere that Airflow's `dataset` Asset holds an event of (its watcher's)."""
     seen = {}
-    for asset in client.assets(name="dataset"):
+    for asset in client.assets(name=NAMES.airflow_asset):
         for event in client.asset_events(asset.id):
             payload = event.extra.get("payload")
             if isinstance(payload, dict) and payload.get("commit"):

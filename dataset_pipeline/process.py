@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator_clients.retrying import poll_until
+from shared_tasks.files import write_atomically
 
 LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT_SECONDS = 30
@@ -70,9 +71,7 @@ def process_environment(**needed: str) -> dict[str, str]:
 
 def write_ready_file(path: Path, pids: Mapping[str, int], port: int) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"pids": dict(pids), "port": port}))
-    tmp.replace(path)
+    write_atomically(path, json.dumps({"pids": dict(pids), "port": port}))
 
 
 class ProcessService:

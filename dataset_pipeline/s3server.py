@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataset_pipeline.process import LOOPBACK, write_ready_file
+from shared_tasks.files import sync_directory, write_atomically
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -96,10 +97,10 @@ class ObjectStore:
         if bucket in backend.buckets:
             if not folder.is_dir():
                 folder.mkdir(parents=True)
-                _fsync_directory(self.root)
+                sync_directory(self.root)
         elif folder.exists():
             shutil.rmtree(folder)
-            _fsync_directory(self.root)
+            sync_directory(self.root)
 
     def save_object(self, backend: Any, bucket: str, key: str) -> None:
         """The object as the server now has it (its newest version), or its absence."""
@@ -110,12 +111,12 @@ class ObjectStore:
             if current is None or not hasattr(current, "value"):  # gone, or a delete marker
                 if path.exists():
                     path.unlink()
-                    _fsync_directory(path.parent)
+                    sync_directory(path.parent)
                 return
             header = {"key": key, "etag": current.etag.strip('"'), "metadata": dict(current.metadata)}
             if not path.parent.is_dir():
                 path.parent.mkdir(parents=True)
-                _fsync_directory(path.parent.parent)
+                sync_directory(path.parent.parent)
             _write_durably(path, json.dumps(header).encode("utf-8") + b"\n" + current.value)
 
     # reading ---------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ class ObjectStore:
                 _write_durably(self._object_path(bucket, key), json.dumps(header).encode("utf-8") + b"\n" + body)
             (self.root / bucket).mkdir(exist_ok=True)
             manifest.unlink()  # the old bodies go with the next restore's sweep of what is not an object
-            _fsync_directory(self.root)
+            sync_directory(self.root)
 
 
 _LOCK_STRIPES = 64
@@ -159,21 +160,7 @@ _LOCK_STRIPES = 64
 
 def _write_durably(path: Path, data: bytes) -> None:
     """Written, fsynced, renamed into place, and the rename fsynced: on disk before anyone is told."""
-    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    write_atomically(path, data, fsync=True, fsync_directory=True)
 
 
 # What a request changed, recorded by moto's backend as it changes it (in the request's thread).

@@ -18,6 +18,7 @@ from dataset_pipeline.process import StackError
 from dataset_pipeline.s3_service import S3Service
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, s3_client
 from dataset_pipeline.seed import create_origin
+from shared_tasks.files import write_atomically
 from shared_tasks.project.settings import ENV_PREFIX, Layout, Settings
 from shared_tasks.run.generate import SEED_DATASET_ROWS
 
@@ -238,9 +239,7 @@ class LocalStack:
     # internals -----------------------------------------------------------------------------
     def _write_settings_file(self) -> None:
         lines = [f"{key}={value}" for key, value in sorted(self.settings_env().items())]
-        tmp = self.settings_file.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(self.settings_file)
+        write_atomically(self.settings_file, "\n".join(lines) + "\n")
 
     def _ensure_bucket(self) -> None:
         client = s3_client(self.s3_endpoint)

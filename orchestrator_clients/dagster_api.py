@@ -7,6 +7,7 @@ found by that tag instead of being sent again: sending it again would start a se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,9 @@ import httpx
 from tenacity import retry_if_exception
 
 from orchestrator_clients.dagster_records import (
+    PARENT_RUN_TAG,
     REPOSITORY_NAME,
+    WILL_RETRY_TAG,
     CheckExecution,
     DagsterRun,
     JobSelector,
@@ -44,6 +47,7 @@ __all__ = [
 LAUNCH_TAG = "dataset-pipeline/launch"
 RUN_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.5
+RETRY_VERDICT_SECONDS = 5.0
 
 
 @cache
@@ -234,6 +238,56 @@ class DagsterClient:
 
         poll_until(finished, timeout=timeout, interval=poll_seconds, timed_out=timed_out)
         return seen[-1]
+
+    def wait_for_run_or_its_retry(
+        self,
+        run_id: str,
+        on_poll: Callable[[DagsterRun], None] | None = None,
+        on_retry: Callable[[DagsterRun, str], None] | None = None,
+        timeout: float = RUN_TIMEOUT_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> DagsterRun:
+        """The run once it has finished; when Dagster's run retries retry it, its last retry once finished.
+
+        A run whose worker died (failed by run monitoring) is retried by the daemon as a new run of
+        the same root: following only the first would report a failure the retry then repairs.
+        """
+        run = self.wait_for_run(run_id, on_poll, timeout, poll_seconds)
+        while (run := self._with_retry_verdict(run, poll_seconds)).will_retry:
+            retry_id = self.retry_of(run.run_id, timeout, poll_seconds)
+            if on_retry is not None:
+                on_retry(run, retry_id)
+            run = self.wait_for_run(retry_id, on_poll, timeout, poll_seconds)
+        return run
+
+    def _with_retry_verdict(self, run: DagsterRun, poll_seconds: float) -> DagsterRun:
+        """A failed run once Dagster has tagged whether it retries it (the tag follows the status at once)."""
+        if run.status != "FAILURE" or WILL_RETRY_TAG in run.tags:
+            return run
+        seen = [run]
+
+        def tagged() -> bool:
+            seen.append(self.run(run.run_id))
+            return WILL_RETRY_TAG in seen[-1].tags
+
+        with contextlib.suppress(TimeoutError):  # no verdict: run retries are off, the failure is final
+            poll_until(tagged, timeout=RETRY_VERDICT_SECONDS, interval=poll_seconds, timed_out=TimeoutError)
+        return seen[-1]
+
+    def retry_of(self, run_id: str, timeout: float = RUN_TIMEOUT_SECONDS, poll_seconds: float = POLL_SECONDS) -> str:
+        """The id of the run Dagster launched to retry `run_id` (waiting for the daemon to launch it)."""
+        parent = [{"key": PARENT_RUN_TAG, "value": run_id}]
+        found: list[str] = []
+
+        def launched() -> bool:
+            found[:] = self.tagged_runs(parent)
+            return bool(found)
+
+        def timed_out() -> Exception:
+            return OrchestratorApiError(f"Dagster retries run {run_id}, but launched no retry in {timeout:.0f} s")
+
+        poll_until(launched, timeout=timeout, interval=poll_seconds, timed_out=timed_out)
+        return found[-1]  # the daemon retries a failed run once; its retry's failure has a retry of its own
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         answer = self.graphql(document("run_events"), runId=run_id)["logsForRun"]

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 REPOSITORY_NAME = "__repository__"  # what Dagster names the repository of a `Definitions`
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+# Dagster's own run tags: a failed run it will retry, and the retry's link back to it.
+WILL_RETRY_TAG = "dagster/will_retry"
+PARENT_RUN_TAG = "dagster/parent_run_id"
 
 
 class ApiRecord(BaseModel):
@@ -33,15 +36,22 @@ class DagsterRun(ApiRecord):
     root_run_id: str | None = Field(default=None, alias="rootRunId")
     status: str
     step_stats: tuple[StepStats, ...] = ()
+    tags: dict[str, str] = {}
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> DagsterRun:
         steps = tuple(StepStats.parse(step) for step in data.get("stepStats") or [])
-        return cls.model_validate({**data, "step_stats": steps})
+        tags = {tag["key"]: tag["value"] for tag in data.get("tags") or []}
+        return cls.model_validate({**data, "step_stats": steps, "tags": tags})
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def will_retry(self) -> bool:
+        """Dagster's daemon will launch a retry of this failed run (its run retries judged it worth one)."""
+        return self.status == "FAILURE" and self.tags.get(WILL_RETRY_TAG) == "true"
 
 
 class RunSummary(ApiRecord):

@@ -7,6 +7,7 @@ copied per test; moto's server runs on 127.0.0.1 with fake credentials.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -23,7 +24,11 @@ import pytest
 from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
 from dataset_pipeline.seed import create_origin
 from shared_tasks.project.cutover import Cutover, write_cutover
+from shared_tasks.project.redact import Redactor
 from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.versioning.backends import LocalBackends, using_backends
+from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.local_dvc import LocalDvc
 
 TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
@@ -176,6 +181,121 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+# --- Local versioning: real bare Git origins, DVC's remote a local folder (no S3 API, no DVC) ------
+
+# What `dvc init` writes, and the remote the seed names (.dvc/config), byte for byte.
+DVC_INIT_FILES = {
+    ".dvc/.gitignore": "/config.local\n/tmp\n/cache\n",
+    ".dvcignore": (
+        "# Add patterns of files dvc should ignore, which could improve\n"
+        "# the performance. Learn more at\n"
+        "# https://dvc.org/doc/user-guide/dvcignore\n"
+    ),
+    ".dvc/config": f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {TEST_REMOTE_URL}\n",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalVersioning:
+    """A test's own origin and DVC remote folder, with the local backends in use for the test."""
+
+    settings: Settings
+    origin: Path
+    remote_root: Path
+
+    def remote_object(self, oid: str, remote_url: str = TEST_REMOTE_URL) -> Path:
+        """Where the remote keeps an object (DVC 3's layout below the bucket's folder)."""
+        bucket_and_prefix = remote_url.removeprefix("s3://")
+        return self.remote_root / bucket_and_prefix / "files" / "md5" / oid[:2] / oid[2:]
+
+    def remote_objects(self) -> dict[str, bytes]:
+        return {str(path.relative_to(self.remote_root)): path.read_bytes() for path in _files(self.remote_root)}
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def seed_local_origin(root: Path, session_home: Path, **extra: Any) -> Path:
+    """A bare origin holding the seed version, its data in a remote folder: `create_origin` with the
+    local backends (git, and DVC's files as `dvc init` and `dvc add` write them)."""
+    from dataset_pipeline.seed import SEED_RUN_ID, write_seed
+    from shared_tasks.versioning.versions import commit_message
+
+    previous = dict(os.environ)
+    os.environ.update(hermetic_environment(session_home))
+    try:
+        settings = Settings(git_url="file:///unused", work_root=root / "work", **extra)
+        origin, work = root / "origin.git", root / "seed"
+        work.mkdir(parents=True)
+        seed_git = Git(settings, work, Redactor())
+        seed_git.run("init", "--quiet", "--bare", "--initial-branch=main", str(origin))
+        seed_git.run("init", "--quiet", "--initial-branch=main")
+        for name, text in DVC_INIT_FILES.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text, encoding="utf-8")
+        write_seed(settings, work, rows=TEST_SEED_ROWS, seed=0)
+        LocalDvc(settings, work, Redactor(), root / "remote").add_and_push()
+        gitignore = str(Path(settings.data_relpath).parent / ".gitignore")
+        seed_git.run("add", "--", *DVC_INIT_FILES, settings.pointer_path, gitignore)
+        message = commit_message(SEED_RUN_ID, "seed", TEST_SEED_ROWS, TEST_SEED_ROWS)
+        seed_git.run("commit", "--quiet", "--file", "-", input_text=message)
+        seed_git.run("push", "--quiet", origin.as_uri(), "HEAD:refs/heads/main")
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+    return root
+
+
+@pytest.fixture(scope="session")
+def local_origin_template(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
+    return seed_local_origin(tmp_path_factory.mktemp("local-template"), session_home)
+
+
+@pytest.fixture(scope="session")
+def local_partitioned_template(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
+    root = tmp_path_factory.mktemp("local-partitioned-template")
+    return seed_local_origin(root, session_home, layout=Layout.PARTITIONED, part_rows=PART_ROWS)
+
+
+def local_versioning_from(template: Path, tmp_path: Path, **extra: Any) -> Iterator[LocalVersioning]:
+    origin, remote_root = tmp_path / "origin.git", tmp_path / "remote"
+    shutil.copytree(template / "origin.git", origin)
+    shutil.copytree(template / "remote", remote_root)
+    settings = Settings(git_url=origin.as_uri(), work_root=tmp_path / "work", **extra)
+    with using_backends(LocalBackends(remote_root)):
+        yield LocalVersioning(settings, origin, remote_root)
+
+
+@pytest.fixture
+def local_versioning(tmp_path: Path, local_origin_template: Path) -> Iterator[LocalVersioning]:
+    """A test's own origin (the seed, one CSV file) and remote folder; runs in the test use them."""
+    yield from local_versioning_from(local_origin_template, tmp_path)
+
+
+@pytest.fixture
+def local_partitioned(tmp_path: Path, local_partitioned_template: Path) -> Iterator[LocalVersioning]:
+    """As `local_versioning`, the seed held as part files."""
+    yield from local_versioning_from(local_partitioned_template, tmp_path, layout=Layout.PARTITIONED)
+
+
+def local_foreign_commit(
+    versioning: LocalVersioning, workdir: Path, edit: Callable[[Path], None], message: str = "edit the dataset by hand"
+) -> str:
+    """`foreign_commit` on a local origin: a fresh clone, its data pulled, edited, added and pushed
+    as a person would (here with the local DVC), then the commit pushed. Returns the commit."""
+    settings = versioning.settings
+    clone = workdir / f"foreign-{secrets.token_hex(4)}"
+    subprocess.run(["git", "clone", "--quiet", settings.git_url, str(clone)], check=True, capture_output=True)
+    dvc = LocalDvc(settings, clone, Redactor(), versioning.remote_root, cache_dir=workdir / "foreign-cache")
+    dvc.pull()
+    edit(dvc.data_path)
+    dvc.add_and_push()
+    git(clone, "-c", "user.name=A. Person", "-c", "user.email=person@example.invalid", "commit", "-q", "-am", message)
+    git(clone, "push", "--quiet", "origin", f"HEAD:{settings.git_branch}")
+    return git(clone, "rev-parse", "HEAD")
 
 
 def origin_head(origin: Path) -> str:

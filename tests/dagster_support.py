@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 
+from shared_tasks.project.names import NAMES
+from shared_tasks.project.pipeline import STEPS
 from shared_tasks.project.settings import Settings
 from tests.conftest import CALLER_CREDENTIALS, cli
 from tests.ports import free_port
 
-CHANGE_ASSET = "changed_dataset"
-PUBLISHED_ASSET = "published_dataset"
+CHANGE_OP = NAMES.op_name(STEPS["modify_data"].output)  # its config holds the records
+PUBLISHED_KEY = NAMES.asset_key(STEPS["push_data"].output)
+PUBLISHED_OP = NAMES.op_name(STEPS["push_data"].output)
 
 
 def settings_file(settings: Settings) -> Path:
@@ -64,7 +67,7 @@ def materialize_pipeline(settings: Settings, records: int, instance: Any = None)
     return dg.materialize(
         [*defs.assets, *CHECKS],  # type: ignore[list-item]
         selection=dg.AssetSelection.assets(*STEP_ASSETS.values()),
-        run_config={"ops": {CHANGE_ASSET: {"config": {"records": records}}}},
+        run_config={"ops": {CHANGE_OP: {"config": {"records": records}}}},
         instance=instance,
         resources={"pipeline_settings": settings_resource(settings)},
         raise_on_error=False,

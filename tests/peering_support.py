@@ -16,13 +16,13 @@ from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.airflow_records import DagRun, TaskInstance
 from orchestrator_clients.dagster_api import DagsterClient
 from orchestrator_clients.dagster_records import SensorTick
+from shared_tasks.project.names import NAMES
+from shared_tasks.project.pipeline import PIPELINE
 from shared_tasks.project.settings import Settings
 from tests.conftest import cli
 
 T = TypeVar("T")
-STEP_ASSETS = ("pulled_dataset", "changed_dataset", "published_dataset")
-LOCATION_NAME = "dataset_pipeline"  # Dagster's code location
-PEER_SENSOR = "airflow_runs"  # its sensor of Airflow's runs
+STEP_ASSETS = tuple(step.output for step in PIPELINE)
 
 
 def stack_status(env: dict[str, str]) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def materializations_of_airflow_run(client: DagsterClient, airflow_run_id: str) 
     """Each step asset's materializations that Dagster holds for this Airflow run (by the metadata that names it)."""
     found: dict[str, list[dict[str, Any]]] = {}
     for asset in STEP_ASSETS:
-        events = client.asset_materializations([asset], limit=200)
+        events = client.asset_materializations(NAMES.asset_key(asset), limit=200)
         found[asset] = [
             {**event.metadata, "tags": event.tags, "dagster_run_id": event.run_id}
             for event in events
@@ -82,12 +82,14 @@ def sensor_tick_after(
     (with `failed`, the first that ended in failure)."""
 
     def ended() -> SensorTick | None:
-        for tick in reversed(client.sensor_ticks(LOCATION_NAME, PEER_SENSOR)):
+        for tick in reversed(client.sensor_ticks(NAMES.dagster_location, NAMES.airflow_runs_sensor)):
             if tick.timestamp > moment and tick.status != "STARTED" and (tick.status == "FAILURE" or not failed):
                 return tick
         return None
 
-    return eventually(ended, f"an evaluation of sensor {PEER_SENSOR} begun after {moment:.0f}", timeout=timeout)
+    return eventually(
+        ended, f"an evaluation of sensor {NAMES.airflow_runs_sensor} begun after {moment:.0f}", timeout=timeout
+    )
 
 
 def every_step_reported(
@@ -107,7 +109,7 @@ def every_step_reported(
 
 def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:
     """The `dataset` Asset's events: the announced version's record, and the DAG that made the event (if one)."""
-    (asset,) = client.assets(name="dataset")
+    (asset,) = client.assets(name=NAMES.airflow_asset)
     announced = []
     for event in client.asset_events(asset.id):
         payload = event.extra.get("payload") if isinstance(event.extra.get("payload"), dict) else event.extra
@@ -115,7 +117,7 @@ def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:
     return announced
 
 
-VERIFY_DAG = "verify_dataset_version"
+VERIFY_DAG = NAMES.verify_dag_id
 VERIFY_TASK = "verify_versions"
 
 

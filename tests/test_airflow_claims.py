@@ -30,17 +30,18 @@ from shared_tasks.project.cutover import (
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
 )
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import STEPS, StepSpec
 from shared_tasks.project.settings import Settings, load_settings
 from tests.scripted_api import ScriptedApi
 
-DAG = "/api/v2/dags/dataset_pipeline"
+DAG = f"/api/v2/dags/{NAMES.dag_id}"
 AIRFLOW_RUN = "manual__2026-12-02T12:00:00+00:00"
 DAGSTER_RUN = "5d0c2e4a-8d6f-4b7e-9a51-0c3f6a1b2d3e"
 STEP = "push_data"
 ASSET = STEPS[STEP].output
-TAGS = {AIRFLOW_DAG_TAG: "dataset_pipeline", AIRFLOW_RUN_TAG: AIRFLOW_RUN, AIRFLOW_TASK_TAG: STEP, AIRFLOW_TRY_TAG: "1"}
-CLAIM = AirflowClaim("dataset_pipeline", AIRFLOW_RUN, STEP, 1)
+TAGS = {AIRFLOW_DAG_TAG: NAMES.dag_id, AIRFLOW_RUN_TAG: AIRFLOW_RUN, AIRFLOW_TASK_TAG: STEP, AIRFLOW_TRY_TAG: "1"}
+CLAIM = AirflowClaim(NAMES.dag_id, AIRFLOW_RUN, STEP, 1)
 
 
 # the tags alone -------------------------------------------------------------------------------

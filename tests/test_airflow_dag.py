@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 from shared_tasks.project.cluster import ClusterSettings
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE
 from shared_tasks.project.settings import Settings
 from shared_tasks.versioning.history import history
@@ -52,12 +53,12 @@ def test_the_dag_folder_imports_with_no_errors_and_no_database(tmp_path: Path) -
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite:////nonexistent/dir/airflow.db"
     completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip().splitlines()[-1] == "['dataset_pipeline', 'verify_dataset_version'] {}"
+    assert completed.stdout.strip().splitlines()[-1] == f"{sorted([NAMES.dag_id, NAMES.verify_dag_id])} {{}}"
 
 
 def test_tasks_follow_the_shared_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     dag = load_dag(monkeypatch, tmp_path)
-    assert dag.dag_id == "dataset_pipeline"
+    assert dag.dag_id == NAMES.dag_id
     assert [task.task_id for task in dag.topological_sort()] == [step.name for step in PIPELINE]
     for step in PIPELINE:
         assert dag.get_task(step.name).upstream_task_ids == set(step.upstream)

@@ -19,6 +19,7 @@ from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
 from shared_tasks.project.cutover import AIRFLOW_RUN_TAG, read_cutover
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE, STEPS
 from tests.conftest import cli, headless_page
 from tests.peering_support import (
@@ -50,7 +51,7 @@ def cutover(porting_stack_env: dict[str, str]) -> Iterator[Any]:
 
 
 def parsed_as(client: AirflowClient, in_dagster: set[str]) -> bool | None:
-    tasks = client.task_operators("dataset_pipeline")
+    tasks = client.task_operators(NAMES.dag_id)
     return True if {name for name, kind in tasks.items() if kind == PROXY_OPERATOR} == in_dagster else None
 
 
@@ -60,13 +61,13 @@ def trigger_from_the_ui(env: dict[str, str], records: int) -> str:
     info = stack_status(env)["services"]["airflow"]
     password = json.loads(Path(info["password_file"]).read_text())["admin"]
     with airflow_client(env) as client:
-        known = {run.dag_run_id for run in client.dag_runs("dataset_pipeline")}
+        known = {run.dag_run_id for run in client.dag_runs(NAMES.dag_id)}
         with headless_page(1400, 900) as page:
-            page.goto(f"{info['url']}/dags/dataset_pipeline")
+            page.goto(f"{info['url']}/dags/{NAMES.dag_id}")
             page.get_by_label("Username").fill("admin")
             page.get_by_label("Password").fill(password)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/dags/dataset_pipeline")
+            page.wait_for_url(f"**/dags/{NAMES.dag_id}")
             page.get_by_role("button", name="Trigger Dag").click()
             dialog = page.get_by_role("dialog")
             dialog.get_by_role("spinbutton").fill(str(records))
@@ -74,12 +75,12 @@ def trigger_from_the_ui(env: dict[str, str], records: int) -> str:
             expect(dialog).to_be_hidden(timeout=60_000)
 
             def finished() -> str | None:
-                new = [run for run in client.dag_runs("dataset_pipeline") if run.dag_run_id not in known]
+                new = [run for run in client.dag_runs(NAMES.dag_id) if run.dag_run_id not in known]
                 return new[0].dag_run_id if new and new[0].state in ("success", "failed") else None
 
             run_id = eventually(finished, "the run triggered from the UI", timeout=600)
-            assert client.run_state("dataset_pipeline", run_id) == "success"
-            page.goto(f"{info['url']}/dags/dataset_pipeline/runs/{run_id}")
+            assert client.run_state(NAMES.dag_id, run_id) == "success"
+            page.goto(f"{info['url']}/dags/{NAMES.dag_id}/runs/{run_id}")
             expect(page.get_by_text("success").first).to_be_visible(timeout=30_000)
     return run_id
 
@@ -112,7 +113,7 @@ def test_a_run_from_airflows_ui_publishes_one_version_with_the_cut_over_steps_ru
         assert bool(event["dagster_run_id"]) == (step in in_dagster), step
     with airflow_client(porting_stack_env) as airflow:
         links = {
-            task: airflow.get(f"/dags/dataset_pipeline/dagRuns/{run_id}/taskInstances/{task}/links")
+            task: airflow.get(f"/dags/{NAMES.dag_id}/dagRuns/{run_id}/taskInstances/{task}/links")
             for task in in_dagster
         }
     for task, link in links.items():
@@ -124,15 +125,15 @@ def test_a_cut_over_step_holds_no_worker_slot_and_rolling_it_back_runs_it_in_air
 ) -> None:
     cutover("modify_data")
     with airflow_client(porting_stack_env) as client:
-        run_id, _ = client.trigger("dataset_pipeline", {"records": 50_000}, None)  # a change that takes a while
+        run_id, _ = client.trigger(NAMES.dag_id, {"records": 50_000}, None)  # a change that takes a while
 
         def deferred() -> dict[str, Any] | None:
-            task = client.task_states("dataset_pipeline", run_id).get("modify_data")
+            task = client.task_states(NAMES.dag_id, run_id).get("modify_data")
             return client.get("/pools/default_pool") if task is not None and task.state == "deferred" else None
 
         pool = eventually(deferred, "the cut-over step waiting in the triggerer", timeout=300, interval=0.5)
         state = eventually(
-            lambda: s if (s := client.run_state("dataset_pipeline", run_id)) in ("success", "failed") else None,
+            lambda: s if (s := client.run_state(NAMES.dag_id, run_id)) in ("success", "failed") else None,
             "the run",
             timeout=600,
         )
@@ -154,18 +155,18 @@ def test_a_failed_dagster_run_fails_its_airflow_task_with_its_url_and_the_retry_
     ready = Path(stack_status(porting_stack_env)["stack_dir"]) / "s3.ready"
     os.killpg(int(json.loads(ready.read_text())["pids"]["s3"]), signal.SIGKILL)  # the S3 API goes down
     with airflow_client(porting_stack_env) as client:
-        run_id, _ = client.trigger("dataset_pipeline", {"records": 1}, None)
+        run_id, _ = client.trigger(NAMES.dag_id, {"records": 1}, None)
 
         def first_try_failed() -> list[str] | None:
-            task = client.task_states("dataset_pipeline", run_id).get("push_data")
+            task = client.task_states(NAMES.dag_id, run_id).get("push_data")
             if task is None or task.state not in ("up_for_retry", "failed") or task.try_number < 1:
                 return None
-            return client.log_tail("dataset_pipeline", run_id, task, lines=80)
+            return client.log_tail(NAMES.dag_id, run_id, task, lines=80)
 
         log = eventually(first_try_failed, "the push's first try failing", timeout=400, interval=1)
         assert cli("stack", "up", env=porting_stack_env, timeout=600).returncode == 0  # the fault clears
         state = eventually(
-            lambda: s if (s := client.run_state("dataset_pipeline", run_id)) in ("success", "failed") else None,
+            lambda: s if (s := client.run_state(NAMES.dag_id, run_id)) in ("success", "failed") else None,
             "the run after the retry",
             timeout=600,
         )
@@ -197,7 +198,7 @@ def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
 
         def in_dagster() -> str | None:  # the cut-over step of the Airflow run is running in Dagster
             try:
-                task = client.task_states("dataset_pipeline", in_flight).get("modify_data")
+                task = client.task_states(NAMES.dag_id, in_flight).get("modify_data")
             except OrchestratorApiError:  # the CLI has not made the run yet
                 return None
             return task.state if task is not None and task.state == "deferred" else None
@@ -206,7 +207,7 @@ def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
         for step in ALL_STEPS:  # the line flips back while those runs go on
             flipped = cli("cutover", step, "airflow", env=porting_stack_env)
             assert flipped.returncode == 0, flipped.stderr
-        assert client.run_state("dataset_pipeline", in_flight) == "running"  # it was in flight across the flip
+        assert client.run_state(NAMES.dag_id, in_flight) == "running"  # it was in flight across the flip
     runs += [start("--via", "airflow"), start("--via", "dagster"), start(), start()]
     outputs = [json.loads(run.communicate(timeout=1500)[0]) for run in runs]
     assert len({output["commit"] for output in outputs}) == 8 == len({output["run_id"] for output in outputs})

@@ -13,13 +13,14 @@ import pytest
 import yaml
 from dagster._core.instance.config import PoolGranularity
 
-from dagster_assets.assets import PUBLISH_POOL, STEP_ASSETS, git_commit_url
+from dagster_assets.assets import STEP_ASSETS, git_commit_url
 from dagster_assets.checks import CHECKS
 from dagster_assets.definitions import dataset_pipeline, defs
 from dagster_assets.k8s import K8S_CONFIG_TAG, k8s_executor_config
 from dagster_assets.resources import PipelineSettings
 from dataset_pipeline.dagster_stack import instance_config
 from shared_tasks.project.cluster import ClusterSettings, worker_resources
+from shared_tasks.project.names import HEAD_ASSET, NAMES
 from shared_tasks.project.pipeline import PIPELINE, run_pipeline
 from shared_tasks.project.records import MAX_RECORDS_PER_RUN
 from shared_tasks.project.settings import OrchestrationSettings, Settings
@@ -36,7 +37,7 @@ from tests.conftest import (
     origin_head,
 )
 from tests.contract import RunContract
-from tests.dagster_support import PUBLISHED_ASSET, materialize_pipeline, settings_resource
+from tests.dagster_support import PUBLISHED_KEY, PUBLISHED_OP, materialize_pipeline, settings_resource
 
 KUBERNETES_VERSION = "1.33.0"
 SECRET_VALUE = "never-in-a-spec-4f1b"
@@ -71,7 +72,7 @@ def test_dagster_finds_the_definitions_in_the_project_root_without_flags(
     env = {**settings_env, "DAGSTER_HOME": str(tmp_path)}
     completed = dagster_cli("definitions", "validate", env=env, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stderr
-    assert "Validation successful for code location dataset_pipeline" in completed.stdout + completed.stderr
+    assert f"Validation successful for code location {NAMES.dagster_location}" in completed.stdout + completed.stderr
 
 
 @pytest.mark.slow  # a dagster process of its own
@@ -82,14 +83,14 @@ def test_schedule_none_leaves_the_job_unscheduled(settings_env: dict[str, str], 
         [sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split("\n")[-2] == "['observe_dataset_head_schedule']"
+    assert completed.stdout.split("\n")[-2] == str([NAMES.observe_schedule])
 
 
 def test_the_asset_graph_mirrors_the_shared_pipeline() -> None:
     graph = defs.resolve_asset_graph()
     for step in PIPELINE:
         parents = {key.to_user_string() for key in graph.get(dg.AssetKey(STEP_ASSETS[step.name])).parent_keys}
-        upstream = {STEP_ASSETS[name] for name in step.upstream} or {"dataset_head"}
+        upstream = {STEP_ASSETS[name] for name in step.upstream} or {dg.AssetKey(NAMES.head_asset_key).to_user_string()}
         assert parents == upstream, step.name
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"schema_valid", "rows_grew_by_records_added", "object_on_s3", "head_is_valid"}
@@ -109,10 +110,10 @@ def test_string_selections_parse_with_the_antlr_runtime_dagster_needs() -> None:
 
 def test_the_job_is_retried_scheduled_stopped_and_runs_one_at_a_time(tmp_path: Path) -> None:
     orchestration = OrchestrationSettings()
-    job = defs.resolve_job_def("dataset_pipeline")
+    job = defs.resolve_job_def(NAMES.dagster_job)
     assert job.executor_def.name == "in_process"
     for name in STEP_ASSETS.values():
-        assert defs.resolve_assets_def(name).op.pool == PUBLISH_POOL
+        assert defs.resolve_assets_def(name).op.pool == NAMES.publish_pool
         policy = defs.resolve_assets_def(name).op.retry_policy
         assert policy is not None
         assert (policy.max_retries, policy.delay, policy.backoff) == (
@@ -120,7 +121,7 @@ def test_the_job_is_retried_scheduled_stopped_and_runs_one_at_a_time(tmp_path: P
             orchestration.retry_delay_seconds,
             dg.Backoff.EXPONENTIAL,
         )
-    schedule = defs.resolve_schedule_def("dataset_pipeline_schedule")
+    schedule = defs.resolve_schedule_def(NAMES.schedule)
     assert schedule.cron_schedule == orchestration.schedule
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
@@ -141,7 +142,8 @@ def test_git_commit_url_only_for_web_origins() -> None:
 
 def test_pipeline_executor_k8s_gives_each_step_a_pod(settings_env: dict[str, str]) -> None:
     code = (
-        "from dagster_assets.definitions import defs\nprint(defs.resolve_job_def('dataset_pipeline').executor_def.name)"
+        "from dagster_assets.definitions import defs\n"
+        f"print(defs.resolve_job_def({NAMES.dagster_job!r}).executor_def.name)"
     )
     env = {**settings_env, "PIPELINE_EXECUTOR": "k8s"}
     completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
@@ -160,7 +162,7 @@ def test_the_k8s_executor_config_validates_against_the_job() -> None:
         resources={"pipeline_settings": PipelineSettings()},
         executor=k8s_job_executor,
     )
-    job = k8s_defs.resolve_job_def("dataset_pipeline")
+    job = k8s_defs.resolve_job_def(NAMES.dagster_job)
     assert job.executor_def.name == "k8s"
     config = k8s_executor_config(cluster)
     validated = dg.validate_run_config(job, {"execution": {"config": config}})
@@ -189,7 +191,7 @@ def test_a_step_job_validates_against_kubernetes_and_holds_no_secret(monkeypatch
         volumes=config["volumes"],
         resources=config["resources"],
     )
-    op_tags = defs.resolve_assets_def(PUBLISHED_ASSET).op.tags
+    op_tags = defs.resolve_assets_def(PUBLISHED_KEY).op.tags
     assert K8S_CONFIG_TAG in op_tags  # on the op itself: job-level tags do not reach step pods
     job = construct_dagster_k8s_job(
         job_config,
@@ -224,14 +226,14 @@ class TestDagsterRun(RunContract):
     def publish(self, settings: Settings, records: int) -> dict[str, Any]:
         result = materialize_pipeline(settings, records)
         assert result.success
-        (materialization,) = result.asset_materializations_for_node(PUBLISHED_ASSET)
+        (materialization,) = result.asset_materializations_for_node(PUBLISHED_OP)
         return values(materialization.metadata)
 
     @pytest.mark.slow
     def test_metadata_data_version_and_checks(self, settings: Settings, origin: Path, s3: Any) -> None:
         result = materialize_pipeline(settings, records=3)
         assert result.success
-        (materialization,) = result.asset_materializations_for_node(PUBLISHED_ASSET)
+        (materialization,) = result.asset_materializations_for_node(PUBLISHED_OP)
         metadata = values(materialization.metadata)
         head = origin_head(origin)
         assert metadata["commit"] == head
@@ -278,11 +280,11 @@ def test_the_checks_pass_on_a_partitioned_origin(partitioned: Settings) -> None:
 @pytest.mark.slow
 def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
     resources = {"pipeline_settings": settings_resource(settings)}
-    observe = defs.resolve_job_def("observe_dataset_head")
+    observe = defs.resolve_job_def(NAMES.observe_job)
 
     def observed_version(instance: dg.DagsterInstance) -> str:
         result = observe.execute_in_process(instance=instance, resources=resources)
-        (observation,) = result.asset_observations_for_node("dataset_head")
+        (observation,) = result.asset_observations_for_node(NAMES.op_name(HEAD_ASSET))
         assert observation.tags is not None
         return observation.tags["dagster/data_version"]
 
@@ -296,7 +298,7 @@ def test_a_version_made_outside_dagster_is_observed(settings: Settings) -> None:
 @pytest.mark.slow
 def test_the_observed_head_carries_a_failing_check_when_it_is_invalid(settings: Settings, tmp_path: Path) -> None:
     resources = {"pipeline_settings": settings_resource(settings)}
-    observe = defs.resolve_job_def("observe_dataset_head")
+    observe = defs.resolve_job_def(NAMES.observe_job)
     with dg.DagsterInstance.ephemeral() as instance:
         valid = observe.execute_in_process(instance=instance, resources=resources)
         bad = foreign_commit(settings, tmp_path, data_edit(lambda text: text.replace(",Male,", ",Mal,", 1)))

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from rich.console import Console
 
-from dagster_assets.assets import PUBLISH_POOL
 from dataset_pipeline.dagster_runs import launch, wait_for_run
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient
+from shared_tasks.project.names import NAMES
 from tests.conftest import CALLER_CREDENTIALS, cli, environ_of
 from tests.dagster_support import DagsterStack
 
@@ -67,7 +67,7 @@ query Pool($pool: String!) { instance { concurrencyLimit(concurrencyKey: $pool) 
 def test_two_launched_runs_publish_one_after_the_other(dagster_stack: DagsterStack) -> None:
     client = DagsterClient(dagster_stack.status()["dagster_url"])
     graphql = client.graphql
-    pool = graphql(POOL_QUERY, pool=PUBLISH_POOL)["instance"]["concurrencyLimit"]
+    pool = graphql(POOL_QUERY, pool=NAMES.publish_pool)["instance"]["concurrencyLimit"]
     assert pool == {"slotCount": 1, "usingDefaultLimit": False}  # set by `stack up`, not by a first run
     launched = [launch(client, records=1, run_id=None) for _ in range(2)]
     runs = [wait_for_run(client, run_id, Console(file=io.StringIO())) for run_id in launched]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from dataset_pipeline.dagster_stack import JOB_NAME, LOCATION_NAME
 from orchestrator_clients.dagster_api import GraphQL
+from shared_tasks.project.names import NAMES
 from tests.conftest import cli, headless_page
 from tests.dagster_support import DagsterStack
 
@@ -32,7 +32,7 @@ query Runs($job: String!) {
 
 
 def job_runs(graphql: GraphQL) -> dict[str, dict[str, Any]]:
-    results = graphql(RUNS_QUERY, job=JOB_NAME)["runsOrError"]["results"]
+    results = graphql(RUNS_QUERY, job=NAMES.dagster_job)["runsOrError"]["results"]
     return {run["runId"]: run for run in results}
 
 
@@ -43,7 +43,7 @@ def wait_for_new_run(graphql: GraphQL, known: set[str], timeout: float = 240) ->
         if new and new[0]["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
             return new[0]
         time.sleep(1)
-    raise AssertionError(f"no run of {JOB_NAME} finished in {timeout} s")
+    raise AssertionError(f"no run of {NAMES.dagster_job} finished in {timeout} s")
 
 
 @pytest.mark.slow
@@ -58,7 +58,7 @@ def test_materialize_all_from_the_asset_graph(dagster_stack: DagsterStack, tmp_p
     screenshot.parent.mkdir(parents=True, exist_ok=True)
 
     with headless_page(1600, 900) as page:
-        page.goto(f"{url}/locations/{LOCATION_NAME}/jobs/{JOB_NAME}")
+        page.goto(f"{url}/locations/{NAMES.dagster_location}/jobs/{NAMES.dagster_job}")
         with contextlib.suppress(PlaywrightTimeoutError):  # the first-visit newsletter dialog
             page.get_by_role("button", name="Skip").click(timeout=20_000)
         materialize_all = page.get_by_role("button", name="Materialize all")
@@ -68,7 +68,8 @@ def test_materialize_all_from_the_asset_graph(dagster_stack: DagsterStack, tmp_p
         run = wait_for_new_run(graphql, known)
         assert run["status"] == "SUCCESS", run
 
-        page.goto(f"{url}/locations/{LOCATION_NAME}/asset-groups/dataset")  # the whole graph, checks included
+        # The whole graph, checks included.
+        page.goto(f"{url}/locations/{NAMES.dagster_location}/asset-groups/{NAMES.asset_group}")
         expect(page.get_by_text("published_dataset").first).to_be_visible(timeout=60_000)
         expect(page.get_by_text("3 / 3 Passed")).to_be_visible(timeout=60_000)
         page.screenshot(path=str(screenshot))

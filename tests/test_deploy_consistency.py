@@ -1,5 +1,6 @@
 """One set of names across deploy/: manifests, both charts' values, the shared cluster description,
-the DAG's pod_override and the Dagster executor config.
+the DAG's pod_override and the Dagster executor config; and the pipeline's names in the orchestrators
+(shared_tasks.project.names) wherever a file outside Python must spell them out.
 
 The orchestrator sides load in processes of their own with exactly the settings ConfigMap as their
 environment, as Airflow's DAG processor and Dagster's code server do on the cluster.
@@ -11,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,13 @@ from shared_tasks.project.cluster import (
     worker_volume_mounts,
     worker_volumes,
 )
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.settings import Settings
 from tests.conftest import hermetic_environment
 from tests.deploy_support import (
     AIRFLOW_VALUES,
     DAGSTER_VALUES,
+    EKS_GUIDE,
     GIT_SECRET_SCRIPT,
     PEER_SCRIPT,
     REPO_ROOT,
@@ -165,7 +169,7 @@ def test_dagster_values_agree_with_the_cluster_description() -> None:
 
 
 def test_the_run_queue_keeps_the_pipeline_pool_to_one_run() -> None:
-    from dagster_assets.assets import PUBLISH_POOL, STEP_ASSETS
+    from dagster_assets.assets import STEP_ASSETS
     from dagster_assets.definitions import defs
 
     values = load_yaml(DAGSTER_VALUES)
@@ -173,8 +177,9 @@ def test_the_run_queue_keeps_the_pipeline_pool_to_one_run() -> None:
     assert coordinator["enabled"] is True
     assert coordinator["type"] == "QueuedRunCoordinator"
     pools = values["additionalInstanceConfig"]["concurrency"]["pools"]
-    assert (pools["granularity"], pools.get("limits", {}).get(PUBLISH_POOL, pools["default_limit"])) == ("run", 1)
-    assert {defs.resolve_assets_def(name).op.pool for name in STEP_ASSETS.values()} == {PUBLISH_POOL}
+    limit = pools.get("limits", {}).get(NAMES.publish_pool, pools["default_limit"])
+    assert (pools["granularity"], limit) == ("run", 1)
+    assert {defs.resolve_assets_def(name).op.pool for name in STEP_ASSETS.values()} == {NAMES.publish_pool}
 
 
 def chart_run_monitoring_config(values: dict[str, Any]) -> dict[str, Any]:
@@ -287,6 +292,43 @@ def test_the_cutover_file_reaches_airflow_with_the_dag() -> None:
     assert tracked.returncode == 0, f"{cutover} is in Git, or git-sync never serves it"
 
 
+# the pipeline's names, where a file must spell them out ---------------------------------------
+
+
+def test_dagster_in_the_project_root_loads_the_pipelines_code_location() -> None:
+    """`dagster dev` there names the location from [tool.dagster]: the one the control side and
+    Airflow's cut-over steps address."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["tool"]["dagster"]["code_location_name"] == NAMES.dagster_location
+
+
+def test_the_cluster_names_its_code_location_as_airflow_and_the_control_side_address_it() -> None:
+    """The chart names a user deployment's location after the deployment: a cut-over step on the
+    cluster launches its Dagster run in that location."""
+    assert dagster_deployment()["name"] == NAMES.dagster_location
+
+
+def test_the_peer_user_may_read_the_pipelines_dag() -> None:
+    script = PEER_SCRIPT.read_text(encoding="utf-8")
+    assert re.findall(r"^dag_id=\$\{DAG_ID:-([^}]*)\}$", script, re.MULTILINE) == [NAMES.dag_id]
+    assert f"DAG_ID [{NAMES.dag_id}]" in script, "the usage names the default"
+
+
+def test_the_eks_guide_commands_name_the_pipelines_dag_job_and_pool() -> None:
+    guide = EKS_GUIDE.read_text(encoding="utf-8")
+    named = {
+        "DAG": re.findall(r"airflow dags (?:unpause|trigger|list-runs) (\S+)", guide)
+        + re.findall(r"grep -qw (\S+);", guide),
+        "job": re.findall(r"dagster job launch -j (\S+)", guide),
+        "pool": re.findall(r"dagster instance concurrency set (\S+) \d+", guide),
+    }
+    assert named == {
+        "DAG": [NAMES.dag_id] * 4,
+        "job": [NAMES.dagster_job],
+        "pool": [NAMES.publish_pool],
+    }
+
+
 # the orchestrators' own renderings ----------------------------------------------------------
 
 AIRFLOW_RENDER = """
@@ -315,9 +357,10 @@ import json
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_assets.definitions import defs
 from dagster_assets.k8s import k8s_executor_config
+from shared_tasks.project.names import NAMES
 
 deployment = json.loads(input())
-executor = defs.resolve_job_def("dataset_pipeline").executor_def
+executor = defs.resolve_job_def(NAMES.dagster_job).executor_def
 config = k8s_executor_config()
 # What a step pod gets: the run's context (the user-code deployment's, includeConfigInLaunchedRuns)
 # merged with the executor's config, as k8s_job_executor merges them.

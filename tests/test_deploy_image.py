@@ -26,8 +26,9 @@ IMPORT_CHECK = """
 import importlib.util
 from airflow_dags.dataset_pipeline import dag
 from dagster_assets.definitions import defs
+from shared_tasks.project.names import NAMES
 assert [task.task_id for task in dag.topological_sort()] == ["pull_data", "modify_data", "push_data"]
-assert defs.resolve_job_def("dataset_pipeline").executor_def.name == "k8s"
+assert defs.resolve_job_def(NAMES.dagster_job).executor_def.name == "k8s"
 assert "pod_override" in dag.get_task("pull_data").executor_config
 for dev_only in ("pytest", "moto", "playwright", "ruff"):
     assert importlib.util.find_spec(dev_only) is None, dev_only + " is not for the image"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from shared_tasks.project.names import NAMES
 from tests.deploy_support import DEPLOY, EKS_GUIDE, load_documents, load_yaml
 
 NAMESPACE = "dataset-pipeline"
@@ -159,7 +160,7 @@ def _dagster_job(component: str) -> Pod:
     from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job
 
     config = DagsterK8sJobConfig(job_image="worker:0", dagster_home="/opt/dagster/dagster_home")
-    labels = {"dagster/job": "dataset_pipeline", "dagster/run-id": "0b5f7e"}
+    labels = {"dagster/job": NAMES.dagster_job, "dagster/run-id": "0b5f7e"}
     job = construct_dagster_k8s_job(config, ["dagster"], "dagster-run-0b5f7e", component=component, labels=labels)
     return Pod(job.spec.template.metadata.labels)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from shared_tasks.project.names import NAMES
 from tests.conftest import fake_secret, hermetic_environment
 from tests.deploy_support import DEPLOY, PEER_SCRIPT, REPO_ROOT, VENV_BIN, load_documents
 from tests.test_deploy_scripts import Fakes, make_fakes
@@ -28,7 +29,7 @@ USER = "dagster-peer"
 # What the sensor needs, all can_read, and Website, which FAB gives every role.
 WANTED = {
     (resource, "can_read")
-    for resource in ("DAG:dataset_pipeline", "DAG Runs", "Task Instances", "XComs", "Task Logs", "Assets", "Website")
+    for resource in (f"DAG:{NAMES.dag_id}", "DAG Runs", "Task Instances", "XComs", "Task Logs", "Assets", "Website")
 }
 
 # The FAB CLI commands the script uses, on a JSON model of roles and users. Listings print a
@@ -73,7 +74,8 @@ for name in roles:
         roles[name].append(["Website", "can_read"])
 if argv[0] == "sync-perm":
     if state["dag_parsed"]:
-        state["resources"] = sorted(set(state["resources"]) | {"DAG:dataset_pipeline", "DAG Run:dataset_pipeline"})
+        dag = state["dag_id"]
+        state["resources"] = sorted(set(state["resources"]) | {f"DAG:{dag}", f"DAG Run:{dag}"})
 elif argv[:2] == ["roles", "create"]:
     roles.setdefault(argv[2], [])
 elif argv[:2] in (["roles", "add-perms"], ["roles", "del-perms"]):
@@ -125,7 +127,11 @@ def airflow(fakes: Fakes, tmp_path: Path) -> Path:
     executable.write_text(f"#!{sys.executable}\n{FAKE_AIRFLOW}")
     executable.chmod(0o755)
     state = tmp_path / "airflow.json"
-    state.write_text(json.dumps({"dag_parsed": True, "resources": RESOURCES, "roles": BUILTIN_ROLES, "users": {}}))
+    state.write_text(
+        json.dumps(
+            {"dag_parsed": True, "dag_id": NAMES.dag_id, "resources": RESOURCES, "roles": BUILTIN_ROLES, "users": {}}
+        )
+    )
     return state
 
 
@@ -274,7 +280,7 @@ def test_the_script_drives_airflows_own_cli(fakes: Fakes, tmp_path: Path) -> Non
 
     env = _airflow_environment(tmp_path)
     _airflow(env, "db", "migrate")
-    _airflow(env, "dags", "reserialize")  # as the DAG processor does: DAG:dataset_pipeline can exist
+    _airflow(env, "dags", "reserialize")  # as the DAG processor does: the DAG's own permission can exist
     first = fakes.run(PEER_SCRIPT, **env)
     assert first.returncode == 0, first.stdout + first.stderr
     password = _secret_password(fakes)

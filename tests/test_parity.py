@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE
 from tests.test_airflow_dag import load_dag
 
@@ -34,5 +35,5 @@ def test_airflow_tasks_and_dagster_assets_are_the_same_steps_and_edges(
 
     assert {task.task_id for task in dag.tasks} == set(STEP_ASSETS) == {step.name for step in PIPELINE}
     assert airflow_edges == dagster_edges == SHARED_EDGES
-    job = defs.resolve_job_def("dataset_pipeline")
+    job = defs.resolve_job_def(NAMES.dagster_job)
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == set(STEP_ASSETS.values())

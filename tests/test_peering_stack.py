@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from shared_tasks.project.names import NAMES
 from tests.conftest import appended_record, cli, foreign_commit, foreign_commits
 from tests.peering_support import (
     STEP_ASSETS,
@@ -138,7 +139,7 @@ def test_every_version_is_announced_once_and_verified_once_even_in_bursts_and_wh
             )
             assert client.run_state(VERIFY_DAG, held.dag_run_id) == "running"
         assert held.start_date is not None and own_event["at"] > held.start_date
-        assert own_event["source_dag_id"] == "dataset_pipeline"
+        assert own_event["source_dag_id"] == NAMES.dag_id
         made["airflow"] = own
         verified_by = wait_until_verified(client, made.values(), started)
         assert {name: len(verified_by[commit]) for name, commit in made.items()} == dict.fromkeys(made, 1)
@@ -176,15 +177,15 @@ def test_a_version_whose_data_left_the_remote_fails_verification_naming_its_comm
         with airflow_client(full_stack_env) as client:
 
             def failed_run() -> str | None:
-                for run in client.dag_runs("verify_dataset_version", order_by="-run_after"):
+                for run in client.dag_runs(VERIFY_DAG, order_by="-run_after"):
                     if run.state == "failed":
-                        task = client.task_states("verify_dataset_version", run.dag_run_id)["verify_versions"]
-                        text = "\n".join(client.log_tail("verify_dataset_version", run.dag_run_id, task, lines=60))
+                        task = client.task_states(VERIFY_DAG, run.dag_run_id)["verify_versions"]
+                        text = "\n".join(client.log_tail(VERIFY_DAG, run.dag_run_id, task, lines=60))
                         if gone in text:
                             return text
                 return None
 
-            log = eventually(failed_run, "a failed verify_dataset_version run naming the commit")
+            log = eventually(failed_run, f"a failed {VERIFY_DAG} run naming the commit")
             assert "did not verify" in log
     finally:
         remote.put_object(Bucket=bucket, Key=key, Body=body)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import new_run_id
 from shared_tasks.run.workspace import MAX_RUN_ID_LENGTH, RUN_ID_CHARACTERS, check_run_id
 
@@ -30,7 +31,7 @@ def airflow_log_path(run_id: str) -> str:
     """The task log's path under Airflow's default `log_filename_template`, for a task of our DAG."""
     template = airflow_default("logging", "log_filename_template").replace("%%", "%")
     template = re.sub(r"\{%.*?%\}.*?\{% endif %\}", "", template)  # no map index
-    values = {"ti.dag_id": "dataset_pipeline", "ti.run_id": run_id, "ti.task_id": "modify_data"}
+    values = {"ti.dag_id": NAMES.dag_id, "ti.run_id": run_id, "ti.task_id": "modify_data"}
     values["try_number|default(ti.try_number)"] = "1"
     return re.sub(r"\{\{ *(.*?) *\}\}", lambda match: values[match.group(1)], template)
 
@@ -87,7 +88,7 @@ RUN_IDS_MADE = {
     "airflow asset-triggered": "asset_triggered__2026-11-24T10:00:00.123456+00:00",
     "our trigger": "manual__2026-11-24T10:00:00.123456+00:00_0a1b2c3d4e",
     "dagster": str(uuid.uuid4()),
-    "observer": "dataset-head-observer",
+    "observer": NAMES.head_observer_run,
     "seed": "seed",
 }
 

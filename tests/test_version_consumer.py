@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_dags.version_consumer import every_new_version, pending_versions, watermark_key
+from shared_tasks.project.names import NAMES
 from shared_tasks.versioning.versions import VersionRecord
 
 HISTORY = [f"c{n}" for n in range(6, 0, -1)]  # newest first, as history gives it
@@ -40,7 +41,7 @@ class StateStore:
 def events(*commits: str, watcher: bool = True) -> dict[str, list[Any]]:
     """Triggering asset events as a task sees them: a watcher's record under `payload`, an outlet's at the top."""
     extra = [{"from_trigger": True, "payload": {"commit": c}} if watcher else {"commit": c} for c in commits]
-    return {"dataset": [SimpleNamespace(extra=e) for e in extra]}
+    return {NAMES.airflow_asset: [SimpleNamespace(extra=e) for e in extra]}
 
 
 @pytest.mark.parametrize("watermark", HISTORY)

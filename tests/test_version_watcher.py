@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_dags.version_watcher import NewVersionTrigger, announced_version, unannounced
+from shared_tasks.project.names import ANNOUNCED_COMMIT_KEY
 from shared_tasks.project.pipeline import run_pipeline
 from shared_tasks.project.settings import Settings
 from shared_tasks.versioning.versions import VersionRecord
@@ -78,7 +79,7 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
     async def settled(events: AsyncIterator[Any], head: str) -> None:
         """Let the watcher go on past its last event until its watermark is the head, as in a triggerer."""
         going_on = asyncio.ensure_future(anext(events))
-        await asyncio.wait_for(store.until(lambda values: values.get("announced_commit") == head), 60)
+        await asyncio.wait_for(store.until(lambda values: values.get(ANNOUNCED_COMMIT_KEY) == head), 60)
         going_on.cancel()
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -87,7 +88,7 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
         events = watcher.run()
         first_poll = asyncio.ensure_future(anext(events))
         # the first poll only sets the watermark
-        await asyncio.wait_for(store.until(lambda values: "announced_commit" in values), 60)
+        await asyncio.wait_for(store.until(lambda values: ANNOUNCED_COMMIT_KEY in values), 60)
         await asyncio.to_thread(run_pipeline, settings, "direct-1")
         await asyncio.to_thread(run_pipeline, settings, "airflow-1", "airflow")  # announced by its outlet
         head = await asyncio.to_thread(foreign_commit, settings, tmp_path, appended_row)

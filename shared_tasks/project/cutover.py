@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from shared_tasks.files import write_atomically
+from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE
 
 # Tags of a Dagster run launched for a step of an Airflow run: the step works in that run's workspace.
@@ -34,7 +36,7 @@ DAGSTER_RUN_XCOM = "dagster_run_url"
 
 FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
 HEADER = (
-    "# Which orchestrator runs each step of DAG dataset_pipeline: airflow or dagster.\n"
+    f"# Which orchestrator runs each step of DAG {NAMES.dag_id}: airflow or dagster.\n"
     "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
 )
 
@@ -134,6 +136,4 @@ def _check_nesting(path: Path, text: str) -> None:
 
 
 def write_cutover(path: Path, cutover: Cutover) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(cutover.to_text(), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, cutover.to_text())

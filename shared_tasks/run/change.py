@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from shared_tasks.project.records import AppliedChange, KeptChange
 from shared_tasks.run.context import RunContext
 from shared_tasks.run.trust import remember_own_version
-from shared_tasks.run.workspace import RunState, WorkspaceError, atomic_write_text
+from shared_tasks.run.workspace import RunState, WorkspaceError
 from shared_tasks.storage.dataset import records_to_csv_bytes
 from shared_tasks.validation.schema import ID_COLUMN
 from shared_tasks.validation.validate import DataValidationError, Problem, read_change_file, validate_records
@@ -45,7 +45,7 @@ def kept_change(ctx: RunContext, state: RunState, records: int, change_file: Pat
         change = generate_run_records(state.run_id, records)
         validate_records(change, source=f"generated change of run {state.run_id!r}")
         kept = KeptChange(source="generated", assign_ids=True, records=records)
-    atomic_write_text(workspace.change_file, records_to_csv_bytes(change, header=True).decode("utf-8"))
+    workspace.write_durably(workspace.change_file, records_to_csv_bytes(change, header=True))
     return state.model_copy(update={"change": kept})
 
 

@@ -1,7 +1,8 @@
 """The composition root of one run: its workspace, its Git and DVC clients and its dataset on disk.
 
 Every step builds one `RunContext` from the settings and the run id; nothing else constructs the
-real Git, DVC or catalog objects for a run.
+Git, DVC or catalog objects for a run. Its Git and DVC clients come from the backends in use
+(`versioning.backends`: the real ones unless a test chose local ones), or from those it is given.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.layout import DatasetLayout, for_layout
 from shared_tasks.storage.pointer import Pointer, PointerError
 from shared_tasks.validation.schema import DataValidationError, Problem
-from shared_tasks.versioning.dvcops import Dvc
-from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.backends import Backends, backends_in_use
 from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
 from shared_tasks.versioning.versions import VersionRecord, described, find_run_version, newest_version
 
 
 class RunContext:
-    def __init__(self, settings: Settings, run_id: str) -> None:
+    def __init__(self, settings: Settings, run_id: str, backends: Backends | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.workspace = Workspace.for_run(settings.work_root, run_id)
         self.redact = Redactor.from_environment(settings.secret_values())
-        self.git = Git(settings, self.workspace.repo, self.redact)
-        self.dvc = Dvc(settings, self.workspace.repo, self.redact)
+        backends = backends or backends_in_use()
+        self.git = backends.git(settings, self.workspace.repo, self.redact)
+        self.dvc = backends.dvc(settings, self.workspace.repo, self.redact)
         self.catalog = FileCatalog(settings.work_root / "file-facts", settings.cache_dir)
 
     def clone_at_origin_head(self) -> None:

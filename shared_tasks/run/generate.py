@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared_tasks.files import atomic_text_file
 from shared_tasks.validation.schema import COLUMN_NAMES, COLUMNS, ID_COLUMN, CategoryColumn, IntColumn
 
 SEED_DATASET_ROWS = 74_500
@@ -52,10 +53,8 @@ def generate_run_records(run_id: str, count: int) -> pd.DataFrame:
 def write_seed_dataset(path: Path, rows: int = SEED_DATASET_ROWS, seed: int = 0) -> None:
     """Written in chunks, so a 1 GB seed for the benchmarks needs no more memory than a small one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_text_file(path, newline="") as handle:
         for index, first in enumerate(range(0, max(rows, 1), SEED_CHUNK_ROWS)):
             count = min(SEED_CHUNK_ROWS, rows - first)
             frame = generate_records(count, seed if index == 0 else seed_for_run(f"{seed}/{index}"), first_id=first + 1)
             frame.to_csv(handle, index=False, header=index == 0, lineterminator="\n")
-    tmp.replace(path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -25,6 +26,8 @@ from shared_tasks.versioning.versions import TRAILER_STEPS_BY, VersionRecord, co
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class PushRejected(RuntimeError):
     """The origin moved while this run was publishing (another run got there first)."""
@@ -34,27 +37,40 @@ class PushConflictError(RuntimeError):
     """Publishing kept losing the race; the change is kept and the step can be rerun."""
 
 
-def publish(ctx: RunContext, orchestrator: str) -> PublishedVersion:
-    """Publish the change the workspace's state records; each attempt starts from that state."""
-    settings = ctx.settings
+def retry_lost_races(settings: Settings, attempt_once: Callable[[int], T], who: str, advice: str) -> T:
+    """`attempt_once(attempt_number)` again, after a jittered back-off, each time it lost the race.
+
+    Only a PushRejected (another run pushed first) is retried; any other error ends it at once.
+    After `settings.push_attempts` lost races a PushConflictError says who gave up after how many
+    attempts, then `advice`.
+    """
     retrying = Retrying(
         stop=stop_after_attempt(settings.push_attempts),
         wait=wait_random_exponential(multiplier=0.2, max=settings.push_backoff_max_seconds),
         retry=retry_if_exception_type(PushRejected),
         reraise=True,
     )
+    made = 0
     try:
-        with publish_turn(settings, ctx.run_id) as had_turn:
-            for attempt in retrying:
-                with attempt:
-                    version = _publish_once(ctx, orchestrator, attempt.retry_state.attempt_number)
-                    return version.model_copy(update={"had_turn": had_turn})
+        for attempt in retrying:
+            with attempt:
+                made = attempt.retry_state.attempt_number
+                return attempt_once(made)
     except PushRejected:
-        raise PushConflictError(
-            f"run {ctx.run_id!r}: the origin kept moving; gave up after {settings.push_attempts} "
-            "attempts. Nothing was lost: the change is kept in the run's workspace; rerun push_data"
-        ) from None
+        raise PushConflictError(f"{who}: the origin kept moving; gave up after {made} attempts. {advice}") from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def publish(ctx: RunContext, orchestrator: str) -> PublishedVersion:
+    """Publish the change the workspace's state records; each attempt starts from that state."""
+    with publish_turn(ctx.settings, ctx.run_id) as had_turn:
+        version = retry_lost_races(
+            ctx.settings,
+            lambda attempt: _publish_once(ctx, orchestrator, attempt),
+            who=f"run {ctx.run_id!r}",
+            advice="Nothing was lost: the change is kept in the run's workspace; rerun push_data",
+        )
+        return version.model_copy(update={"had_turn": had_turn})
 
 
 @contextlib.contextmanager

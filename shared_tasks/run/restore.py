@@ -15,12 +15,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path, PurePosixPath
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.project.settings import Settings
 from shared_tasks.run.context import RunContext
-from shared_tasks.run.publish import PushConflictError, PushRejected, published_version
+from shared_tasks.run.publish import PushRejected, published_version, retry_lost_races
 from shared_tasks.run.trust import pull_head_data
 from shared_tasks.versioning.history import Mirror
 from shared_tasks.versioning.tracked_pointer import (
@@ -57,20 +55,13 @@ def restore_version(settings: Settings, rev: str, run_id: str) -> PublishedVersi
     if commit not in {version.commit for version in on_branch}:
         raise RestoreError(f"{commit[:12]} is not a version on the origin's {settings.git_branch} branch")
     ctx = RunContext(settings, run_id)
-    retrying = Retrying(
-        stop=stop_after_attempt(settings.push_attempts),
-        wait=wait_random_exponential(multiplier=0.2, max=settings.push_backoff_max_seconds),
-        retry=retry_if_exception_type(PushRejected),
-        reraise=True,
-    )
     with ctx.workspace.locked():
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return _restore_once(ctx, commit, tracked, attempt.retry_state.attempt_number)
-        except PushRejected:
-            raise PushConflictError(f"restore {run_id!r}: the origin kept moving; run it again") from None
-    raise AssertionError("unreachable")  # pragma: no cover
+        return retry_lost_races(
+            settings,
+            lambda attempt: _restore_once(ctx, commit, tracked, attempt),
+            who=f"restore {run_id!r}",
+            advice="Nothing was published; run it again",
+        )
 
 
 def _restore_once(ctx: RunContext, commit: str, tracked: TrackedPointer, attempt: int) -> PublishedVersion:

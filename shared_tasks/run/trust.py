@@ -8,13 +8,12 @@ streaming pass over the files not already known valid; parts known valid whose i
 are not read again, since no id can repeat across them. A version that fails stops the run at
 pull, naming the commit, who made it, and the first problems with their count.
 
-Verdicts are keyed by the schema's fingerprint: a rule changed in the code is a new key, and every
-version is validated against it once.
+Verdicts are keyed by the rules' fingerprint (the Table Schema's content and the generated key's
+rules): a changed schema file is a new key, and every version is validated against it once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,22 +23,25 @@ from shared_tasks.project.settings import Layout
 from shared_tasks.run.context import RunContext
 from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.pointer import Pointer
-from shared_tasks.validation.schema import COLUMNS, FREE_ID_MAX, DataValidationError
-from shared_tasks.versioning.dvcops import DvcError
+from shared_tasks.validation.schema import DataValidationError, employee_rules
+from shared_tasks.versioning.interfaces import DvcError
 from shared_tasks.versioning.versions import described, newest_version
 
 if TYPE_CHECKING:
     from shared_tasks.validation.dataset_check import FileVerdict
 
-VERDICT_KEY = "valid-" + hashlib.sha256(repr((COLUMNS, FREE_ID_MAX)).encode()).hexdigest()[:12]
+
+def verdict_key() -> str:
+    """The catalog fact a valid verdict is remembered under (the schema is read on first use)."""
+    return "valid-" + employee_rules().fingerprint[:12]
 
 
 def known_valid(catalog: FileCatalog, md5: str) -> bool:
-    return catalog.recall(md5).get(VERDICT_KEY) is True
+    return catalog.recall(md5).get(verdict_key()) is True
 
 
 def remember_valid(catalog: FileCatalog, md5: str) -> None:
-    catalog.remember(md5, **{VERDICT_KEY: True})
+    catalog.remember(md5, **{verdict_key(): True})
 
 
 def remember_own_version(ctx: RunContext, md5: str, holder_md5: str) -> None:
@@ -87,7 +89,7 @@ def _validate(ctx: RunContext, pointer_md5: str) -> None:
 
 
 def _remember_file(catalog: FileCatalog, verdict: FileVerdict) -> None:
-    facts = {"rows": verdict.records, VERDICT_KEY: True}
+    facts = {"rows": verdict.records, verdict_key(): True}
     if verdict.smallest_id is not None and verdict.largest_id is not None:
         facts.update(smallest_id=verdict.smallest_id, largest_id=verdict.largest_id)
     catalog.remember(verdict.md5, **facts)

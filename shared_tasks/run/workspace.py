@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from pydantic import Field, ValidationError
 
+from shared_tasks.files import write_atomically
 from shared_tasks.project.records import AppliedChange, KeptChange, PulledVersion, Record
 
 # A run id every orchestrator accepts, whichever runs it. Airflow writes each task's log under a
@@ -51,16 +51,6 @@ def check_run_id(run_id: str) -> str:
     if ".." in run_id:
         raise ValueError(f"run_id {run_id!r} must not hold `..` (Airflow refuses it: a path could climb out)")
     return run_id
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 class RunState(Record):
@@ -138,4 +128,9 @@ class Workspace:
         return state
 
     def save_state(self, state: RunState) -> None:
-        atomic_write_text(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True))
+        self.write_durably(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True))
+
+    def write_durably(self, path: Path, content: bytes | str) -> None:
+        """A file of the run's own (its change, its state), whole and on disk before the step goes on."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, content, fsync=True)

@@ -9,10 +9,10 @@ files under `memo_dir`, shared by all runs). Anything else is read and hashed.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from shared_tasks.files import write_atomically
 from shared_tasks.storage.dataset import FileFacts, file_facts, id_range, scan_ids
 
 
@@ -84,9 +84,7 @@ class FileCatalog:
             return
         self.memo_dir.mkdir(parents=True, exist_ok=True)
         merged = {**self.recall(md5), **facts}
-        tmp = self.memo_dir / f".{md5}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(merged, sort_keys=True), encoding="utf-8")
-        tmp.replace(self.memo_dir / f"{md5}.json")
+        write_atomically(self.memo_dir / f"{md5}.json", json.dumps(merged, sort_keys=True))
 
     def is_cached_object(self, file: Path, md5: str) -> bool:
         if self.cache_dir is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared_tasks.files import atomic_path
 from shared_tasks.validation.schema import ID_COLUMN
 
 if TYPE_CHECKING:
@@ -102,16 +103,12 @@ def append_records(path: Path, records: pd.DataFrame, base_rows: int | None = No
     With `base_rows` (the record count of `path`, already known) the copy runs in the kernel
     while this thread hashes the same bytes, so an append costs about one md5 pass of the file.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.append.tmp")
     body = records_to_csv_bytes(records)
-    try:
+    with atomic_path(path) as tmp:
         if base_rows is None or path.stat().st_size == 0:
             facts = _copy_and_count(path, tmp, body)
         else:
             facts = _copy_while_hashing(path, tmp, body, base_rows)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return facts
 
 

@@ -9,12 +9,12 @@ place that does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from shared_tasks.files import atomic_file
 from shared_tasks.project.records import WrittenFile
 from shared_tasks.project.settings import Layout
 from shared_tasks.storage.catalog import FileCatalog
@@ -173,10 +173,5 @@ def read_dataset(path: Path) -> pd.DataFrame:
 
 def write_dataset_csv(path: Path, target: Path) -> None:
     """The whole dataset as one CSV file (one header), streamed: memory stays flat."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            concatenate(found_at(path).files(), out)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(target) as out:
+        concatenate(found_at(path).files(), out)

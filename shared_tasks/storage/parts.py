@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from shared_tasks.files import atomic_file, write_atomically
 from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.dataset import records_to_csv_bytes
 from shared_tasks.validation.validate import DataValidationError, Problem
@@ -69,14 +70,7 @@ def part_files(directory: Path) -> list[Path]:
 
 def write_part(target: Path, records: pd.DataFrame) -> None:
     """Write beside the directory, then rename in: a crash never leaves a half part inside it."""
-    tmp = target.parent.parent / f".{target.parent.name}.{target.name}.{os.getpid()}.tmp"
-    try:
-        tmp.write_bytes(records_to_csv_bytes(records, header=True))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(target, records_to_csv_bytes(records, header=True), fsync=True, temp_dir=target.parent.parent)
 
 
 def concatenate(files: Iterable[Path], out: BinaryIO) -> None:
@@ -113,15 +107,8 @@ def merge_small_tail(directory: Path, catalog: FileCatalog, recorded: dict[str, 
     rows = [catalog.facts(part, recorded.get(part.name)).rows for part in parts]
     if any(count >= part_rows for count in rows) or len({_tier(count) for count in rows}) != 1:
         return False
-    tmp = directory.parent / f".{directory.name}.{parts[0].name}.{os.getpid()}.merge.tmp"
-    try:
-        with tmp.open("wb") as out:
-            concatenate(parts, out)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(parts[0])
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(parts[0], fsync=True, temp_dir=directory.parent) as out:
+        concatenate(parts, out)
     for part in parts[1:]:
         part.unlink()
     return True

@@ -146,8 +146,12 @@ def s3_object_url(remote_url: str, md5: str) -> str:
     return f"{remote_url.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
 
 
+def directory_manifest(entries: dict[str, str]) -> bytes:
+    """DVC 3's `.dir` object of a directory: its files' md5s, keyed by relative path, as DVC stores it."""
+    manifest = [{"md5": entries[relpath], "relpath": relpath} for relpath in sorted(entries)]
+    return json.dumps(manifest, sort_keys=True).encode("utf-8")
+
+
 def directory_md5(entries: dict[str, str]) -> str:
     """DVC 3's hash of a directory from its files' md5s, keyed by relative path."""
-    manifest = [{"md5": entries[relpath], "relpath": relpath} for relpath in sorted(entries)]
-    text = json.dumps(manifest, sort_keys=True).encode("utf-8")
-    return hashlib.md5(text, usedforsecurity=False).hexdigest() + ".dir"
+    return hashlib.md5(directory_manifest(entries), usedforsecurity=False).hexdigest() + ".dir"

@@ -1,9 +1,19 @@
 """Whole-dataset validation: every rule a change has (row_rules), and a whole dataset's own.
 
 A whole dataset (one file, or part files read in order) is checked by every rule a change is,
-plus its own: the header exactly the schema's in each file, each Employee ID once across all
-files, and room left for the ids the pipeline assigns. It streams in blocks cut after a newline,
-hashing each file's bytes (md5) in the same pass, with memory independent of the dataset's size.
+plus its own: the header exactly the schema's fields in each file, each unique key (the Table
+Schema's primaryKey, each field with `unique`) once across all files, and room left for the ids
+the pipeline assigns. It streams in blocks cut after a newline, hashing each file's bytes (md5) in
+the same pass, with memory independent of the dataset's size.
+
+Unique keys: each key's values go to an IdLedger (bounded memory, spilled to disk), as int64s.
+An integer, number, boolean, date or datetime key is its exact logical value; a text key or one of
+several columns is a 64-bit hash of its logical values. Two different keys share a hash with
+probability about n**2 / 2**65 over n rows (1 in 37 million for a million rows). A repeat listed
+is confirmed on the rows' values, read again (a second pass over the files that hold them, made
+only when a key other than an integer repeats); a hash shared by different keys is then resolved
+by reading each row of it. Past the MAX_REPORTED_PROBLEMS repeats listed, the count of repeats is
+the hashes': a valid dataset is refused only if more than that many pairs of its keys collide.
 
 Tool: polars' CSV reader (Rust, multithreaded; the schema given, categories as enums so that any
 other value fails the parse, numbers checked by vectorised expressions). Unlike pyarrow, whose mere
@@ -17,6 +27,7 @@ and value either way.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Iterator, Sequence
@@ -27,23 +38,25 @@ from pathlib import Path
 import numpy as np
 
 from shared_tasks.validation.csv_blocks import (
-    Ids,
+    BlockKeys,
     LineReader,
     LineTooLong,
     PolarsBlocks,
     Span,
+    key_ids,
     lines_are_newlines,
     split_in_halves,
 )
+from shared_tasks.validation.field_values import Logical
 from shared_tasks.validation.id_ledger import LINE_BITS, IdLedger
-from shared_tasks.validation.row_rules import check_row, header_problems, undecodable
+from shared_tasks.validation.row_rules import UniqueKey, check_row, header_problems, undecodable
 from shared_tasks.validation.schema import (
     CSV_ENCODING,
-    FREE_ID_MAX,
-    ID_COLUMN,
     MAX_REPORTED_PROBLEMS,
+    DatasetRules,
     DataValidationError,
     Problem,
+    employee_rules,
 )
 
 PYTHON_BYTES = 64 << 10
@@ -65,32 +78,42 @@ class DatasetVerdict:
 
     files: tuple[FileVerdict, ...]
     records: int
-    largest_id: int
+    largest_id: int  # of the generated key (0 without one)
     python_blocks: int  # spans checked row by row in Python rather than vouched for by polars
 
 
-def validate_dataset(files: Sequence[Path], source: str, *, spill_dir: Path | None = None) -> DatasetVerdict:
+def validate_dataset(
+    files: Sequence[Path], source: str, *, spill_dir: Path | None = None, rules: DatasetRules | None = None
+) -> DatasetVerdict:
     """Validate the files that together form one dataset, read in order, in one pass each.
 
     Raises DataValidationError with the first MAX_REPORTED_PROBLEMS problems in file and line
     order (each naming the file when there are several) and the count of all of them. Past
-    SPILL_ENTRIES records the ids are spilled to a temporary folder in `spill_dir` (16 bytes a
-    record; the system's temporary folder by default).
+    SPILL_ENTRIES records a key's values are spilled to a temporary folder in `spill_dir` (16 bytes
+    a record and key; the system's temporary folder by default). `rules`: the employee dataset's
+    by default.
     """
     if not files:
         raise DataValidationError(source, [Problem("has no files")])
-    blocks = PolarsBlocks()
+    rules = rules or employee_rules()
+    blocks = PolarsBlocks(rules)
     findings = _Findings()
     verdicts: list[FileVerdict] = []
     names = [path.name if len(files) > 1 else None for path in files]
-    with IdLedger(spill_dir) as ledger, ThreadPoolExecutor(1) as hashing, ThreadPoolExecutor(1) as parsing:
+    generated = next((i for i, key in enumerate(blocks.keys) if key.names == (rules.generated_key,)), None)
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(1) as hashing, ThreadPoolExecutor(1) as parsing:
+        ledgers = [stack.enter_context(IdLedger(spill_dir)) for _ in blocks.keys]
         for index, path in enumerate(files):
-            verdicts.append(_FileScan(index, names[index], blocks, findings, ledger).run(path, hashing, parsing))
+            scan = _FileScan(index, names[index], blocks, findings, ledgers, generated)
+            verdicts.append(scan.run(path, hashing, parsing))
         records = sum(verdict.records for verdict in verdicts)
-        _report_ids(ledger, findings, names, records)
+        _report_keys(_Keys(blocks.keys, ledgers, files, names), findings)
+        if generated is not None:
+            _report_room(ledgers[generated], rules, findings, names, records)
     if findings.total:
         raise DataValidationError(source, findings.first(), findings.total)
-    return DatasetVerdict(tuple(verdicts), records, ledger.largest, findings.python_blocks)
+    largest = ledgers[generated].largest if generated is not None else 0
+    return DatasetVerdict(tuple(verdicts), records, largest, findings.python_blocks)
 
 
 @dataclass
@@ -119,14 +142,23 @@ class _Findings:
 class _FileScan:
     """One file of the dataset: its header, then its records, block by block."""
 
-    def __init__(self, index: int, name: str | None, blocks: PolarsBlocks, findings: _Findings, ledger: IdLedger):
-        self.index, self.name, self.blocks, self.findings, self.ledger = index, name, blocks, findings, ledger
+    def __init__(
+        self,
+        index: int,
+        name: str | None,
+        blocks: PolarsBlocks,
+        findings: _Findings,
+        ledgers: list[IdLedger],
+        generated: int | None,
+    ):
+        self.index, self.name, self.blocks, self.findings, self.ledgers = index, name, blocks, findings, ledgers
+        self.generated = generated
         self.header: list[str] | None = None
         self.line = 1
         self.records = 0
         self.reader: LineReader
         self.parsing: ThreadPoolExecutor
-        self.ahead: tuple[Span, Future[Ids | None]] | None = None
+        self.ahead: tuple[Span, Future[BlockKeys | None]] | None = None
 
     def run(self, path: Path, hashing: ThreadPoolExecutor, parsing: ThreadPoolExecutor) -> FileVerdict:
         self.parsing = parsing
@@ -134,7 +166,7 @@ class _FileScan:
             with path.open("rb") as handle:
                 self.reader = LineReader(handle, hashing)
                 self._scan()
-                ids = self.ledger.ranges.get(self.index)
+                ids = self.ledgers[self.generated].ranges.get(self.index) if self.generated is not None else None
                 low, high = ids if ids is not None else (None, None)
                 return FileVerdict(path, self.reader.md5(), self.reader.offset, self.records, low, high)
         except OSError as error:
@@ -175,7 +207,7 @@ class _FileScan:
                 if not self._check(span):
                     return False
                 continue
-            parsed = self.parsing.submit(self.blocks.valid_ids, span.data, span.count)
+            parsed = self.parsing.submit(self.blocks.valid_keys, span.data, span.count)
             if not self._settle():
                 return False
             self.ahead = (span, parsed)
@@ -196,18 +228,20 @@ class _FileScan:
         span.line = self.line
         return self._check(span, parsed.result())
 
-    def _check(self, span: Span, ids: Ids | bool | None = True) -> bool:
-        """Check whole lines (`ids` when already vouched for, None when not; True: not yet tried).
+    def _check(self, span: Span, keys: BlockKeys | bool | None = True) -> bool:
+        """Check whole lines (`keys` when already vouched for, None when not; True: not yet tried).
 
         False when the rest of the file cannot be read (undecodable, malformed).
         """
-        if ids is True:
-            ids = self.blocks.valid_ids(span.data, span.count)
-        if isinstance(ids, np.ndarray):
-            places = (self.index << LINE_BITS) + span.line + np.arange(len(ids), dtype=np.int64)
-            self.ledger.add(ids, places)
-            self.records += len(ids)
-            self.line = span.line + len(ids)
+        if keys is True:
+            keys = self.blocks.valid_keys(span.data, span.count)
+        if isinstance(keys, BlockKeys):
+            first = (self.index << LINE_BITS) + span.line
+            for ledger, (ids, offsets) in zip(self.ledgers, keys.keys, strict=True):
+                rows = np.arange(len(ids), dtype=np.int64) if offsets is None else offsets
+                ledger.add(ids, first + rows)
+            self.records += keys.count
+            self.line = span.line + keys.count
             return True
         halves = split_in_halves(span) if len(span.data) > PYTHON_BYTES and lines_are_newlines(span.data) else None
         if halves is None:
@@ -225,12 +259,11 @@ class _FileScan:
         if not block_lines:
             return True
         rows = csv.reader(self._lines(block_lines), strict=True)
-        ids: list[int] = []
-        places: list[int] = []
+        keys = _PythonKeys(len(self.ledgers))
         try:
             for fields in rows:
                 line = span.line + rows.line_num - 1
-                if not self._record(line, fields, ids, places):
+                if not self._record(line, fields, keys):
                     return False
                 if rows.line_num >= len(block_lines):
                     break
@@ -241,7 +274,9 @@ class _FileScan:
             self._problem(error.problem)
             return False
         finally:
-            self.ledger.add(np.array(ids, dtype=np.int64), np.array(places, dtype=np.int64))
+            for number, (ledger, key) in enumerate(zip(self.ledgers, self.blocks.keys, strict=True)):
+                ids = key_ids(self.blocks.pl, key, keys.values[number])
+                ledger.add(ids, np.array(keys.places[number], dtype=np.int64))
         self.line = span.line + rows.line_num
         return True
 
@@ -254,20 +289,24 @@ class _FileScan:
                 raise _Undecodable(undecodable(span.data, error, span.offset, span.newlines)) from None
             yield from io.StringIO(text, newline="")
 
-    def _record(self, line: int, fields: list[str], ids: list[int], places: list[int]) -> bool:
+    def _record(self, line: int, fields: list[str], keys: _PythonKeys) -> bool:
         if self.header is None:
             self.header = fields
-            problems = header_problems(fields)
+            problems = header_problems(fields, self.blocks.rules)
             for problem in problems:
                 self._problem(problem)
             return not problems
         self.records += 1
-        problems = check_row(line, fields)
+        problems = check_row(line, fields, self.blocks.rules)
         for problem in problems:
             self._problem(problem)
         if not problems:
-            ids.append(int(fields[0]))
-            places.append((self.index << LINE_BITS) + line)
+            place = (self.index << LINE_BITS) + line
+            for number, key in enumerate(self.blocks.keys):
+                value = key.value(fields)
+                if value is not None:
+                    keys.values[number].append(value)
+                    keys.places[number].append(place)
         return True
 
 
@@ -276,27 +315,119 @@ class _Undecodable(Exception):
         self.problem = problem
 
 
-def _report_ids(ledger: IdLedger, findings: _Findings, names: list[str | None], records: int) -> None:
-    """Repeated ids, and a largest id that leaves the pipeline no room, as problems by place."""
+class _PythonKeys:
+    """The keys of the valid rows of a span read in Python, and their places, key by key."""
 
-    def where(place: int) -> tuple[int, str | None]:
-        return place & ((1 << LINE_BITS) - 1), names[place >> LINE_BITS]
+    def __init__(self, count: int) -> None:
+        self.values: list[list[tuple[Logical, ...]]] = [[] for _ in range(count)]
+        self.places: list[list[int]] = [[] for _ in range(count)]
 
+
+@dataclass(frozen=True)
+class _Keys:
+    keys: tuple[UniqueKey, ...]
+    ledgers: list[IdLedger]
+    files: Sequence[Path]
+    names: list[str | None]
+
+    def where(self, place: int) -> tuple[int, str | None]:
+        return place & ((1 << LINE_BITS) - 1), self.names[place >> LINE_BITS]
+
+
+def _report_keys(keys: _Keys, findings: _Findings) -> None:
+    """Repeated keys as problems by place; a hashed key's repeats confirmed on the rows' values."""
     found: list[tuple[int, Problem]] = []
-    total, repeats = ledger.repeats()
-    for place, employee_id, first_place in repeats:
-        line, name = where(place)
-        first_line, first_name = where(first_place)
-        of = f" of {first_name}" if first_name != name else ""
-        message = f"duplicate {ID_COLUMN} (first seen on line {first_line}{of})"
-        found.append((place, Problem(message, line=line, column=ID_COLUMN, value=str(employee_id), file=name)))
-    if ledger.largest > FREE_ID_MAX + records:
-        line, name = where(ledger.largest_place)
-        message = (
-            f"leaves no room for the ids the pipeline assigns: above {FREE_ID_MAX} ids may only follow one "
-            f"another, so the largest may be at most {FREE_ID_MAX} + the {records} record(s)"
-        )
-        found.append((ledger.largest_place, Problem(message, line, ID_COLUMN, str(ledger.largest), name)))
-        total += 1
+    total = 0
+    for key, ledger in zip(keys.keys, keys.ledgers, strict=True):
+        count, repeats = ledger.repeats()
+        if not count:
+            continue
+        if key.integer:
+            listed = [(place, first_place, str(key_id)) for place, key_id, first_place in repeats]
+        else:
+            count, listed = _confirmed(key, ledger, keys.files, count, repeats)
+        for place, first_place, shown in listed:
+            line, name = keys.where(place)
+            first_line, first_name = keys.where(first_place)
+            of = f" of {first_name}" if first_name != name else ""
+            message = f"duplicate {key.label} (first seen on line {first_line}{of})"
+            found.append((place, Problem(message, line=line, column=key.column, value=shown, file=name)))
+        total += count
     if total:
-        findings.add_sorted(found, total)
+        findings.add_sorted(sorted(found, key=lambda item: item[0]), total)
+
+
+def _confirmed(
+    key: UniqueKey, ledger: IdLedger, files: Sequence[Path], count: int, repeats: list[tuple[int, int, int]]
+) -> tuple[int, list[tuple[int, int, str]]]:
+    """The repeats listed, each shown as written, and their count, with the rows read again.
+
+    A hashed key's repeat whose values differ from the first row of its hash is a collision: every
+    row of that hash is then read and compared by value (groups of rows sharing a hash are small
+    unless their keys repeat), and the count corrected by what that finds.
+    """
+    rows = _rows_at(files, {place for repeat in repeats for place in (repeat[0], repeat[2])})
+    widest = max(column.index for column in key.columns)
+
+    def value(place: int, rows: dict[int, list[str]]) -> tuple[Logical, ...] | None:
+        fields = rows.get(place)  # None if the file changed since it was read: then no repeat is claimed
+        return key.value(fields) if fields is not None and len(fields) > widest else None
+
+    colliding = {
+        key_id
+        for place, key_id, first in repeats
+        if (found := value(place, rows)) is None or found != value(first, rows)
+    }
+    listed = [(place, first, key.shown(rows[place])) for place, key_id, first in repeats if key_id not in colliding]
+    if colliding:
+        groups = ledger.places_of(colliding)
+        group_rows = _rows_at(files, {place for places in groups.values() for place in places})
+        for places in groups.values():
+            first_of: dict[tuple[Logical, ...], int] = {}
+            count -= len(places) - 1
+            for place in places:
+                found = value(place, group_rows)
+                if found is None:
+                    continue
+                if found in first_of:
+                    listed.append((place, first_of[found], key.shown(group_rows[place])))
+                    count += 1
+                else:
+                    first_of[found] = place
+    return count, sorted(listed)[:MAX_REPORTED_PROBLEMS]
+
+
+def _rows_at(files: Sequence[Path], places: set[int]) -> dict[int, list[str]]:
+    """The fields of the records at `places` (file index << LINE_BITS | line), read again: a second
+    pass over the files that hold them, only as far as the last one."""
+    rows: dict[int, list[str]] = {}
+    for index, path in enumerate(files):
+        wanted = {place & ((1 << LINE_BITS) - 1) for place in places if place >> LINE_BITS == index}
+        if not wanted:
+            continue
+        last = max(wanted)
+        # Rows found valid read again as they were; bytes past them need not decode or parse.
+        with path.open(encoding=CSV_ENCODING, errors="replace", newline="") as handle:
+            reader = csv.reader(handle, strict=True)
+            with contextlib.suppress(csv.Error):
+                for fields in reader:
+                    if reader.line_num in wanted:
+                        rows[(index << LINE_BITS) + reader.line_num] = fields
+                    if reader.line_num >= last:
+                        break
+    return rows
+
+
+def _report_room(
+    ledger: IdLedger, rules: DatasetRules, findings: _Findings, names: list[str | None], records: int
+) -> None:
+    """A largest generated key that leaves the pipeline no room, as a problem by place."""
+    if ledger.largest <= rules.free_key_max + records:
+        return
+    line, name = ledger.largest_place & ((1 << LINE_BITS) - 1), names[ledger.largest_place >> LINE_BITS]
+    message = (
+        f"leaves no room for the ids the pipeline assigns: above {rules.free_key_max} ids may only follow one "
+        f"another, so the largest may be at most {rules.free_key_max} + the {records} record(s)"
+    )
+    problem = Problem(message, line, rules.generated_key, str(ledger.largest), name)
+    findings.add_sorted([(ledger.largest_place, problem)], 1)

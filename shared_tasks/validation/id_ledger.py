@@ -94,6 +94,25 @@ class IdLedger:
             first = sorted(first + found)[:MAX_REPORTED_PROBLEMS]
         return total, first
 
+    def places_of(self, wanted: Iterable[int]) -> dict[int, list[int]]:
+        """The places of every row whose id is one of `wanted`, in place order: one pass over the ids
+        kept and spilled (after `repeats`), memory the rows found. For ids that stand for a hash,
+        whose rows are few unless their keys repeat."""
+        targets = np.array(sorted(set(wanted)), dtype=np.int64)
+        found: dict[int, list[int]] = {int(target): [] for target in targets}
+        for ids, places in self._stored():
+            hit = np.isin(ids, targets)
+            for key_id, place in zip(ids[hit].tolist(), places[hit].tolist(), strict=True):
+                found[key_id].append(place)
+        return {key_id: sorted(places) for key_id, places in found.items()}
+
+    def _stored(self) -> Iterator[tuple[Ids, Ids]]:
+        yield from self._kept
+        if self._folder is not None and (self._folder / "ids").exists():
+            with (self._folder / "ids").open("rb") as ids_file, (self._folder / "places").open("rb") as places_file:
+                while len(ids := np.fromfile(ids_file, dtype=np.int64, count=PARTITION_ENTRIES)):
+                    yield ids, np.fromfile(places_file, dtype=np.int64, count=len(ids))
+
     def _partition(self, folder: Path) -> list[Path]:
         count = min(MAX_PARTITIONS, -(-self.count // PARTITION_ENTRIES))
         bits = max(count - 1, 0).bit_length()

@@ -1,17 +1,29 @@
-"""The dataset's schema: the single place that names its columns, types and value sets, and says
-what a value of each column must be.
+"""The dataset's rules: its Table Schema (a file, schemas/employee_attrition.schema.json), the key
+the pipeline assigns, and the problems a check reports.
 
-Generation, validation and the header check all read this table, so a column added here
-is generated, validated and checked everywhere at once.
+Generation, validation and the header check all read the one schema file, so a column added
+there is generated, validated and checked everywhere at once. The constants below (COLUMNS,
+COLUMN_NAMES, COLUMNS_BY_NAME) are views of it, read when first used: importing this module reads
+no file, so a DAG processor or a code server that only names DataValidationError pays nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared_tasks.validation.field_values import FORMULA, FORMULA_PREFIXES, Bounds, IntegerReader
+from shared_tasks.validation.table_schema import TableSchema, load_table_schema
 
 MAX_REPORTED_PROBLEMS = 20
-# Cells starting with these are executed by spreadsheet programs (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+SCHEMA_FILE = Path(__file__).with_name("schemas") / "employee_attrition.schema.json"
+# The custom field property naming the range the synthetic-record generator draws from.
+GENERATE_PROPERTY = "x-generate"
+
+__all__ = ["FORMULA_PREFIXES"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class DataValidationError(ValueError):
 
 @dataclass(frozen=True)
 class IntColumn:
+    """An integer field of the employee dataset, with the range its records are generated in."""
+
     name: str
     valid_min: int
     valid_max: int
@@ -68,22 +82,16 @@ class IntColumn:
     def __post_init__(self) -> None:
         if not self.valid_min <= self.typical_min <= self.typical_max <= self.valid_max:
             raise ValueError(f"column {self.name!r}: typical range must lie inside the valid range")
-        object.__setattr__(self, "digits", len(str(max(-self.valid_min, self.valid_max))))
+        object.__setattr__(self, "digits", self._reader.digits)
+
+    @functools.cached_property
+    def _reader(self) -> IntegerReader:
+        low, high = self.valid_min, self.valid_max
+        return IntegerReader(Bounds(low, high, shown_lower=str(low), shown_upper=str(high)))
 
     def problem(self, raw: str) -> str | None:
-        """Why `raw` is no value of this column, or None. Only ASCII digits (a leading '-' is read, to
-        say the number is out of range), nothing around them; a number too long to be in range is
-        refused without converting it."""
-        negative = raw[:1] == "-"
-        digits = raw[1:] if negative else raw
-        if not (digits.isdigit() and digits.isascii()):
-            return "not an integer (ASCII digits 0-9 only)"
-        if len(digits) > self.digits:
-            digits = digits.lstrip("0") or "0"
-        number = int(digits) if len(digits) <= self.digits else None
-        if number is None or not self.valid_min <= (-number if negative else number) <= self.valid_max:
-            return f"out of range [{self.valid_min}, {self.valid_max}]"
-        return None
+        """Why `raw` is no value of this column, or None (see field_values.IntegerReader)."""
+        return self._reader.read(raw)[1]
 
 
 @dataclass(frozen=True)
@@ -94,17 +102,13 @@ class CategoryColumn:
     def problem(self, raw: str) -> str | None:
         """Why `raw` is no value of this column, or None: the value set is matched exactly."""
         if raw.startswith(FORMULA_PREFIXES):
-            return "looks like a spreadsheet formula; refusing it"
+            return FORMULA
         if raw not in self.values:
             return f"not one of: {', '.join(self.values)}"
         return None
 
 
 Column = IntColumn | CategoryColumn
-
-YES_NO = ("Yes", "No")
-FOUR_GRADES = ("Poor", "Fair", "Good", "Excellent")
-FOUR_LEVELS = ("Low", "Medium", "High", "Very High")
 
 ID_COLUMN = "Employee ID"
 # The pipeline assigns new ids as the largest + 1, + 2, ...; an id chosen near the top of the
@@ -117,45 +121,72 @@ ID_COLUMN = "Employee ID"
 # would leave the next run no room again.)
 FREE_ID_MAX = 2**52
 
-COLUMNS: tuple[Column, ...] = (
-    IntColumn(ID_COLUMN, 1, 2**53, 1, 2**31),
-    IntColumn("Age", 14, 100, 18, 59),
-    CategoryColumn("Gender", ("Male", "Female")),
-    IntColumn("Years at Company", 0, 80, 1, 51),
-    CategoryColumn("Job Role", ("Education", "Media", "Healthcare", "Technology", "Finance")),
-    IntColumn("Monthly Income", 0, 1_000_000, 1_316, 16_149),
-    CategoryColumn("Work-Life Balance", FOUR_GRADES),
-    CategoryColumn("Job Satisfaction", FOUR_LEVELS),
-    CategoryColumn("Performance Rating", ("Low", "Below Average", "Average", "High")),
-    IntColumn("Number of Promotions", 0, 50, 0, 4),
-    CategoryColumn("Overtime", YES_NO),
-    IntColumn("Distance from Home", 0, 1_000, 1, 99),
-    CategoryColumn(
-        "Education Level",
-        (
-            "High School",
-            "Associate Degree",
-            "Bachelor\u2019s Degree",
-            "Master\u2019s Degree",
-            "PhD",
-        ),
-    ),
-    CategoryColumn("Marital Status", ("Single", "Married", "Divorced")),
-    IntColumn("Number of Dependents", 0, 30, 0, 6),
-    CategoryColumn("Job Level", ("Entry", "Mid", "Senior")),
-    CategoryColumn("Company Size", ("Small", "Medium", "Large")),
-    IntColumn("Company Tenure", 0, 300, 2, 128),
-    CategoryColumn("Remote Work", YES_NO),
-    CategoryColumn("Leadership Opportunities", YES_NO),
-    CategoryColumn("Innovation Opportunities", YES_NO),
-    CategoryColumn("Company Reputation", FOUR_GRADES),
-    CategoryColumn("Employee Recognition", FOUR_LEVELS),
-    CategoryColumn("Attrition", ("Stayed", "Left")),
-    CategoryColumn("dataset_type", ("train", "test")),
-)
 
-COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
-COLUMNS_BY_NAME: dict[str, Column] = {column.name: column for column in COLUMNS}
+@dataclass(frozen=True)
+class DatasetRules:
+    """What a dataset's records must be: its Table Schema, and the integer key the pipeline assigns
+    (largest + 1, ...; see FREE_ID_MAX), if any. Our own rules (no spreadsheet formulas, ASCII
+    digits, a byte order mark and UTF-16 named) are always on."""
+
+    table: TableSchema
+    generated_key: str | None = None
+    free_key_max: int = FREE_ID_MAX
+
+    def __post_init__(self) -> None:
+        if self.generated_key is not None and (
+            self.table.primary_key != (self.generated_key,) or self.table.field(self.generated_key).type != "integer"
+        ):
+            key = self.generated_key
+            raise ValueError(f"{self.table.source}: the generated key {key!r} is not its integer primaryKey")
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes with the schema's content or the key rules: a verdict remembered under another is not reused."""
+        facts = repr((self.table.fingerprint, self.generated_key, self.free_key_max))
+        return hashlib.sha256(facts.encode()).hexdigest()
+
+
+@functools.cache
+def employee_rules() -> DatasetRules:
+    return DatasetRules(load_table_schema(SCHEMA_FILE), generated_key=ID_COLUMN)
+
+
+def columns_of(table: TableSchema) -> tuple[Column, ...]:
+    """The employee-shaped view of a schema: integers with their generated range, strings with an enum."""
+    columns: list[Column] = []
+    for column in table.fields:
+        constraints = column.constraints
+        if column.type == "integer" and constraints.minimum is not None and constraints.maximum is not None:
+            low, high = int(constraints.minimum), int(constraints.maximum)
+            generated = column.descriptor.get(GENERATE_PROPERTY, {})
+            typical = generated.get("minimum", low), generated.get("maximum", high)
+            columns.append(IntColumn(column.name, low, high, *typical))
+        elif column.type == "string" and constraints.enum is not None:
+            columns.append(CategoryColumn(column.name, tuple(map(str, constraints.enum))))
+        else:
+            raise ValueError(f"{table.source}: field {column.name!r} is neither a bounded integer nor a string enum")
+    return tuple(columns)
+
+
+if TYPE_CHECKING:
+    COLUMNS: tuple[Column, ...]
+    COLUMN_NAMES: tuple[str, ...]
+    COLUMNS_BY_NAME: dict[str, Column]
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The schema's views, read from its file on first use (PEP 562)."""
+        if name == "COLUMNS":
+            value: Any = columns_of(employee_rules().table)
+        elif name == "COLUMN_NAMES":
+            value = employee_rules().table.names
+        elif name == "COLUMNS_BY_NAME":
+            value = {column.name: column for column in __getattr__("COLUMNS")}
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
 
 # The CSV dialect every file of this dataset is written in.
 CSV_ENCODING = "utf-8"

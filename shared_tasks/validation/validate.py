@@ -2,8 +2,8 @@
 
 Everything is checked field by field from the raw CSV text (not after pandas has guessed
 types), so an error can name the line, the column and the offending value. The rules of a
-header, a row and a value live in shared_tasks.validation.dataset_check and shared_tasks.validation.schema, shared
-with the whole-dataset validator there.
+header, a row and a value live in shared_tasks.validation.row_rules and the Table Schema's field
+readers (table_schema, field_values), shared with the whole-dataset validator (dataset_check).
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_tasks.validation.row_rules import check_row, header_problems, undecodable
+from shared_tasks.validation.field_values import Logical
+from shared_tasks.validation.row_rules import check_row, header_problems, undecodable, unique_keys
 from shared_tasks.validation.schema import (
-    COLUMN_NAMES,
-    COLUMNS,
     CSV_ENCODING,
     FORMULA_PREFIXES,
-    FREE_ID_MAX,
-    ID_COLUMN,
     MAX_REPORTED_PROBLEMS,
+    DatasetRules,
     DataValidationError,
-    IntColumn,
     Problem,
+    employee_rules,
 )
 
 if TYPE_CHECKING:
@@ -69,43 +67,50 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
         raise DataValidationError("CSV", [Problem(f"malformed CSV: {error}", line=reader.line_num)]) from None
 
 
-def check_rows(rows: Iterable[tuple[int, list[str]]], chosen_ids: bool = False) -> list[Problem]:
-    """Problems in data rows, including an Employee ID used twice (as a number: 7 and 007 are one).
+def check_rows(
+    rows: Iterable[tuple[int, list[str]]], chosen_ids: bool = False, rules: DatasetRules | None = None
+) -> list[Problem]:
+    """Problems in data rows, including a unique key used twice (the primaryKey, each field with
+    `unique`; logical values compared: 7 and 007 are one integer).
 
-    With `chosen_ids` (a change file, whose ids a person chose) an id above FREE_ID_MAX is refused:
-    the pipeline assigns those, one after another, and needs the room.
+    With `chosen_ids` (a change file, whose ids a person chose) a generated key above its free
+    range (FREE_ID_MAX) is refused: the pipeline assigns those, one after another, and needs the room.
     """
+    rules = rules or employee_rules()
+    keys = unique_keys(rules.table)
     problems: list[Problem] = []
-    seen_ids: dict[int, int] = {}
+    first_lines: list[dict[tuple[Logical, ...], int]] = [{} for _ in keys]
+    chosen = [chosen_ids and key.names == (rules.generated_key,) for key in keys]
     for line, fields in rows:
-        row_problems = check_row(line, fields)
+        row_problems = check_row(line, fields, rules)
         problems.extend(row_problems)
-        if not row_problems:
-            employee_id = int(fields[0])
-            if chosen_ids and employee_id > FREE_ID_MAX:
-                message = f"above {FREE_ID_MAX}: a change may not choose such an id (the pipeline assigns them in turn)"
-                problems.append(Problem(message, line=line, column=ID_COLUMN, value=fields[0]))
-            elif employee_id in seen_ids:
-                problems.append(
-                    Problem(
-                        f"duplicate {ID_COLUMN} (first seen on line {seen_ids[employee_id]})",
-                        line=line,
-                        column=ID_COLUMN,
-                        value=str(employee_id),
-                    )
-                )
+        if row_problems:
+            continue
+        for key, seen, generated in zip(keys, first_lines, chosen, strict=True):
+            value = key.value(fields)
+            if value is None:
+                continue
+            if generated and int(value[0]) > rules.free_key_max:
+                free = rules.free_key_max
+                message = f"above {free}: a change may not choose such an id (the pipeline assigns them in turn)"
+                problems.append(Problem(message, line=line, column=key.column, value=fields[key.columns[0].index]))
+            elif value in seen:
+                message = f"duplicate {key.label} (first seen on line {seen[value]})"
+                problems.append(Problem(message, line=line, column=key.column, value=key.shown(fields)))
             else:
-                seen_ids[employee_id] = line
+                seen[value] = line
     return problems
 
 
-def _valid_records(text: str, source: str, chosen_ids: bool = False) -> list[tuple[int, list[str]]]:
+def _valid_records(
+    text: str, source: str, chosen_ids: bool = False, rules: DatasetRules | None = None
+) -> list[tuple[int, list[str]]]:
     if not text.strip():
         raise DataValidationError(source, [Problem("file is empty")])
     rows = _rows(text)
     try:
         _, header = next(rows)
-        found = header_problems(header)
+        found = header_problems(header, rules)
         if found:
             raise DataValidationError(source, found)
         records = list(rows)
@@ -115,25 +120,37 @@ def _valid_records(text: str, source: str, chosen_ids: bool = False) -> list[tup
         raise
     if not records:
         raise DataValidationError(source, [Problem("has a header but no records")])
-    problems = check_rows(records, chosen_ids)
+    problems = check_rows(records, chosen_ids, rules)
     if problems:
         raise DataValidationError(source, problems)
     return records
 
 
-def parse_csv_text(text: str, source: str, chosen_ids: bool = False) -> pd.DataFrame:
-    """Validate a whole CSV text (header and records) and return it typed."""
+def parse_csv_text(text: str, source: str, chosen_ids: bool = False, rules: DatasetRules | None = None) -> pd.DataFrame:
+    """Validate a whole CSV text (header and records) and return it typed: integers as int64,
+    numbers as float64, booleans as bool (nullable types where a value may be missing), the rest
+    as written (a missing value None)."""
     import pandas as pd  # only a change is read into a frame: pulling and pushing never import it
 
-    records = _valid_records(text, source, chosen_ids)
-    frame = pd.DataFrame([fields for _, fields in records], columns=list(COLUMN_NAMES))
-    for column in COLUMNS:
-        if isinstance(column, IntColumn):
-            frame[column.name] = frame[column.name].astype("int64")
+    rules = rules or employee_rules()
+    records = _valid_records(text, source, chosen_ids, rules)
+    frame = pd.DataFrame([fields for _, fields in records], columns=list(rules.table.names))
+    for column in rules.table.fields:
+        values = frame[column.name]
+        missing = values.isin(column.missing_values)
+        nullable = bool(missing.any())
+        if column.type == "integer" and not nullable and column.int64:
+            frame[column.name] = values.astype("int64")
+        elif column.type in ("integer", "number", "boolean"):
+            logical = [column.logical(raw) for raw in values]
+            dtype = {"integer": ("int64", "Int64"), "number": ("float64", "Float64"), "boolean": ("bool", "boolean")}
+            frame[column.name] = pd.Series(logical, index=frame.index, dtype=dtype[column.type][nullable])
+        elif nullable:
+            frame[column.name] = values.where(~missing, None)
     return frame
 
 
-def read_change_file(path: Path) -> pd.DataFrame:
+def read_change_file(path: Path, rules: DatasetRules | None = None) -> pd.DataFrame:
     """A change supplied by a person: every record must be valid before anything is applied.
 
     A leading UTF-8 byte order mark (a spreadsheet's "CSV UTF-8") is accepted here: the records
@@ -143,7 +160,7 @@ def read_change_file(path: Path) -> pd.DataFrame:
     data = _bounded_file_bytes(path, source, MAX_CHANGE_FILE_BYTES)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    return parse_csv_text(_decode(data, source), source, chosen_ids=True)
+    return parse_csv_text(_decode(data, source), source, chosen_ids=True, rules=rules)
 
 
 def _bounded_file_bytes(path: Path, source: str, limit: int) -> bytes:
@@ -164,14 +181,14 @@ def _bounded_file_bytes(path: Path, source: str, limit: int) -> bytes:
     return data
 
 
-def validate_records(frame: pd.DataFrame, source: str = "change") -> None:
+def validate_records(frame: pd.DataFrame, source: str = "change", rules: DatasetRules | None = None) -> None:
     """Check records held in memory (e.g. generated ones) by the same rules as a file."""
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
-    parse_csv_text(buffer.getvalue(), source)
+    parse_csv_text(buffer.getvalue(), source, rules=rules)
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, rules: DatasetRules | None = None) -> list[str]:
     """The dataset's header, checked against the schema; reads only the first line."""
     source = f"dataset {path.name}"
     with path.open("rb") as handle:
@@ -179,7 +196,7 @@ def read_header(path: Path) -> list[str]:
     if not first.strip():
         raise DataValidationError(source, [Problem("file is empty")])
     header = next(csv.reader([_decode(first, source).rstrip("\r\n")]))
-    problems = header_problems(header)
+    problems = header_problems(header, rules)
     if problems:
         raise DataValidationError(source, problems)
     return header

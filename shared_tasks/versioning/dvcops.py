@@ -18,10 +18,12 @@ from typing import Any
 
 import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 
+from shared_tasks.files import write_atomically
 from shared_tasks.project.records import WrittenFile
 from shared_tasks.project.redact import RedactingFilter, Redactor
 from shared_tasks.project.settings import Settings
 from shared_tasks.storage.pointer import Pointer, PointerError, pointer_text
+from shared_tasks.versioning.interfaces import DvcError as DvcError  # re-exported: callers import it from here
 from shared_tasks.versioning.repo_guard import (
     MAX_MANIFEST_BYTES,
     config_problems,
@@ -41,10 +43,6 @@ _DVC_LOG_REDACTOR = Redactor.from_environment()
 logging.getLogger("dvc").setLevel(logging.WARNING)
 for _handler in logging.getLogger("dvc").handlers:
     _handler.addFilter(RedactingFilter(_DVC_LOG_REDACTOR))
-
-
-class DvcError(RuntimeError):
-    """A DVC operation failed; the message is already redacted."""
 
 
 def repo_config(settings: Settings, cache_dir: Path | None = None) -> dict[str, Any]:
@@ -290,22 +288,11 @@ class Dvc:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write beside and rename over: a crash leaves the old pointer or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A crash leaves the old pointer or the new one, never half of one."""
+    write_atomically(path, text)
 
 
 def _keep_in_cache(path: Path, raw: bytes) -> None:
     """A checked manifest into the cache, read-only as DVC keeps its objects."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(raw)
-        tmp.chmod(0o444)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, raw, mode=0o444)

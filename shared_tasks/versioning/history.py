@@ -22,7 +22,9 @@ from shared_tasks.project.settings import Settings
 from shared_tasks.storage.layout import for_layout
 from shared_tasks.storage.pointer import Pointer
 from shared_tasks.validation.validate import DataValidationError
-from shared_tasks.versioning.gitops import Git, GitAuthError, GitError
+from shared_tasks.versioning.backends import backends_in_use
+from shared_tasks.versioning.gitops import GitAuthError, GitError
+from shared_tasks.versioning.interfaces import GitClient
 from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
 from shared_tasks.versioning.versions import VersionRecord, described, list_versions
 
@@ -61,7 +63,7 @@ class Mirror:
         key = hashlib.sha256(settings.git_url.encode("utf-8")).hexdigest()[:16]
         self.path = settings.work_root / "mirrors" / f"{key}.git"
         self.redact = Redactor.from_environment(settings.secret_values())
-        self.git = Git(settings, self.path, self.redact)
+        self.git = backends_in_use().git(settings, self.path, self.redact)
 
     def refresh(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +100,7 @@ def history(settings: Settings) -> list[VersionRecord]:
     return list_versions(mirror.git, mirror.git.origin_ref, settings)
 
 
-def tracked_pointer(settings: Settings, git: Git, commit: str) -> TrackedPointer:
+def tracked_pointer(settings: Settings, git: GitClient, commit: str) -> TrackedPointer:
     """The dataset pointer `commit` holds, in whichever layout; PointerProblem names the commit and why not."""
     try:
         return PointerReader(git, settings).at(commit)
@@ -106,7 +108,7 @@ def tracked_pointer(settings: Settings, git: Git, commit: str) -> TrackedPointer
         raise PointerProblem(f"commit {commit[:12]}: {error}") from None
 
 
-def settings_for_commit(settings: Settings, git: Git, commit: str) -> Settings:
+def settings_for_commit(settings: Settings, git: GitClient, commit: str) -> Settings:
     """The settings with the layout the commit holds its dataset in (a version predates a migration)."""
     return settings.model_copy(update={"layout": tracked_pointer(settings, git, commit).layout})
 
@@ -153,10 +155,9 @@ def _verify_in(
     expected_rows: int | None,
     validated_as: str | None,
 ) -> VerifyResult:
-    from shared_tasks.versioning.dvcops import Dvc
-
+    backends = backends_in_use()
     repo = scratch / "repo"
-    git = Git(settings, repo, mirror.redact)
+    git = backends.git(settings, repo, mirror.redact)
     git.clone(repo)
     git.run("checkout", "--quiet", "--detach", commit)
     pointer = tracked.pointer
@@ -167,7 +168,7 @@ def _verify_in(
         return _result(rev, commit, pointer, expected_rows, None, None, None, [problem])
     problems: list[str] = []
     try:
-        Dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
+        backends.dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
         dataset = for_layout(settings.layout, repo / settings.data_relpath)
         facts = dataset.facts()
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from shared_tasks.project.settings import Layout, Settings
 from shared_tasks.storage.parts import part_name
 from shared_tasks.storage.pointer import MAX_POINTER_BYTES, Pointer, PointerError
-from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.interfaces import GitClient
 
 REGULAR_FILE_MODES = ("100644", "100755")
 MODE_NAMES = {"120000": "a symlink", "040000": "a directory", "160000": "a submodule"}
@@ -81,7 +81,7 @@ def version_paths(settings: Settings) -> list[str]:
 class _Tree:
     """Entries and blobs of one commit's tree, or of the index (`commit=None`, what a checkout holds)."""
 
-    def __init__(self, git: Git, commit: str | None, blobs: dict[str, str]) -> None:
+    def __init__(self, git: GitClient, commit: str | None, blobs: dict[str, str]) -> None:
         self.git = git
         self.commit = commit
         self._blobs = blobs  # by object id: the same content in any commit
@@ -117,7 +117,7 @@ class _Tree:
 class PointerReader:
     """Reads the dataset's pointer from commits (history) or from the index (a checkout); blobs read once."""
 
-    def __init__(self, git: Git, settings: Settings) -> None:
+    def __init__(self, git: GitClient, settings: Settings) -> None:
         self.git = git
         self.settings = settings
         self.candidates = pointer_candidates(settings)
@@ -242,7 +242,7 @@ def _ignored(rules: dict[str, list[str]], paths: Iterable[tuple[str, bool]]) -> 
     return None
 
 
-def checked_out_problem(git: Git, root: Path, tracked: TrackedPointer) -> str | None:
+def checked_out_problem(git: GitClient, root: Path, tracked: TrackedPointer) -> str | None:
     """What makes the checkout's pointer other than the file the commit holds: a `.gitattributes`
     that has Git rewrite it on checkout and on commit (an encoding, a filter, `$Id$` expansion,
     CRLF line ends), or other bytes, or anything but a regular file, at its path."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from shared_tasks.project.records import Record
 from shared_tasks.project.settings import Settings
-from shared_tasks.versioning.gitops import Git
+from shared_tasks.versioning.interfaces import GitClient
 from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, version_paths
 
 TRAILER_RUN_ID = "Run-Id"
@@ -107,7 +107,7 @@ def _steps_by(value: str | None) -> dict[str, str] | None:
     return {step: runner for step, sep, runner in pairs if sep and step}
 
 
-def list_versions(git: Git, ref: str, settings: Settings) -> list[VersionRecord]:
+def list_versions(git: GitClient, ref: str, settings: Settings) -> list[VersionRecord]:
     """Every commit on `ref` that changed a pointer (in either layout) or how it is read, newest first,
     bad ones flagged."""
     reader = PointerReader(git, settings)
@@ -122,14 +122,14 @@ def described(commit: str, version: VersionRecord | None) -> str:
     return f"the version at {commit[:12]} ({made_by}, by {version.author})"
 
 
-def newest_version(git: Git, ref: str, settings: Settings) -> VersionRecord | None:
+def newest_version(git: GitClient, ref: str, settings: Settings) -> VersionRecord | None:
     """The newest version on `ref` (its own commit, or the last that changed a pointer before it)."""
     for entry in git.trailers_log(ref, *version_paths(settings), max_count=1):
         return _record(PointerReader(git, settings), *entry)
     return None
 
 
-def find_run_version(git: Git, ref: str, settings: Settings, run_id: str) -> VersionRecord | None:
+def find_run_version(git: GitClient, ref: str, settings: Settings, run_id: str) -> VersionRecord | None:
     """The version run `run_id` published on `ref`; a commit that only claims the run id, with no
     readable pointer, is none."""
     reader = PointerReader(git, settings)

@@ -162,3 +162,57 @@ def test_a_failed_step_is_named_with_the_first_error(scripted_api: ScriptedApi) 
     answer = {"logsForRun": {"__typename": "EventConnection", "events": events}}
     scripted_api.script[ENDPOINT] = [(200, {"data": answer})]
     assert DagsterClient(scripted_api.url).failure("r1") == "step changed_dataset failed (after 1 retries): why"
+
+
+def run_answer(run_id: str, status: str, **tags: str) -> tuple[int, dict[str, object]]:
+    listed = [{"key": f"dagster/{key}", "value": value} for key, value in tags.items()]
+    return 200, {"data": {"runOrError": {"__typename": "Run", "runId": run_id, "status": status, "tags": listed}}}
+
+
+def test_a_run_dagster_retries_is_followed_to_its_retry(scripted_api: ScriptedApi) -> None:
+    """A run failed by run monitoring (its worker died) is retried as a new run: the wait ends with that one."""
+    scripted_api.script[ENDPOINT] = [
+        run_answer("r1", "STARTED"),
+        run_answer("r1", "FAILURE", will_retry="true"),
+        tagged(),  # the daemon has not launched the retry yet
+        tagged("r2"),
+        run_answer("r2", "STARTED", parent_run_id="r1"),
+        run_answer("r2", "SUCCESS", parent_run_id="r1"),
+    ]
+    retries: list[tuple[str, str]] = []
+    run = DagsterClient(scripted_api.url).wait_for_run_or_its_retry(
+        "r1", on_retry=lambda failed, retry: retries.append((failed.run_id, retry)), poll_seconds=0
+    )
+    assert (run.run_id, run.status) == ("r2", "SUCCESS")
+    assert retries == [("r1", "r2")]
+    asked_for = [body["variables"] for body in scripted_api.sent(*ENDPOINT)]
+    assert {"tags": [{"key": "dagster/parent_run_id", "value": "r1"}], "limit": None} in asked_for
+
+
+def test_a_failure_dagster_does_not_retry_is_final(scripted_api: ScriptedApi) -> None:
+    scripted_api.script[ENDPOINT] = [run_answer("r1", "FAILURE", will_retry="false")]
+    run = DagsterClient(scripted_api.url).wait_for_run_or_its_retry("r1", poll_seconds=0)
+    assert (run.run_id, run.status, run.will_retry) == ("r1", "FAILURE", False)
+    assert len(scripted_api.sent(*ENDPOINT)) == 1  # no search for a retry
+
+
+def test_the_retry_verdict_that_follows_the_failure_is_waited_for(scripted_api: ScriptedApi) -> None:
+    """Dagster writes the failure, then tags whether it retries: a look in between must not end the wait."""
+    scripted_api.script[ENDPOINT] = [
+        run_answer("r1", "FAILURE"),
+        run_answer("r1", "FAILURE", will_retry="true"),
+        tagged("r2"),
+        run_answer("r2", "FAILURE", parent_run_id="r1", will_retry="false"),
+    ]
+    run = DagsterClient(scripted_api.url).wait_for_run_or_its_retry("r1", poll_seconds=0)
+    assert (run.run_id, run.status) == ("r2", "FAILURE")
+
+
+def test_a_run_that_finished_without_a_verdict_is_final_when_retries_are_off(
+    scripted_api: ScriptedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("orchestrator_clients.dagster_api.RETRY_VERDICT_SECONDS", 0.2)
+    scripted_api.script[ENDPOINT] = [run_answer("r1", "FAILURE")]
+    run = DagsterClient(scripted_api.url).wait_for_run_or_its_retry("r1", poll_seconds=0.05)
+    assert (run.run_id, run.status) == ("r1", "FAILURE")
+    assert len(scripted_api.sent(*ENDPOINT)) > 2  # it looked again for the verdict before giving up
