@@ -26,8 +26,8 @@ from shared_tasks.storage.pointer import Pointer, PointerError, pointer_text
 from shared_tasks.versioning.interfaces import DvcError as DvcError  # re-exported: callers import it from here
 from shared_tasks.versioning.repo_guard import (
     MAX_MANIFEST_BYTES,
+    DatasetCheckout,
     config_problems,
-    head_described,
     manifest_entries,
     pointer_problems,
     refuse,
@@ -79,7 +79,7 @@ def _private_directories(work_root: Path, *below: Path) -> None:
         work_root.chmod(0o700)
 
 
-class Dvc:
+class Dvc(DatasetCheckout):
     """The DVC operations of one workspace clone."""
 
     def __init__(self, settings: Settings, root: Path, redactor: Redactor, cache_dir: Path | None = None):
@@ -105,17 +105,6 @@ class Dvc:
             yield repo
         finally:
             repo.close()
-
-    @property
-    def data_path(self) -> Path:
-        return self.root / self.settings.data_relpath
-
-    @property
-    def pointer_file(self) -> Path:
-        return self.root / self.settings.pointer_path
-
-    def describe(self) -> str:
-        return head_described(self.root, self.settings)
 
     def _checked_pointer(self, repo: Any) -> str:
         """The pointer's md5, once its fields and (for a directory) every entry of its manifest are

@@ -33,7 +33,7 @@ from shared_tasks.versioning.repo_guard import (
     CONFIG_FILES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
-    head_described,
+    DatasetCheckout,
     manifest_entries,
     pointer_problems,
     refuse,
@@ -45,7 +45,7 @@ READ_ONLY = 0o444  # as DVC keeps its cache objects
 _NAMED_SECTION = re.compile(r'^\s*(remote|machine|db)\s*"(.*)"\s*$')
 
 
-class LocalDvc:
+class LocalDvc(DatasetCheckout):
     """The DVC operations of one workspace clone, against a remote kept below `remote_root`."""
 
     def __init__(
@@ -56,17 +56,6 @@ class LocalDvc:
         self.redact = redactor
         self.remote_root = remote_root
         self.cache_dir = cache_dir or settings.cache_dir
-
-    @property
-    def data_path(self) -> Path:
-        return self.root / self.settings.data_relpath
-
-    @property
-    def pointer_file(self) -> Path:
-        return self.root / self.settings.pointer_path
-
-    def describe(self) -> str:
-        return head_described(self.root, self.settings)
 
     # The operations ---------------------------------------------------------------------------
 

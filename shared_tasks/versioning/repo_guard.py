@@ -61,6 +61,25 @@ def head_described(root: Path, settings: Settings) -> str:
     return f"the version at {commit[:12]} (by {author})"
 
 
+class DatasetCheckout:
+    """Where a workspace holds the dataset and its pointer, and how an error names its commit: the
+    same for every DVC client."""
+
+    settings: Settings
+    root: Path
+
+    @property
+    def data_path(self) -> Path:
+        return self.root / self.settings.data_relpath
+
+    @property
+    def pointer_file(self) -> Path:
+        return self.root / self.settings.pointer_path
+
+    def describe(self) -> str:
+        return head_described(self.root, self.settings)
+
+
 def refuse(describe: Callable[[], str], problems: list[Problem]) -> None:
     if problems:
         raise UntrustedRepositoryError(describe(), problems)
