@@ -116,8 +116,6 @@ def test_every_version_is_announced_once_and_verified_once_even_in_bursts_and_wh
         assert {by_commit[commit]["orchestrator"] for commit in burst} == {None}
         assert by_commit[burst[0]]["author"] == "A. Person <person@example.invalid>"
         assert all({"md5", "rows", "run_id"} <= set(event) for event in events)
-        burst_times = sorted(by_commit[commit]["at"] for commit in burst)
-        assert (burst_times[-1] - burst_times[0]).total_seconds() < 1, burst_times  # the burst was one
 
         verified_by = wait_until_verified(client, made.values(), started)
         assert {name: len(verified_by[commit]) for name, commit in made.items()} == dict.fromkeys(made, 1)
