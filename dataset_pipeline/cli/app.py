@@ -64,10 +64,11 @@ def local_stack(dir_: Path | None = None, **overrides: Any) -> LocalStack:
     return LocalStack(StackConfig.from_environment(root=dir_, **overrides))
 
 
-def current_settings() -> Settings:
-    """Settings from the environment; without them, from the local stack's settings file."""
+def current_settings(pipeline: str | None = None) -> Settings:
+    """Settings from the environment; without them, from the local stack's settings file. With a
+    project file (PIPELINE_PROJECT_FILE), those of its pipeline `pipeline` (needed when it declares several)."""
     if f"{ENV_PREFIX}GIT_URL" in os.environ:
-        return load_settings()
+        return load_settings(pipeline=pipeline)
     stack = local_stack()
     if not stack.settings_file.exists():
         raise StackError(
@@ -80,7 +81,7 @@ def current_settings() -> Settings:
     for key, value in dotenv_values(stack.settings_file).items():
         if value is not None:
             os.environ.setdefault(key, value)
-    return load_settings()
+    return load_settings(pipeline=pipeline)
 
 
 def print_json(data: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,21 +26,39 @@ def run(
         str, typer.Option(help="direct (in this process), airflow or dagster (through their APIs).")
     ] = "direct",
     as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
+    pipeline: Annotated[
+        str | None, typer.Option(help="A declared pipeline of the project file (when it declares several).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="A declared pipeline's run parameter, NAME=VALUE (JSON or text).")
+    ] = None,
 ) -> None:
-    """Pull, modify and push, directly or through an orchestrator; prints the new version."""
+    """Pull, change and push, directly or through an orchestrator; prints the new version."""
     from shared_tasks.project.pipeline import new_run_id, run_pipeline
 
     with reported_errors():
         console = err if as_json else out
         if via == "direct":
-            settings = current_settings()
+            settings = current_settings(pipeline)
+            params = _params(param or [])
+            if params and not settings.is_declared:
+                raise ValueError("--param is for a declared pipeline (set PIPELINE_PROJECT_FILE)")
+            if settings.is_declared:
+                params = settings.declared().checked_params(params)  # before anything runs
             the_run_id = run_id or new_run_id("direct")
             console.print(f"run [bold]{the_run_id}[/bold]", highlight=False)
             version = run_pipeline(
-                settings, the_run_id, records=records, change_file=change_file, on_step=_progress(console)
+                settings,
+                the_run_id,
+                records=records,
+                change_file=change_file,
+                on_step=_progress(console),
+                params=params,
             )
             printed = version.to_dict()
         else:
+            if pipeline is not None or param:
+                raise ValueError("--pipeline and --param run with --via direct in this version")
             outcome = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
             version, printed = outcome.version, outcome.to_dict()
         if as_json:
@@ -51,6 +70,20 @@ def run(
                 f"{version.rows} rows (+{version.rows_added}), {version.s3_url}",
                 highlight=False,
             )
+
+
+def _params(given: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; a value that reads as JSON (3, 2.5, true, "x") is that, else it is text."""
+    params: dict[str, Any] = {}
+    for pair in given:
+        name, equals, raw = pair.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"--param {pair!r} must be NAME=VALUE")
+        try:
+            params[name.strip()] = json.loads(raw)
+        except ValueError:
+            params[name.strip()] = raw
+    return params
 
 
 def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> RunOutcome:
@@ -89,6 +122,9 @@ def _progress(console: Console) -> Callable[[str, str, StepRecord | None], None]
 def _describe(name: str, result: dict[str, Any]) -> str:
     if name == "pull_data":
         return f"commit {result['commit'][:12]}, {result['rows']} rows, md5 {result['md5']}"
+    if "step" in result and "columns" in result:  # a declared pipeline's own step
+        kept = "kept before" if result.get("already_done") else "kept"
+        return f"{result['rows']} row(s) x {len(result['columns'])} column(s), {kept}, md5 {result['md5']}"
     if name == "modify_data":
         if result.get("already_published"):
             return "already published; nothing to apply"

@@ -12,11 +12,13 @@ import importlib
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from shared_tasks.project.declared import DATASET_INPUT, DeclaredPipeline
 from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
 from shared_tasks.project.settings import Settings
 
@@ -29,6 +31,7 @@ class StepInputs:
     change_file: Path | None = None
     orchestrator: str = "direct"  # whose run this is (its commit names it)
     runner: str = "direct"  # which orchestrator runs this step (Dagster, for a step Airflow cut over)
+    params: Mapping[str, Any] | None = None  # a declared pipeline's run parameters
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class StepSpec:
     # Libraries the step imports on every run, loaded with it: the timing's `load_seconds` is then
     # all of our imports and `seconds` the work alone, in a fresh process as in a warm one.
     uses: tuple[str, ...] = ()
+    # Arguments fixed for this step (a declared pipeline's step: which of its steps to run).
+    bound: tuple[tuple[str, str], ...] = ()
+    # Whether this is a team's own step of a declared pipeline.
+    declared: bool = False
 
     def load(self) -> Callable[..., StepRecord]:
         module, _, name = self.function.partition(":")
@@ -60,7 +67,8 @@ class StepSpec:
         asked = time.time()
         step = self.load()
         started = time.time()
-        record = step(settings, run_id, **{name: getattr(inputs, name) for name in self.inputs})
+        arguments = {name: getattr(inputs, name) for name in self.inputs}
+        record = step(settings, run_id, **dict(self.bound), **arguments)
         timing = StepTiming(
             process_started_at=process_started_at(),
             started_at=started,
@@ -101,6 +109,44 @@ PIPELINE: tuple[StepSpec, ...] = (
     ),
 )
 STEPS = {step.name: step for step in PIPELINE}
+
+
+def declared_steps(pipeline: DeclaredPipeline) -> tuple[StepSpec, ...]:
+    """A declared pipeline's steps: the product's pull, the team's steps, the product's publish.
+
+    A team step runs after the steps it takes (or after the pull, when it takes none); the publish
+    runs after every step no other step takes, so no step's work is left unfinished.
+    """
+    pull, push = PIPELINE[0], PIPELINE[-1]
+    steps = [pull]
+    taken: set[str] = set()
+    for declared in pipeline.steps:
+        upstream = tuple(name for name in declared.inputs if name != DATASET_INPUT) or (pull.name,)
+        taken.update(upstream)
+        steps.append(
+            StepSpec(
+                declared.name,
+                upstream,
+                declared.description or f"Step {declared.name} ({declared.function})",
+                declared.name,
+                "shared_tasks.run.steps:run_declared_step",
+                ("params", "runner"),
+                uses=("pyarrow.parquet",),
+                bound=(("step", declared.name),),
+                declared=True,
+            )
+        )
+    sinks = tuple(step.name for step in steps[1:] if step.name not in taken)
+    description = f"The new version: the output of {pipeline.output_step} applied by {pipeline.output.strategy}"
+    steps.append(StepSpec(push.name, sinks, description, push.output, push.function, push.inputs, True, push.uses))
+    return tuple(steps)
+
+
+def pipeline_steps(settings: Settings) -> tuple[StepSpec, ...]:
+    """The steps of the pipeline the settings run: a declared one's, or the built-in pipeline."""
+    return declared_steps(settings.declared()) if settings.is_declared else PIPELINE
+
+
 STEP_OF_OUTPUT = {step.output: step.name for step in PIPELINE}
 
 
@@ -133,11 +179,14 @@ def run_pipeline(
     records: int = 1,
     change_file: Path | None = None,
     on_step: StepCallback | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> PublishedVersion:
     """Every step in order, in this process; `on_step(name, "start"|"done", record)` reports progress."""
-    inputs = StepInputs(records=records, change_file=change_file, orchestrator=orchestrator, runner=orchestrator)
+    inputs = StepInputs(
+        records=records, change_file=change_file, orchestrator=orchestrator, runner=orchestrator, params=params
+    )
     result: StepRecord | None = None
-    for step in PIPELINE:
+    for step in pipeline_steps(settings):
         if on_step is not None:
             on_step(step.name, "start", None)
         result = step.run(settings, run_id, inputs)

@@ -79,10 +79,23 @@ class PulledVersion(StepRecord):
     rows: int
 
 
-class KeptChange(Record):
-    """How the run's change (kept beside the workspace) was made, so a retry reuses it as it was."""
+class StepOutput(StepRecord):
+    """A team step's output, kept in the run's workspace (Parquet): what both orchestrators show for it."""
 
-    source: Literal["generated", "file"]
+    run_id: str
+    step: str
+    rows: int
+    columns: list[str]
+    md5: str
+    already_done: bool = False
+
+
+class KeptChange(Record):
+    """How the run's change (kept beside the workspace) was made, so a retry reuses it as it was:
+    generated, read from a file, or a team step's kept output (`step`)."""
+
+    source: Literal["generated", "file", "step"]
+    step: str | None = None
     assign_ids: bool
     records: int
 
@@ -94,8 +107,8 @@ class AppliedChange(Record):
     size: int
     rows: int
     rows_added: int
-    first_id: int
-    last_id: int
+    first_id: int | None  # the generated key's range (None: the pipeline assigns no key)
+    last_id: int | None
     written: WrittenFile | None = None
 
 

@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared_tasks.project.declared import DeclaredPipeline, load_project
+
 ENV_PREFIX = "PIPELINE_"
 
 
@@ -72,6 +74,16 @@ class Settings(BaseSettings):
     publish_lease_seconds: Annotated[float, Field(ge=0)] = Field(
         default=120.0,
         description="How long a publisher waits for its turn on the shared volume; 0 publishes without turns.",
+    )
+
+    project_file: Path | None = Field(
+        default=None,
+        description="A team's project file (dataset-pipeline.toml or pyproject.toml) declaring its pipelines.",
+    )
+    pipeline_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIPELINE_NAME", "pipeline_name"),
+        description="Which declared pipeline this is (needed when the project file declares several).",
     )
 
     git_username: str | None = Field(
@@ -146,6 +158,28 @@ class Settings(BaseSettings):
         others = [f"{self.data_relpath_for(layout)}.dvc" for layout in Layout if layout is not self.layout]
         return (self.pointer_path, *others)
 
+    def for_pipeline(self, pipeline: str | None) -> Settings:
+        """These settings for one pipeline of the project file: its name, dataset path and layout."""
+        declared = self.declared(pipeline)
+        return self.model_copy(
+            update={
+                "pipeline_name": declared.name,
+                "dataset_path": declared.dataset,
+                "layout": Layout(declared.layout.value),
+            }
+        )
+
+    def declared(self, pipeline: str | None = None) -> DeclaredPipeline:
+        """The declared pipeline these settings run; a ValueError when there is no project file."""
+        if self.project_file is None:
+            raise ValueError("no project file is set (PIPELINE_PROJECT_FILE)")
+        return load_project(self.project_file).pipeline(pipeline or self.pipeline_name)
+
+    @property
+    def is_declared(self) -> bool:
+        """Whether a team's project file declares this pipeline (else it is the built-in employee one)."""
+        return self.project_file is not None
+
     def secret_values(self) -> list[str]:
         """Values that must never appear in output (used by the redactor)."""
         values = []
@@ -154,11 +188,18 @@ class Settings(BaseSettings):
         return values
 
 
-def load_settings(env_file: str | Path | None = None) -> Settings:
-    """Build settings from the environment; an env file only fills what the environment lacks."""
-    if env_file is not None:
-        return Settings(_env_file=env_file)
-    return Settings()
+def load_settings(env_file: str | Path | None = None, pipeline: str | None = None) -> Settings:
+    """Build settings from the environment; an env file only fills what the environment lacks.
+
+    With a project file, the settings are those of one declared pipeline (`pipeline`, else
+    PIPELINE_NAME, else the file's only one): its dataset path and layout are the file's.
+    """
+    settings = Settings(_env_file=env_file) if env_file is not None else Settings()
+    if settings.project_file is None:
+        if pipeline is not None:
+            raise ValueError(f"pipeline {pipeline!r} is named, but no project file is set (PIPELINE_PROJECT_FILE)")
+        return settings
+    return settings.for_pipeline(pipeline or settings.pipeline_name)
 
 
 class OrchestrationSettings(BaseSettings):
@@ -181,6 +222,9 @@ class OrchestrationSettings(BaseSettings):
     dataset_path: str = "data/employee_attrition.csv"
     cutover_file: Path | None = Field(
         default=None, description="Which orchestrator runs each step; default: cutover.yaml beside the DAG file."
+    )
+    project_file: Path | None = Field(
+        default=None, description="A team's project file: each pipeline it declares gets its own DAG and assets."
     )
     announce_interval_seconds: Annotated[float, Field(gt=0)] = Field(
         default=30.0, description="How often Airflow's watcher reads the branch for versions made elsewhere."

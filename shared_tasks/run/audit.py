@@ -25,7 +25,8 @@ def validated_rows(settings: Settings, run_id: str, md5: str) -> int:
     ctx = _published_context(settings, run_id, md5)
     from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
-    return validate_dataset(ctx.dataset().files(), f"the published version {md5}", spill_dir=ctx.workspace.root).records
+    source = f"the published version {md5}"
+    return validate_dataset(ctx.dataset().files(), source, spill_dir=ctx.workspace.root, rules=ctx.rules).records
 
 
 def missing_on_remote(settings: Settings, run_id: str, md5: str) -> list[str]:

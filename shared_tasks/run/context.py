@@ -15,7 +15,7 @@ from shared_tasks.run.workspace import Workspace, WorkspaceError
 from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.layout import DatasetLayout, for_layout
 from shared_tasks.storage.pointer import Pointer, PointerError
-from shared_tasks.validation.schema import DataValidationError, Problem
+from shared_tasks.validation.schema import DataValidationError, Problem, rules_of
 from shared_tasks.versioning.backends import Backends, backends_in_use
 from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, TrackedPointer, checked_out_problem
 from shared_tasks.versioning.versions import VersionRecord, described, find_run_version, newest_version
@@ -27,6 +27,7 @@ class RunContext:
         self.run_id = run_id
         self.workspace = Workspace.for_run(settings.work_root, run_id)
         self.redact = Redactor.from_environment(settings.secret_values())
+        self.rules = rules_of(settings)
         backends = backends or backends_in_use()
         self.git = backends.git(settings, self.workspace.repo, self.redact)
         self.dvc = backends.dvc(settings, self.workspace.repo, self.redact)
@@ -51,7 +52,7 @@ class RunContext:
             return None
 
     def dataset(self) -> DatasetLayout:
-        return for_layout(self.settings.layout, self.dvc.data_path, self.catalog, self.pointer_md5())
+        return for_layout(self.settings.layout, self.dvc.data_path, self.catalog, self.pointer_md5(), self.rules)
 
     def published(self, ref: str) -> VersionRecord | None:
         return find_run_version(self.git, ref, self.settings, self.run_id)

@@ -119,7 +119,8 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
         assert applied is not None
         pointer, remote_url = ctx.dvc.add_and_push(applied.written)
     elsewhere = {step: runner for step, runner in state.ran_by.items() if runner != orchestrator}
-    steps_by = {TRAILER_STEPS_BY: ", ".join(f"{s}={r}" for s, r in state.ran_by.items())} if elsewhere else {}
+    named = elsewhere or ctx.settings.is_declared  # a declared pipeline's history names its steps
+    steps_by = {TRAILER_STEPS_BY: ", ".join(f"{s}={r}" for s, r in state.ran_by.items())} if named else {}
     message = commit_message(ctx.run_id, orchestrator, applied.rows_added, applied.rows, extra=steps_by)
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)

@@ -9,13 +9,16 @@ on the origin, so a retry never duplicates or drops a version.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from shared_tasks.project.records import MAX_RECORDS_PER_RUN, ChangeSummary, PublishedVersion, PulledVersion
+from shared_tasks.project.records import MAX_RECORDS_PER_RUN, ChangeSummary, PublishedVersion, PulledVersion, StepOutput
 from shared_tasks.project.settings import Settings
-from shared_tasks.run.change import apply_kept_change, kept_change
+from shared_tasks.run.change import apply_kept_change, kept_change, kept_output
 from shared_tasks.run.context import RunContext
 from shared_tasks.run.publish import publish, published_version
+from shared_tasks.run.team_steps import run_team_step
 from shared_tasks.run.trust import pull_head_data
 from shared_tasks.run.workspace import RunState, WorkspaceError
 from shared_tasks.versioning.versions import VersionRecord
@@ -62,6 +65,14 @@ def modify_data(
     return _summary(state)
 
 
+def run_declared_step(
+    settings: Settings, run_id: str, step: str, params: Mapping[str, Any] | None = None, runner: str = "direct"
+) -> StepOutput:
+    """One of a declared pipeline's own steps: its output kept in the run's workspace, made once."""
+    ctx = RunContext(settings, run_id)
+    return run_team_step(ctx, settings.declared(), step, params or {}, _checked_name(runner))
+
+
 def push_data(
     settings: Settings, run_id: str, orchestrator: str = "direct", runner: str | None = None
 ) -> PublishedVersion:
@@ -71,6 +82,12 @@ def push_data(
     ctx = RunContext(settings, run_id)
     with ctx.workspace.locked():
         state = ctx.workspace.load_state()
+        if state.applied is None and state.pulled is not None and settings.is_declared:
+            ctx.git.fetch()
+            done = ctx.published(ctx.git.origin_ref)
+            if done is not None:
+                return published_version(ctx, done, attempts=0, already=True)
+            state = _apply_declared_output(ctx, state)
         if state.applied is None:
             if state.pulled is not None:
                 ctx.git.fetch()
@@ -80,6 +97,18 @@ def push_data(
             raise WorkspaceError(f"modify_data has not run for run {run_id!r}; nothing to publish")
         ctx.workspace.save_state(state.ran("push_data", runner))
         return publish(ctx, orchestrator)
+
+
+def _apply_declared_output(ctx: RunContext, state: RunState) -> RunState:
+    """A declared pipeline's output applied to the pulled version by its strategy, exactly once."""
+    pulled = state.pulled
+    assert pulled is not None
+    state = kept_output(ctx, state)
+    if ctx.dataset().facts().md5 != pulled.md5:
+        _restore_pulled_data(ctx, pulled)  # a publish killed after writing the data, before recording it
+    state = state.model_copy(update={"applied": apply_kept_change(ctx, state)})
+    ctx.workspace.save_state(state)
+    return state
 
 
 def _checked_name(orchestrator: str) -> str:

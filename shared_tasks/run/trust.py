@@ -23,7 +23,7 @@ from shared_tasks.project.settings import Layout
 from shared_tasks.run.context import RunContext
 from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.pointer import Pointer
-from shared_tasks.validation.schema import DataValidationError, employee_rules
+from shared_tasks.validation.schema import DatasetRules, DataValidationError, employee_rules
 from shared_tasks.versioning.interfaces import DvcError
 from shared_tasks.versioning.versions import described, newest_version
 
@@ -31,24 +31,24 @@ if TYPE_CHECKING:
     from shared_tasks.validation.dataset_check import FileVerdict
 
 
-def verdict_key() -> str:
-    """The catalog fact a valid verdict is remembered under (the schema is read on first use)."""
-    return "valid-" + employee_rules().fingerprint[:12]
+def verdict_key(rules: DatasetRules | None = None) -> str:
+    """The catalog fact a valid verdict under `rules` is remembered under (the schema is read on first use)."""
+    return "valid-" + (rules or employee_rules()).fingerprint[:12]
 
 
-def known_valid(catalog: FileCatalog, md5: str) -> bool:
-    return catalog.recall(md5).get(verdict_key()) is True
+def known_valid(catalog: FileCatalog, md5: str, rules: DatasetRules | None = None) -> bool:
+    return catalog.recall(md5).get(verdict_key(rules)) is True
 
 
-def remember_valid(catalog: FileCatalog, md5: str) -> None:
-    catalog.remember(md5, **{verdict_key(): True})
+def remember_valid(catalog: FileCatalog, md5: str, rules: DatasetRules | None = None) -> None:
+    catalog.remember(md5, **{verdict_key(rules): True})
 
 
 def remember_own_version(ctx: RunContext, md5: str, holder_md5: str) -> None:
     """A version this run made: a valid base with a validated change appended, so valid as a whole, and
     so is the file that now holds the change (the file, or the part, alone or merged with others)."""
-    remember_valid(ctx.catalog, md5)
-    remember_valid(ctx.catalog, holder_md5)
+    remember_valid(ctx.catalog, md5, ctx.rules)
+    remember_valid(ctx.catalog, holder_md5, ctx.rules)
 
 
 def pull_head_data(ctx: RunContext) -> PulledVersion:
@@ -59,7 +59,7 @@ def pull_head_data(ctx: RunContext) -> PulledVersion:
     except DvcError as error:  # e.g. objects missing from the remote: a bad version, named
         raise DvcError(f"{_source(ctx)}: {error}") from None
     pointer_md5 = Pointer.read(ctx.dvc.pointer_file).md5
-    if not known_valid(ctx.catalog, pointer_md5):
+    if not known_valid(ctx.catalog, pointer_md5, ctx.rules):
         _validate(ctx, pointer_md5)
     facts = ctx.dataset().facts()
     if facts.md5 != pointer_md5:
@@ -75,21 +75,27 @@ def _validate(ctx: RunContext, pointer_md5: str) -> None:
     except DataValidationError as error:  # a stray or out-of-range part name
         raise DataValidationError(_source(ctx), error.problems, error.total) from None
     recorded = ctx.catalog.manifest(pointer_md5) if ctx.settings.layout is Layout.PARTITIONED else {}
-    known = {file.name for file in files if recorded.get(file.name) and known_valid(ctx.catalog, recorded[file.name])}
+    known = {
+        file.name
+        for file in files
+        if recorded.get(file.name) and known_valid(ctx.catalog, recorded[file.name], ctx.rules)
+    }
     unread = [file for file in files if file.name not in known]
     try:
-        verdicts = validate_dataset(unread, _source(ctx), spill_dir=ctx.workspace.root) if unread else None
+        verdicts = (
+            validate_dataset(unread, _source(ctx), spill_dir=ctx.workspace.root, rules=ctx.rules) if unread else None
+        )
         for verdict in verdicts.files if verdicts else ():
-            _remember_file(ctx.catalog, verdict)
+            _remember_file(ctx.catalog, verdict, ctx.rules)
         if known and not _ranges_apart(ctx, files, recorded, verdicts.files if verdicts else ()):
-            validate_dataset(files, _source(ctx), spill_dir=ctx.workspace.root)  # an id may repeat across parts
+            validate_dataset(files, _source(ctx), spill_dir=ctx.workspace.root, rules=ctx.rules)  # ids across parts
     except DataValidationError as error:
         raise DataValidationError(_source(ctx), error.problems, error.total) from None
-    remember_valid(ctx.catalog, pointer_md5)
+    remember_valid(ctx.catalog, pointer_md5, ctx.rules)
 
 
-def _remember_file(catalog: FileCatalog, verdict: FileVerdict) -> None:
-    facts = {"rows": verdict.records, verdict_key(): True}
+def _remember_file(catalog: FileCatalog, verdict: FileVerdict, rules: DatasetRules) -> None:
+    facts = {"rows": verdict.records, verdict_key(rules): True}
     if verdict.smallest_id is not None and verdict.largest_id is not None:
         facts.update(smallest_id=verdict.smallest_id, largest_id=verdict.largest_id)
     catalog.remember(verdict.md5, **facts)
@@ -97,12 +103,15 @@ def _remember_file(catalog: FileCatalog, verdict: FileVerdict) -> None:
 
 def _ranges_apart(ctx: RunContext, files: list[Path], recorded: dict[str, str], read: tuple[FileVerdict, ...]) -> bool:
     """Whether the parts' id ranges are disjoint: then no id repeats across them."""
+    key = ctx.rules.generated_key
+    if key is None:
+        return False  # no generated key: the unique keys are checked across every part
     ranges = []
     for file in files:
         md5 = recorded.get(file.name) or next((v.md5 for v in read if v.path == file), None)
         if md5 is None:
             return False
-        span = ctx.catalog.id_range(file, md5)
+        span = ctx.catalog.id_range(file, md5, key)
         if span is not None:
             ranges.append(span)
     ranges.sort()

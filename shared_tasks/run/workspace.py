@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 from pydantic import Field, ValidationError
 
 from shared_tasks.files import write_atomically
-from shared_tasks.project.records import AppliedChange, KeptChange, PulledVersion, Record
+from shared_tasks.project.records import AppliedChange, KeptChange, PulledVersion, Record, StepOutput
 
 # A run id every orchestrator accepts, whichever runs it. Airflow writes each task's log under a
 # folder named `run_id=<run id>`: a file name holds at most 255 bytes, so a longer id fails the
@@ -61,6 +61,8 @@ class RunState(Record):
     applied: AppliedChange | None = None
     change: KeptChange | None = None
     ran_by: dict[str, str] = Field(default_factory=dict)  # step name -> the orchestrator that ran it last
+    outputs: dict[str, StepOutput] = Field(default_factory=dict)  # a declared pipeline's kept step outputs
+    params: dict[str, Any] | None = None  # a declared pipeline's run parameters, fixed by its first step
 
     def ran(self, step: str, runner: str) -> RunState:
         return self.model_copy(update={"ran_by": {**self.ran_by, step: runner}})

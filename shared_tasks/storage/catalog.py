@@ -14,6 +14,7 @@ from typing import Any
 
 from shared_tasks.files import write_atomically
 from shared_tasks.storage.dataset import FileFacts, file_facts, id_range, scan_ids
+from shared_tasks.validation.schema import ID_COLUMN
 
 
 class FileCatalog:
@@ -50,21 +51,21 @@ class FileCatalog:
         self.remember(facts.md5, rows=facts.rows)
         return facts
 
-    def largest_id(self, file: Path, md5: str) -> int:
-        """The largest Employee ID of the file whose content is `md5`."""
+    def largest_id(self, file: Path, md5: str, column: str = ID_COLUMN) -> int:
+        """The largest id (in the generated key `column`) of the file whose content is `md5`."""
         known = self.recall(md5).get("largest_id")
         if isinstance(known, int):
             return known
-        largest = scan_ids(file)[0]
+        largest = scan_ids(file, column=column)[0]
         self.remember(md5, largest_id=largest)
         return largest
 
-    def id_range(self, file: Path, md5: str) -> tuple[int, int] | None:
-        """The smallest and largest Employee ID of the file whose content is `md5`."""
+    def id_range(self, file: Path, md5: str, column: str = ID_COLUMN) -> tuple[int, int] | None:
+        """The smallest and largest id (generated key `column`) of the file whose content is `md5`."""
         known = self.recall(md5)
         if isinstance(known.get("smallest_id"), int) and isinstance(known.get("largest_id"), int):
             return int(known["smallest_id"]), int(known["largest_id"])
-        found = id_range(file)
+        found = id_range(file, column)
         if found is not None:
             self.remember(md5, smallest_id=found[0], largest_id=found[1])
         return found

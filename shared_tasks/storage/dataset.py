@@ -63,15 +63,15 @@ def file_facts(path: Path) -> FileFacts:
     return tally.facts()
 
 
-def scan_ids(path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
-    """The largest Employee ID in the file and which of `wanted` it already holds."""
+def scan_ids(path: Path, wanted: Collection[int] = (), column: str = ID_COLUMN) -> tuple[int, list[int]]:
+    """The largest id (in the generated key `column`) in the file and which of `wanted` it already holds."""
     import pandas as pd
 
     largest = 0
     found: set[int] = set()
     wanted_series = pd.Series(sorted(set(wanted)), dtype="int64")
-    for chunk in pd.read_csv(path, usecols=[ID_COLUMN], dtype={ID_COLUMN: "int64"}, chunksize=ID_SCAN_CHUNK_ROWS):
-        ids = chunk[ID_COLUMN]
+    for chunk in pd.read_csv(path, usecols=[column], dtype={column: "int64"}, chunksize=ID_SCAN_CHUNK_ROWS):
+        ids = chunk[column]
         if len(ids):
             largest = max(largest, int(ids.max()))
         if len(wanted_series):
@@ -79,14 +79,14 @@ def scan_ids(path: Path, wanted: Collection[int] = ()) -> tuple[int, list[int]]:
     return largest, sorted(found)
 
 
-def id_range(path: Path) -> tuple[int, int] | None:
-    """The smallest and largest Employee ID in the file (None with no records), reading that column only."""
+def id_range(path: Path, column: str = ID_COLUMN) -> tuple[int, int] | None:
+    """The smallest and largest id (generated key `column`) in the file (None with no records), reading only it."""
     import pandas as pd
 
     low: int | None = None
     high: int | None = None
-    for chunk in pd.read_csv(path, usecols=[ID_COLUMN], dtype={ID_COLUMN: "int64"}, chunksize=ID_SCAN_CHUNK_ROWS):
-        ids = chunk[ID_COLUMN]
+    for chunk in pd.read_csv(path, usecols=[column], dtype={column: "int64"}, chunksize=ID_SCAN_CHUNK_ROWS):
+        ids = chunk[column]
         if len(ids):
             low = int(ids.min()) if low is None else min(low, int(ids.min()))
             high = int(ids.max()) if high is None else max(high, int(ids.max()))

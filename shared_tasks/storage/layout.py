@@ -21,7 +21,7 @@ from shared_tasks.storage.catalog import FileCatalog
 from shared_tasks.storage.dataset import FileFacts, append_records, scan_ids
 from shared_tasks.storage.parts import concatenate, merge_small_tail, part_files, part_name, part_number, write_part
 from shared_tasks.storage.pointer import directory_md5
-from shared_tasks.validation.schema import ID_COLUMN
+from shared_tasks.validation.schema import DatasetRules, employee_rules
 from shared_tasks.validation.validate import read_header
 
 if TYPE_CHECKING:
@@ -74,16 +74,30 @@ class _Layout:
     path: Path
     catalog: FileCatalog = field(default_factory=FileCatalog.unremembered)
     pointer_md5: str | None = None
+    rules: DatasetRules = field(default_factory=employee_rules)
+
+    @property
+    def key(self) -> str:
+        """The generated key's column: the ids an append assigns, and those a change may not take."""
+        if self.rules.generated_key is None:
+            raise ValueError(f"{self.rules.table.source} has no generated key")
+        return self.rules.generated_key
 
     def check_header(self) -> None:
         for file in self.files():
-            read_header(file)
+            read_header(file, self.rules)
 
     def ids_taken(self, wanted: Collection[int]) -> list[int]:
         taken: set[int] = set()
         for file in self.files():
-            taken.update(scan_ids(file, wanted)[1])
+            taken.update(scan_ids(file, wanted, self.key)[1])
         return sorted(taken)
+
+    def _largest_of(self, records: pd.DataFrame) -> dict[str, int]:
+        """The catalog fact an append leaves: the largest id it holds (nothing with no generated key)."""
+        if self.rules.generated_key is None:
+            return {}
+        return {"largest_id": int(records[self.key].max())}
 
     def files(self) -> list[Path]:
         raise NotImplementedError
@@ -99,13 +113,15 @@ class SingleFile(_Layout):
         return self.catalog.facts(self.path, self.pointer_md5)
 
     def largest_id(self) -> int:
-        return self.catalog.largest_id(self.path, self.facts().md5)
+        return self.catalog.largest_id(self.path, self.facts().md5, self.key)
 
     def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
         base = self.facts()
-        largest = max(self.catalog.largest_id(self.path, base.md5), int(records[ID_COLUMN].max()))
+        largest = self._largest_of(records)
+        if largest:
+            largest["largest_id"] = max(self.catalog.largest_id(self.path, base.md5, self.key), largest["largest_id"])
         facts = append_records(self.path, records, base_rows=base.rows)
-        self.catalog.remember(facts.md5, rows=facts.rows, largest_id=largest)
+        self.catalog.remember(facts.md5, rows=facts.rows, **largest)
         return Appended(facts, facts.md5)
 
     def written(self, md5: str) -> WrittenFile | None:
@@ -127,7 +143,10 @@ class Partitioned(_Layout):
 
     def largest_id(self) -> int:
         parts = self.part_facts()
-        return max((self.catalog.largest_id(self.path / name, facts.md5) for name, facts in parts.items()), default=0)
+        key = self.key
+        return max(
+            (self.catalog.largest_id(self.path / name, facts.md5, key) for name, facts in parts.items()), default=0
+        )
 
     def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
         new_part = part_name(part_number(self.files()[-1]) + 1)
@@ -137,7 +156,7 @@ class Partitioned(_Layout):
             pass
         parts = self.part_facts()
         if new_part in parts:  # not merged away: its largest id is the change's
-            self.catalog.remember(parts[new_part].md5, largest_id=int(records[ID_COLUMN].max()))
+            self.catalog.remember(parts[new_part].md5, **self._largest_of(records))
         return Appended(_directory_facts(parts), parts[max(parts)].md5)
 
     def written(self, md5: str) -> WrittenFile | None:
@@ -153,10 +172,14 @@ def _directory_facts(parts: dict[str, FileFacts]) -> FileFacts:
 
 
 def for_layout(
-    layout: Layout, path: Path, catalog: FileCatalog | None = None, pointer_md5: str | None = None
+    layout: Layout,
+    path: Path,
+    catalog: FileCatalog | None = None,
+    pointer_md5: str | None = None,
+    rules: DatasetRules | None = None,
 ) -> DatasetLayout:
     kind = SingleFile if layout is Layout.SINGLE_FILE else Partitioned
-    return kind(path, catalog or FileCatalog.unremembered(), pointer_md5)
+    return kind(path, catalog or FileCatalog.unremembered(), pointer_md5, rules or employee_rules())
 
 
 def found_at(path: Path) -> DatasetLayout:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared_tasks.project.settings import Settings
 from shared_tasks.validation.field_values import FORMULA, FORMULA_PREFIXES, Bounds, IntegerReader
 from shared_tasks.validation.table_schema import TableSchema, load_table_schema
 
@@ -138,6 +139,12 @@ class DatasetRules:
         ):
             key = self.generated_key
             raise ValueError(f"{self.table.source}: the generated key {key!r} is not its integer primaryKey")
+        if self.generated_key is not None and not self.table.field(self.generated_key).int64:
+            key = self.generated_key
+            raise ValueError(
+                f"{self.table.source}: the generated key {key!r} needs a minimum and a maximum within 64-bit integers"
+                " (e.g. minimum 1, maximum 9007199254740991)"
+            )
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -149,6 +156,28 @@ class DatasetRules:
 @functools.cache
 def employee_rules() -> DatasetRules:
     return DatasetRules(load_table_schema(SCHEMA_FILE), generated_key=ID_COLUMN)
+
+
+def rules_of(settings: Settings) -> DatasetRules:
+    """The rules of the pipeline the settings run: a declared pipeline's schema file and generated
+    key, or the built-in employee dataset's."""
+    if not settings.is_declared:
+        return employee_rules()
+    declared = settings.declared()
+    path = declared.schema_path
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        raise ValueError(f"pipeline {declared.name!r}: its schema file {path} does not exist") from None
+    return _declared_rules(path, stamp, declared.output.generated_key, declared.name)
+
+
+@functools.lru_cache(maxsize=16)
+def _declared_rules(path: Path, _stamp: int, generated_key: str | None, pipeline: str) -> DatasetRules:
+    try:
+        return DatasetRules(load_table_schema(path), generated_key=generated_key)
+    except ValueError as error:
+        raise ValueError(f"pipeline {pipeline!r}: {error}") from None
 
 
 def columns_of(table: TableSchema) -> tuple[Column, ...]:

@@ -21,6 +21,7 @@ from shared_tasks.project.redact import Redactor
 from shared_tasks.project.settings import Settings
 from shared_tasks.storage.layout import for_layout
 from shared_tasks.storage.pointer import Pointer
+from shared_tasks.validation.schema import rules_of
 from shared_tasks.validation.validate import DataValidationError
 from shared_tasks.versioning.backends import backends_in_use
 from shared_tasks.versioning.gitops import GitAuthError, GitError
@@ -169,7 +170,7 @@ def _verify_in(
     problems: list[str] = []
     try:
         backends.dvc(settings, repo, mirror.redact, cache_dir=scratch / "cache").pull()
-        dataset = for_layout(settings.layout, repo / settings.data_relpath)
+        dataset = for_layout(settings.layout, repo / settings.data_relpath, rules=rules_of(settings))
         facts = dataset.facts()
         actual_md5, actual_size, actual_rows = facts.md5, facts.size, facts.rows
         dataset.check_header()
@@ -178,7 +179,7 @@ def _verify_in(
                 validate_dataset,  # numpy and polars only where a dataset is read
             )
 
-            validate_dataset(dataset.files(), validated_as, spill_dir=scratch)
+            validate_dataset(dataset.files(), validated_as, spill_dir=scratch, rules=rules_of(settings))
     except (GitError, RuntimeError, DataValidationError) as error:
         problems.append(str(error))
     if actual_md5 is not None and actual_md5 != pointer.md5:

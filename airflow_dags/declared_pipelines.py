@@ -1,0 +1,106 @@
+"""One DAG per pipeline a team declares in its project file (PIPELINE_PROJECT_FILE).
+
+Each DAG is the pipeline's steps as TaskFlow tasks, derived from the project file alone: parse time
+imports none of the team's code, and its run parameters become the trigger form's Params,
+validated by Airflow before a run starts and by the steps again. The version is announced on the
+pipeline's own Asset. Every task runs in Airflow here; cutting a declared step over to Dagster
+comes with the declared asset graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, get_current_context, task
+
+from airflow_dags.pods import executor_config
+from airflow_dags.version_watcher import announcement
+from shared_tasks.project.declared import DeclaredPipeline, ParamSpec, load_project
+from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
+from shared_tasks.project.settings import OrchestrationSettings
+
+ORCHESTRATOR = "airflow"
+
+orchestration = OrchestrationSettings()
+
+
+def trigger_param(name: str, spec: ParamSpec) -> Param:
+    schema: dict[str, Any] = {"type": spec.type, "title": name}
+    schema.update(
+        {key: value for key, value in (("minimum", spec.minimum), ("maximum", spec.maximum)) if value is not None}
+    )
+    return Param(spec.default, description=spec.description or None, **schema)
+
+
+def pipeline_asset(pipeline: DeclaredPipeline) -> Asset:
+    where = (
+        orchestration.dvc_remote_url.rstrip("/")
+        if orchestration.dvc_remote_url
+        else f"dvc://{orchestration.dvc_remote}"
+    )
+    return Asset(name=pipeline.names.airflow_asset, uri=f"{where}/{pipeline.dataset}")
+
+
+def step_callable(pipeline: DeclaredPipeline, step: StepSpec, asset: Asset) -> Callable[[], dict[str, Any]]:
+    """The task body of one step: the pipeline's settings, Airflow's run id and params, one shared call."""
+
+    def run_step() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from shared_tasks.project.settings import load_settings
+
+        context = get_current_context()
+        params = {name: context["params"][name] for name in pipeline.params}
+        inputs = StepInputs(orchestrator=ORCHESTRATOR, runner=ORCHESTRATOR, params=params)
+        try:
+            record = step.run(load_settings(pipeline=pipeline.name), str(context["run_id"]), inputs).to_dict()
+        except ValueError as error:  # bad input, settings or step definition: no retry heals it
+            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+        if step.publishes:
+            context["outlet_events"][asset].extra = announcement(record)
+        return record
+
+    run_step.__name__ = run_step.__qualname__ = step.name
+    return run_step
+
+
+def pipeline_dag(pipeline: DeclaredPipeline) -> DAG:
+    names = pipeline.names
+    asset = pipeline_asset(pipeline)
+    with DAG(
+        dag_id=names.dag_id,
+        description=pipeline.description or f"The declared pipeline {pipeline.name}",
+        schedule=orchestration.schedule,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=[names.dag_tag],
+        params={name: trigger_param(name, spec) for name, spec in pipeline.params.items()},
+        default_args={
+            "retries": orchestration.step_retries,
+            "retry_delay": timedelta(seconds=orchestration.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(seconds=orchestration.retry_delay_max_seconds),
+        },
+        doc_md=__doc__,
+    ) as dag:
+        tasks: dict[str, Any] = {}
+        for step in declared_steps(pipeline):
+            made = task(
+                task_id=step.name,
+                doc_md=step.description,
+                executor_config=executor_config(),
+                outlets=[asset] if step.publishes else [],
+            )(step_callable(pipeline, step, asset))()
+            for upstream in step.upstream:
+                tasks[upstream] >> made
+            tasks[step.name] = made
+    return dag
+
+
+# A bad project file fails this import, naming the file and the field (Airflow shows it as an import error).
+if orchestration.project_file is not None:
+    for declared in load_project(orchestration.project_file).pipelines:
+        globals()[declared.names.dag_id] = pipeline_dag(declared)

@@ -1,0 +1,319 @@
+"""A pipeline a team declares: its project file, its schema, its own steps, append with a generated key.
+
+The project is written by the test into a folder outside the product's source (tests/team_project.py),
+and runs through the product's steps with the local backends (a real bare Git origin, DVC's remote
+a folder). What a run published is read back from the origin and the remote.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shared_tasks.project.declared import ProjectFileError, load_project
+from shared_tasks.project.pipeline import StepInputs, pipeline_steps, run_pipeline
+from shared_tasks.project.settings import Layout, Settings, load_settings
+from shared_tasks.run.steps import pull_data, push_data, run_declared_step
+from shared_tasks.run.team_steps import StepDefinitionError
+from shared_tasks.run.workspace import WorkspaceError
+from shared_tasks.storage.layout import read_dataset
+from shared_tasks.validation.schema import DataValidationError
+from shared_tasks.versioning.backends import LocalBackends, using_backends
+from shared_tasks.versioning.history import history, verify
+from tests.conftest import DVC_INIT_FILES, git
+from tests.team_project import SEED_ROWS, seed_origin, write_project
+
+
+class TeamRepo:
+    def __init__(self, settings: Settings, origin: Path, project_dir: Path, package: str) -> None:
+        self.settings, self.origin, self.project_dir, self.package = settings, origin, project_dir, package
+
+    def calls(self) -> list[str]:
+        module = sys.modules.get(f"{self.package}.steps")
+        return list(module.CALLS) if module is not None else []
+
+    def head_data(self, tmp: Path) -> pd.DataFrame:
+        tmp.mkdir(parents=True, exist_ok=True)
+        clone = tmp / f"read-{len(list(tmp.iterdir()))}"
+        git(tmp, "clone", "--quiet", self.origin.as_uri(), str(clone))
+        from shared_tasks.project.redact import Redactor
+        from shared_tasks.versioning.local_dvc import LocalDvc
+
+        LocalDvc(self.settings, clone, Redactor(), self.origin.parent / "remote", cache_dir=tmp / "cache").pull()
+        return read_dataset(clone / self.settings.data_relpath)
+
+
+_packages = iter(range(10_000))
+
+
+@pytest.fixture(params=[Layout.SINGLE_FILE, Layout.PARTITIONED], ids=lambda layout: layout.value)
+def team(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TeamRepo]:
+    layout: Layout = request.param
+    package = f"readings_team_{next(_packages)}_{layout.name.lower()}"  # a module of its own per test
+    project_file = write_project(tmp_path / "team-project", layout, package)
+    remote_root = tmp_path / "remote"
+    base = Settings(git_url="file:///unused", work_root=tmp_path / "work", project_file=project_file)
+    settings = base.for_pipeline(None)
+    origin = seed_origin(tmp_path, settings, remote_root, DVC_INIT_FILES)
+    settings = settings.model_copy(update={"git_url": origin.as_uri()})
+    with using_backends(LocalBackends(remote_root)):
+        yield TeamRepo(settings, origin, project_file.parent, package)
+    sys.modules.pop(f"{package}.steps", None)
+
+
+def test_a_declared_pipeline_runs_its_steps_and_publishes_one_version_with_generated_keys(
+    team: TeamRepo, tmp_path: Path
+) -> None:
+    steps = [step.name for step in pipeline_steps(team.settings)]
+    assert steps == ["pull_data", "collect", "clean", "push_data"]
+    version = run_pipeline(team.settings, "manual__team-1", params={"readings": 4})
+    assert (version.rows, version.rows_added) == (SEED_ROWS + 4, 4)
+    assert team.calls() == ["collect", "clean"]
+    data = team.head_data(tmp_path / "reads")
+    assert list(data["Reading ID"]) == list(range(1, SEED_ROWS + 5)), "ids assigned largest + 1, + 2, ..."
+    added = data.tail(4)
+    assert set(added["note"]) == {"ok"} and all(round(v, 1) == v for v in added["celsius"]), "clean's output"
+    newest = history(team.settings)[0]
+    assert newest.run_id == "manual__team-1" and newest.commit == version.commit
+    assert newest.steps_by == {"pull_data": "direct", "collect": "direct", "clean": "direct", "push_data": "direct"}
+    assert verify(team.settings, version.commit, validate=True).ok
+
+
+def test_a_retried_step_that_finished_is_not_run_again_and_an_unfinished_one_makes_the_same_rows(
+    team: TeamRepo,
+) -> None:
+    run = "manual__team-retry"
+    pull_data(team.settings, run)
+    first = run_declared_step(team.settings, run, "collect", {"readings": 5})
+    again = run_declared_step(team.settings, run, "collect", {"readings": 5})
+    assert team.calls() == ["collect"], "the kept output answered the retry"
+    assert again.already_done and again.md5 == first.md5 and again.rows == 5
+    # The output lost (a step killed before it recorded it): the retry computes the same rows.
+    output = team.settings.work_root
+    kept = next(output.rglob("outputs/collect.parquet"))
+    kept.unlink()
+    remade = run_declared_step(team.settings, run, "collect", {"readings": 5})
+    assert team.calls() == ["collect", "collect"] and remade.md5 == first.md5 and not remade.already_done
+
+
+def test_the_parameters_are_checked_before_any_step_works(team: TeamRepo) -> None:
+    run = "manual__team-params"
+    pull_data(team.settings, run)
+    for given, named in [
+        ({"readings": 0}, "below its minimum 1"),
+        ({"readings": 501}, "above its maximum 500"),
+        ({"readings": "7"}, "must be an integer"),
+        ({"rows": 3}, "has no parameter 'rows'"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            run_declared_step(team.settings, run, "collect", given)
+    assert team.calls() == [], "no step ran with a bad parameter"
+    run_declared_step(team.settings, run, "collect", {"readings": 2})
+    with pytest.raises(WorkspaceError, match="already runs with parameters"):
+        run_declared_step(team.settings, run, "clean", {"readings": 3})
+
+
+def test_an_output_that_breaks_the_schema_is_refused_naming_line_column_and_value_and_nothing_is_published(
+    team: TeamRepo,
+) -> None:
+    before = git(team.origin, "rev-parse", "main")
+    run = "manual__team-bad"
+    pull_data(team.settings, run)
+    run_declared_step(team.settings, run, "collect", {"readings": 3, "note": "x" * 41})
+    run_declared_step(team.settings, run, "clean", {"readings": 3, "note": "x" * 41})
+    with pytest.raises(DataValidationError) as refused:
+        push_data(team.settings, run)
+    text = str(refused.value)
+    assert "line 2" in text and "'note'" in text and "x" * 20 in text, text
+    assert git(team.origin, "rev-parse", "main") == before
+
+
+def test_a_run_that_lost_the_publish_race_reapplies_its_output_on_the_new_head(team: TeamRepo, tmp_path: Path) -> None:
+    slow, fast = "manual__team-slow", "manual__team-fast"
+    pull_data(team.settings, slow)
+    for step in ("collect", "clean"):
+        run_declared_step(team.settings, slow, step, {"readings": 3})
+    run_pipeline(team.settings, fast, params={"readings": 2})  # publishes while the slow run waits
+    fast_commit = git(team.origin, "rev-parse", "main")
+    version = push_data(team.settings, slow)
+    assert git(team.origin, "rev-parse", f"{version.commit}^") == fast_commit, "built on the head it did not pull"
+    assert (version.rows, version.rows_added) == (SEED_ROWS + 5, 3)
+    data = team.head_data(tmp_path / "reads")
+    assert data["Reading ID"].is_unique and len(data) == SEED_ROWS + 5
+    assert [v.run_id for v in history(team.settings)[:2]] == [slow, fast]
+
+
+def test_a_step_whose_function_does_not_match_its_declared_inputs_is_refused_naming_both(team: TeamRepo) -> None:
+    project_file = team.project_dir / "dataset-pipeline.toml"
+    text = project_file.read_text().replace('inputs = ["collect", "dataset"]', 'inputs = ["collect"]')
+    project_file.write_text(text)
+    run = "manual__team-signature"
+    pull_data(team.settings, run)
+    run_declared_step(team.settings, run, "collect", {})
+    with pytest.raises(StepDefinitionError, match=r"takes \(collect, dataset\).*declares inputs \(collect\)"):
+        run_declared_step(team.settings, run, "clean", {})
+
+
+def test_settings_from_the_environment_take_the_pipelines_dataset_and_layout(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
+    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
+    loaded = load_settings()
+    assert (loaded.dataset_path, loaded.layout, loaded.pipeline_name) == (
+        "data/readings.csv",
+        team.settings.layout,
+        "readings",
+    )
+    with pytest.raises(ProjectFileError, match="declares no pipeline 'ledger'"):
+        load_settings(pipeline="ledger")
+    spec = next(step for step in pipeline_steps(loaded) if step.name == "collect")
+    record = None
+    pull_data(loaded, "manual__team-env")
+    record = spec.run(loaded, "manual__team-env", StepInputs(params={"readings": 1}))
+    assert record.timing is not None and getattr(record, "rows", None) == 1
+
+
+# --- project files a team could get wrong: every one refused naming the field -------------------
+
+GOOD = """
+[[pipeline]]
+name = "ledger"
+dataset = "data/ledger.csv"
+schema = "ledger.schema.json"
+[[pipeline.steps]]
+name = "collect"
+function = "ledger.steps:collect"
+"""
+
+BAD_PROJECT_FILES = {
+    "not TOML": ("[[pipeline]\n", "not valid TOML"),
+    "no pipeline": ("[other]\nx = 1\n", "declares no pipeline"),
+    "bad name": (GOOD.replace('name = "ledger"', 'name = "2ledger"'), "field name: pipeline name '2ledger' refused"),
+    "absolute dataset": (GOOD.replace('"data/ledger.csv"', '"/etc/ledger.csv"'), "field dataset"),
+    "climbing dataset": (GOOD.replace('"data/ledger.csv"', '"../ledger.csv"'), "field dataset"),
+    "not a csv": (GOOD.replace('"data/ledger.csv"', '"data/ledger.parquet"'), "field dataset"),
+    "unknown layout": (GOOD.replace("schema =", 'layout = "sharded"\nschema ='), "field layout"),
+    "no steps": (GOOD.split("[[pipeline.steps]]")[0], "field steps"),
+    "typo": (GOOD.replace("schema =", 'shema = "x"\nschema ='), "field shema: not a field the product knows"),
+    "bad function path": (GOOD.replace("ledger.steps:collect", "ledger.steps.collect"), "field steps[0].function"),
+    "reserved step name": (GOOD.replace('name = "collect"', 'name = "push_data"'), "taken by the product"),
+    "upper-case step name": (GOOD.replace('name = "collect"', 'name = "Collect"'), "field steps[0].name"),
+    "unknown input": (GOOD + 'inputs = ["clean"]\n', "takes 'clean', which is neither"),
+    "step twice": (GOOD + '[[pipeline.steps]]\nname = "collect"\nfunction = "a:b"\n', "declared twice"),
+    "unknown output step": (GOOD + '[pipeline.output]\nstep = "clean"\n', "output step 'clean'"),
+    "unknown strategy": (GOOD + '[pipeline.output]\nstrategy = "upsert"\n', "field output.strategy"),
+    "key with replace": (GOOD + '[pipeline.output]\nstrategy = "replace"\ngenerated_key = "id"\n', "append"),
+    "param of wrong default": (GOOD + '[pipeline.params.n]\ntype = "integer"\ndefault = "3"\n', "field params.n"),
+    "param bounds reversed": (
+        GOOD + '[pipeline.params.n]\ntype = "integer"\ndefault = 3\nminimum = 5\nmaximum = 1\n',
+        "field params.n",
+    ),
+    "param default out of bounds": (
+        GOOD + '[pipeline.params.n]\ntype = "integer"\ndefault = 9\nmaximum = 5\n',
+        "above its maximum 5",
+    ),
+    "param bounds on a string": (
+        GOOD + '[pipeline.params.n]\ntype = "string"\ndefault = "a"\nminimum = 1\n',
+        "apply to integer and number",
+    ),
+    "pipeline twice": (GOOD + GOOD.replace("data/ledger.csv", "data/other.csv"), "pipeline 'ledger' is declared twice"),
+    "one dataset twice": (GOOD + GOOD.replace('name = "ledger"', 'name = "other"'), "the same dataset"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROJECT_FILES))
+def test_a_bad_project_file_is_refused_naming_the_field(case: str, tmp_path: Path) -> None:
+    text, named = BAD_PROJECT_FILES[case]
+    path = tmp_path / "dataset-pipeline.toml"
+    path.write_text(text)
+    with pytest.raises(ProjectFileError) as refused:
+        load_project(path)
+    assert named in str(refused.value) and str(path) in str(refused.value), str(refused.value)
+
+
+def test_the_same_declaration_reads_from_a_pyproject_table(tmp_path: Path) -> None:
+    standalone = tmp_path / "dataset-pipeline.toml"
+    standalone.write_text(GOOD)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "ledger"\n' + GOOD.replace("[[pipeline", "[[tool.dataset-pipeline.pipeline")
+    )
+    from_pyproject, from_file = load_project(pyproject).pipeline(), load_project(standalone).pipeline()
+    assert from_pyproject == from_file and from_file.name == "ledger"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(ProjectFileError, match=r"no \[tool.dataset-pipeline\] table"):
+        load_project(tmp_path / "empty" / "pyproject.toml")
+
+
+def test_an_invalid_schema_file_is_refused_naming_the_pipeline_and_the_field(team: TeamRepo) -> None:
+    schema = team.project_dir / "schemas" / "readings.schema.json"
+    schema.write_text(schema.read_text().replace('"type": "date"', '"type": "calendar-day"'))
+    with pytest.raises(ValueError, match=r"(?s)pipeline 'readings'.*field 'day'.*unknown type 'calendar-day'"):
+        pull_data(team.settings, "manual__team-schema")
+
+
+def test_loading_the_project_imports_none_of_the_teams_code(team: TeamRepo) -> None:
+    for step in pipeline_steps(team.settings):
+        assert step.name in ("pull_data", "push_data") or step.declared
+    assert f"{team.package}.steps" not in sys.modules
+
+
+def test_the_cli_runs_a_declared_pipeline_with_its_parameters_and_refuses_bad_ones(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dataset_pipeline.cli import app
+
+    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
+    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
+    runner = CliRunner()
+    before = git(team.origin, "rev-parse", "main")
+    for bad, named in [
+        ("readings=0", "below its minimum 1"),
+        ("rows=2", "has no parameter 'rows'"),
+        ("x", "NAME=VALUE"),
+    ]:
+        refused = runner.invoke(app, ["run", "--param", bad])
+        assert refused.exit_code == 1 and named in refused.output, refused.output
+    assert git(team.origin, "rev-parse", "main") == before and team.calls() == []
+    done = runner.invoke(app, ["run", "--param", "readings=2", "--param", "note=from the cli", "--json"])
+    assert done.exit_code == 0, done.output
+    version = json.loads(done.stdout[done.stdout.index("{") :])
+    assert (version["rows_added"], version["rows"]) == (2, SEED_ROWS + 2)
+    assert history(team.settings)[0].commit == version["commit"] != before
+
+
+def test_airflow_gets_one_dag_per_declared_pipeline_with_its_steps_edges_and_params(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from tests.test_airflow_dag import load_dag
+
+    load_dag(monkeypatch, tmp_path, PIPELINE_PROJECT_FILE=str(team.settings.project_file))  # a fresh import
+    dag = importlib.import_module("airflow_dags.declared_pipelines").readings_pipeline
+    steps = pipeline_steps(team.settings)
+    assert [task.task_id for task in dag.topological_sort()] == [step.name for step in steps]
+    for step in steps:
+        assert dag.get_task(step.name).upstream_task_ids == set(step.upstream)
+    assert [outlet.name for outlet in dag.get_task("push_data").outlets] == ["readings"]
+    params = ParamsDict(dag.params)
+    assert params["readings"] == 3 and params["note"] == "ok"
+    with pytest.raises(ParamValidationError, match="maximum"):
+        params["readings"] = 501
+        params.validate()
+    assert f"{team.package}.steps" not in sys.modules, "parsing imported none of the team's code"
