@@ -40,13 +40,13 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
     def run_step() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from shared_tasks.project.settings import load_settings
+        from shared_tasks.project.settings import load_builtin_settings
 
         context = get_current_context()
         records = int(context["params"]["records"])
         inputs = StepInputs(records=records, orchestrator=ORCHESTRATOR, runner=ORCHESTRATOR)
         try:
-            record = step.run(load_settings(), str(context["run_id"]), inputs).to_dict()
+            record = step.run(load_builtin_settings(), str(context["run_id"]), inputs).to_dict()
         except ValueError as error:  # bad input or settings (DataValidationError too): no retry heals it
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
         if step.publishes:

@@ -3,8 +3,8 @@
 Each DAG is the pipeline's steps as TaskFlow tasks, derived from the project file alone: parse time
 imports none of the team's code, and its run parameters become the trigger form's Params,
 validated by Airflow before a run starts and by the steps again. The version is announced on the
-pipeline's own Asset. Every task runs in Airflow here; cutting a declared step over to Dagster
-comes with the declared asset graph.
+pipeline's own Asset. Every task runs in Airflow here: cutting a declared step over to Dagster
+is still to come.
 """
 
 from __future__ import annotations

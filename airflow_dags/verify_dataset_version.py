@@ -35,10 +35,10 @@ def verdict(verify: Any, settings: Any, commit: str) -> dict[str, Any]:
 def verify_new_versions() -> list[dict[str, Any]]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from shared_tasks.project.settings import load_settings
+    from shared_tasks.project.settings import load_builtin_settings
     from shared_tasks.versioning.history import verify
 
-    settings = load_settings()
+    settings = load_builtin_settings()
     context = get_current_context()
     state = context["asset_state_store"][dataset_asset]
     pending = every_new_version(state, NAMES.verify_dag_id, context["triggering_asset_events"])

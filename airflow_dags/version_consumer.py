@@ -87,10 +87,10 @@ def every_new_version(
     """
     key = watermark_key(consumer)
     if versions is None:
-        from shared_tasks.project.settings import load_settings
+        from shared_tasks.project.settings import load_builtin_settings
         from shared_tasks.versioning.history import history
 
-        versions = history(load_settings())
+        versions = history(load_builtin_settings())
     stored = state.get(key)
     for version in pending_versions(
         versions, str(stored) if stored else None, announced_commits(triggering_asset_events)

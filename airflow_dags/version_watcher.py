@@ -79,10 +79,10 @@ class NewVersionTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(ANNOUNCED_COMMIT_KEY, commit)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from shared_tasks.project.settings import load_settings
+        from shared_tasks.project.settings import load_builtin_settings
         from shared_tasks.versioning.history import history
 
-        settings = load_settings()
+        settings = load_builtin_settings()
         while True:
             try:
                 versions = await asyncio.to_thread(history, settings)

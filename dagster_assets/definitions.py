@@ -11,6 +11,7 @@ import dagster as dg
 
 from dagster_assets.assets import changed_dataset, dataset_head, published_dataset, pulled_dataset
 from dagster_assets.checks import CHECKS
+from dagster_assets.declared_pipelines import DeclaredPipelineSettings, declared_definitions
 from dagster_assets.k8s import k8s_executor_config
 from dagster_assets.peering import airflow_runs_sensor
 from dagster_assets.resources import RESOURCES, DagsterSettings
@@ -71,10 +72,13 @@ observe_dataset_head = dg.define_asset_job(
     description="Report the version at the branch head, whoever published it",
 )
 
+# The pipelines a team declares in its project file, beside the built-in one.
+DECLARED_ASSETS, DECLARED_JOBS = declared_definitions()
+
 defs = dg.Definitions(
-    assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset],
+    assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset, *DECLARED_ASSETS],
     asset_checks=CHECKS,
-    jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head],
+    jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED_JOBS],
     schedules=[
         *pipeline_schedules(),
         dg.ScheduleDefinition(
@@ -85,6 +89,6 @@ defs = dg.Definitions(
         ),
     ],
     sensors=[airflow_runs_sensor(published_dataset_checks, DagsterSettings().peer_interval_seconds)],
-    resources=RESOURCES,
+    resources={**RESOURCES, "declared_settings": DeclaredPipelineSettings()},
     executor=step_executor(),
 )

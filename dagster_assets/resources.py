@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared_tasks.project.settings import ENV_PREFIX, Settings, load_settings
+from shared_tasks.project.settings import ENV_PREFIX, Settings, load_builtin_settings
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -24,7 +24,7 @@ class PipelineSettings(dg.ConfigurableResource):
     """
 
     def load(self) -> Settings:
-        return load_settings()
+        return load_builtin_settings()
 
 
 class NoStoredOutputs(dg.ConfigurableIOManager):

@@ -29,8 +29,9 @@ from tests.team_project import SEED_ROWS, seed_origin, write_project
 
 
 class TeamRepo:
-    def __init__(self, settings: Settings, origin: Path, project_dir: Path, package: str) -> None:
-        self.settings, self.origin, self.project_dir, self.package = settings, origin, project_dir, package
+    def __init__(self, settings: Settings, origin: Path, remote_root: Path, project_dir: Path, package: str) -> None:
+        self.settings, self.origin, self.remote_root = settings, origin, remote_root
+        self.project_dir, self.package = project_dir, package
 
     def calls(self) -> list[str]:
         module = sys.modules.get(f"{self.package}.steps")
@@ -43,7 +44,7 @@ class TeamRepo:
         from shared_tasks.project.redact import Redactor
         from shared_tasks.versioning.local_dvc import LocalDvc
 
-        LocalDvc(self.settings, clone, Redactor(), self.origin.parent / "remote", cache_dir=tmp / "cache").pull()
+        LocalDvc(self.settings, clone, Redactor(), self.remote_root, cache_dir=tmp / "cache").pull()
         return read_dataset(clone / self.settings.data_relpath)
 
 
@@ -58,10 +59,10 @@ def team(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TeamRepo]:
     remote_root = tmp_path / "remote"
     base = Settings(git_url="file:///unused", work_root=tmp_path / "work", project_file=project_file)
     settings = base.for_pipeline(None)
-    origin = seed_origin(tmp_path, settings, remote_root, DVC_INIT_FILES)
+    origin = seed_origin(tmp_path / "team-origin", settings, remote_root, DVC_INIT_FILES)
     settings = settings.model_copy(update={"git_url": origin.as_uri()})
     with using_backends(LocalBackends(remote_root)):
-        yield TeamRepo(settings, origin, project_file.parent, package)
+        yield TeamRepo(settings, origin, remote_root, project_file.parent, package)
     sys.modules.pop(f"{package}.steps", None)
 
 
@@ -317,3 +318,123 @@ def test_airflow_gets_one_dag_per_declared_pipeline_with_its_steps_edges_and_par
         params["readings"] = 501
         params.validate()
     assert f"{team.package}.steps" not in sys.modules, "parsing imported none of the team's code"
+
+
+# --- Dagster: the pipeline's asset group and job, materialized in-process ------------------------
+
+
+def _team_env(team: TeamRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
+    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
+
+
+def test_dagster_materializes_the_declared_pipeline_as_one_version_under_its_own_asset_keys(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from dagster_assets.declared_pipelines import DeclaredPipelineSettings, pipeline_definitions
+    from dagster_assets.resources import NoStoredOutputs
+
+    _team_env(team, monkeypatch)
+    assets, job = pipeline_definitions(team.settings.declared())
+    assert job.name == "readings_pipeline"
+    keys = [asset.key.path for asset in assets]
+    assert keys == [
+        ["readings", "pulled_dataset"],
+        ["readings", "collect"],
+        ["readings", "clean"],
+        ["readings", "published_dataset"],
+    ]
+    resources = {"declared_settings": DeclaredPipelineSettings(), "io_manager": NoStoredOutputs()}
+    before = git(team.origin, "rev-parse", "main")
+    refused = dg.materialize(
+        assets,
+        resources=resources,
+        run_config={"ops": {"readings__pulled_dataset": {"config": {"readings": 501}}}},
+        raise_on_error=False,
+    )
+    assert not refused.success and git(team.origin, "rev-parse", "main") == before and team.calls() == []
+    result = dg.materialize(
+        assets, resources=resources, run_config={"ops": {"readings__pulled_dataset": {"config": {"readings": 6}}}}
+    )
+    assert result.success
+    published = result.asset_materializations_for_node("readings__published_dataset")[0]
+    claims = {key: entry.value for key, entry in published.metadata.items()}
+    assert (claims["rows"], claims["rows_added"]) == (SEED_ROWS + 6, 6)
+    newest = history(team.settings)[0]
+    assert newest.commit == claims["commit"] and newest.orchestrator == "dagster" and newest.run_id == result.run_id
+    assert newest.steps_by == {"pull_data": "dagster", "collect": "dagster", "clean": "dagster", "push_data": "dagster"}
+    assert team.calls() == ["collect", "clean"]
+    assert len(team.head_data(tmp_path / "reads")) == SEED_ROWS + 6
+
+
+def test_airflow_tasks_and_edges_equal_dagster_assets_and_dependencies_for_a_declared_pipeline(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    from dagster_assets.declared_pipelines import pipeline_definitions
+    from tests.test_airflow_dag import load_dag
+
+    load_dag(monkeypatch, tmp_path, PIPELINE_PROJECT_FILE=str(team.settings.project_file))
+    dag = importlib.import_module("airflow_dags.declared_pipelines").readings_pipeline
+    airflow = {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+    assets, _ = pipeline_definitions(team.settings.declared())
+    step_of = {step.output: step.name for step in pipeline_steps(team.settings)}
+    dagster = {}
+    for asset in assets:
+        upstream = {step_of[key.path[-1]] for key in asset.asset_deps[asset.key]}
+        dagster[step_of[asset.key.path[-1]]] = upstream
+    assert airflow == dagster and len(airflow) == 4
+
+
+def test_the_builtin_pipeline_keeps_its_own_settings_beside_a_project_file(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared_tasks.project.settings import load_builtin_settings
+    from shared_tasks.validation.schema import ID_COLUMN, rules_of
+
+    _team_env(team, monkeypatch)
+    assert load_settings().dataset_path == "data/readings.csv"
+    builtin = load_builtin_settings()
+    assert (builtin.dataset_path, builtin.is_declared) == ("data/employee_attrition.csv", False)
+    assert rules_of(builtin).generated_key == ID_COLUMN and rules_of(load_settings()).generated_key == "Reading ID"
+
+
+@pytest.mark.slow  # an Airflow and a Dagster process of their own
+def test_both_orchestrators_load_a_declared_pipeline_with_their_own_loaders(
+    team: TeamRepo, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Airflow's DagBag and `dagster definitions validate`, each in a process of its own."""
+    from tests.airflow_support import airflow_env
+    from tests.conftest import REPO_ROOT
+    from tests.test_dagster_defs import dagster_cli
+
+    project = {"PIPELINE_PROJECT_FILE": str(team.settings.project_file)}
+    script = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(REPO_ROOT / 'airflow_dags')!r})\n"
+        "print(sorted(bag.dag_ids), bag.import_errors)\n"
+    )
+    env = {**airflow_env(tmp_path / "airflow-home"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **project}
+    import subprocess
+
+    parsed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert "'readings_pipeline'" in parsed.stdout and parsed.stdout.strip().endswith("{}"), parsed.stdout
+    validated = dagster_cli(
+        "definitions",
+        "validate",
+        "-m",
+        "dagster_assets.definitions",
+        env={**settings_env, "DAGSTER_HOME": str(tmp_path), **project},
+        cwd=REPO_ROOT,
+    )
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    broken = team.settings.project_file
+    assert broken is not None
+    broken.write_text(broken.read_text().replace('name = "clean"', 'name = "Clean"'))
+    refused = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert "steps[1].name" in refused.stdout, "Airflow shows the bad project file as an import error naming the field"

@@ -202,6 +202,12 @@ def load_settings(env_file: str | Path | None = None, pipeline: str | None = Non
     return settings.for_pipeline(pipeline or settings.pipeline_name)
 
 
+def load_builtin_settings() -> Settings:
+    """The built-in (employee) pipeline's settings, whatever project file is set: its DAG and assets
+    run beside a team's declared pipelines, on the dataset the environment names."""
+    return Settings().model_copy(update={"project_file": None, "pipeline_name": None})
+
+
 class OrchestrationSettings(BaseSettings):
     """What the orchestrators read when they load their definitions.
 
