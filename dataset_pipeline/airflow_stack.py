@@ -32,8 +32,11 @@ from shared_tasks.project.cutover import Cutover, read_cutover, write_cutover
 from shared_tasks.project.names import NAMES
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dataset_pipeline.outcome import RunOutcome
     from dataset_pipeline.stack import LocalStack
+    from shared_tasks.project.declared import DeclaredPipeline
 
 ADMIN_USER = "admin"
 # Dagster's login for reading Airflow's runs: a viewer, which may read runs, tasks, XComs and logs only.
@@ -170,11 +173,18 @@ class Service(ProcessService):
             "home": str(self.home),
         }
 
-    def run_via(self, records: int, run_id: str | None, console: Console) -> RunOutcome:
+    def run_via(
+        self,
+        records: int,
+        run_id: str | None,
+        console: Console,
+        pipeline: DeclaredPipeline | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> RunOutcome:
         from dataset_pipeline.airflow_runs import run_dag
 
         with self.client() as client:
-            return run_dag(self.stack, client, records, run_id, console)
+            return run_dag(self.stack, client, records, run_id, console, pipeline, params)
 
     def apply_cutover(self, cutover: Cutover, timeout: float = READY_TIMEOUT_SECONDS) -> float:
         """Write the cutover file and wait until Airflow has parsed it; the seconds that took."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -10,13 +11,14 @@ from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.process import StackError
 from orchestrator_clients.dagster_api import DagsterClient, DagsterRun, JobSelector
 from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import PIPELINE, STEPS
+from shared_tasks.project.pipeline import PIPELINE, STEPS, declared_steps
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.storage.pointer import s3_object_url
 from shared_tasks.versioning.history import history
 
 if TYPE_CHECKING:
     from dataset_pipeline.stack import LocalStack
+    from shared_tasks.project.declared import DeclaredPipeline
 
 JOB = JobSelector(NAMES.dagster_location, NAMES.dagster_job)
 # The same steps with the multiprocess executor: a process per step, as the cluster's pod per step.
@@ -33,17 +35,28 @@ def run_job(
     run_id: str | None,
     console: Console,
     job: JobSelector = JOB,
+    pipeline: DeclaredPipeline | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
-    """Launch the job (or re-execute the Dagster run `run_id`), wait, return the version."""
-    launched = launch(client, records, run_id, job)
+    """Launch the job (or re-execute the Dagster run `run_id`), wait, return the version: the built-in
+    pipeline's job adding `records`, or a declared `pipeline`'s with its `params`."""
+    published_asset = PUBLISHED_ASSET
+    if pipeline is not None:
+        names = pipeline.names
+        job = JobSelector(names.dagster_location, names.dagster_job)
+        published_asset = names.asset_key(STEPS["push_data"].output)
+        config = {"ops": {names.op_name(STEPS["pull_data"].output): {"config": dict(params or {})}}}
+        launched = client.reexecute(run_id) if run_id is not None else client.launch_run(job, run_config=config)
+    else:
+        launched = launch(client, records, run_id, job)
     console.print(f"dagster run [bold]{launched}[/bold]  {client.url}/runs/{launched}", highlight=False)
     run = wait_for_run(client, launched, console)
     launched = run.run_id  # Dagster's retry of the launched run, when its worker died and Dagster retried it
     if run.status != "SUCCESS":
         raise StackError(f"Dagster run {launched} ended {run.status}: {client.failure(launched)}")
     pipeline_run_id = run.root_run_id or run.run_id
-    claims = client.materialization_metadata(launched, PUBLISHED_ASSET)
-    for version in history(stack.settings()):
+    claims = client.materialization_metadata(launched, published_asset)
+    for version in history(stack.settings(pipeline)):
         if version.run_id == pipeline_run_id and version.md5 is not None:  # not a commit merely claiming it
             published = PublishedVersion.from_mapping(
                 {
@@ -55,7 +68,8 @@ def run_job(
                     "already_published": bool(claims.get("already_published", False)),
                 }
             )
-            return RunOutcome(published, launched, step_seconds(run), ("dagster_run_id", "orchestrator_run_id"))
+            seconds = step_seconds(run) if pipeline is None else declared_step_seconds(run, pipeline)
+            return RunOutcome(published, launched, seconds, ("dagster_run_id", "orchestrator_run_id"))
     raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
 
 
@@ -77,6 +91,16 @@ def step_seconds(run: DagsterRun) -> dict[str, float]:
         STEP_OF_OP[step.step_key]: step.end_time - step.start_time
         for step in run.step_stats
         if step.step_key in STEP_OF_OP and step.start_time and step.end_time
+    }
+
+
+def declared_step_seconds(run: DagsterRun, pipeline: DeclaredPipeline) -> dict[str, float]:
+    """As `step_seconds`, for a declared pipeline's steps."""
+    step_of_op = {pipeline.names.op_name(step.output): step.name for step in declared_steps(pipeline)}
+    return {
+        step_of_op[step.step_key]: step.end_time - step.start_time
+        for step in run.step_stats
+        if step.step_key in step_of_op and step.start_time and step.end_time
     }
 
 

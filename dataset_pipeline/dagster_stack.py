@@ -24,10 +24,13 @@ from orchestrator_clients.dagster_api import DagsterClient
 from shared_tasks.project.names import NAMES
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
     from dataset_pipeline.outcome import RunOutcome
     from dataset_pipeline.stack import LocalStack
+    from shared_tasks.project.declared import DeclaredPipeline
 
 DEFINITIONS_MODULE = "dagster_assets.definitions"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -176,10 +179,17 @@ class Service(ProcessService):
     def down(self) -> None:
         self.stop()
 
-    def run_via(self, records: int, run_id: str | None, console: Console) -> RunOutcome:
-        from dataset_pipeline.dagster_runs import run_job
+    def run_via(
+        self,
+        records: int,
+        run_id: str | None,
+        console: Console,
+        pipeline: DeclaredPipeline | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> RunOutcome:
+        from dataset_pipeline.dagster_runs import JOB, run_job
 
-        return run_job(self.stack, self.client(), records, run_id, console)
+        return run_job(self.stack, self.client(), records, run_id, console, JOB, pipeline, params)
 
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,12 @@ from shared_tasks.project.settings import ENV_PREFIX, Layout, Settings
 from shared_tasks.run.generate import SEED_DATASET_ROWS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
     from dataset_pipeline.outcome import RunOutcome
+    from shared_tasks.project.declared import DeclaredPipeline
 
 __all__ = ["LocalStack", "StackConfig", "StackError", "StackService", "parse_services"]
 
@@ -53,8 +56,16 @@ class StackService(Protocol):
         """At least {"running": bool, "url": str, "pids": {role: pid}}."""
         ...
 
-    def run_via(self, records: int, run_id: str | None, console: Console) -> RunOutcome:
-        """Run the pipeline through the orchestrator's public API, follow it, return what it published."""
+    def run_via(
+        self,
+        records: int,
+        run_id: str | None,
+        console: Console,
+        pipeline: DeclaredPipeline | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> RunOutcome:
+        """Run the pipeline (the built-in one, or a declared one with its parameters) through the
+        orchestrator's public API, follow it, return what it published."""
         ...
 
 
@@ -155,13 +166,16 @@ class LocalStack:
             **self.env(),
         }
 
-    def settings(self) -> Settings:
+    def settings(self, pipeline: DeclaredPipeline | None = None) -> Settings:
+        """The built-in pipeline's settings on this stack, or a declared pipeline's."""
         env = self.settings_env()
         return Settings(
             git_url=env[f"{ENV_PREFIX}GIT_URL"],
             work_root=Path(env[f"{ENV_PREFIX}WORK_ROOT"]),
             s3_endpoint_url=env["AWS_ENDPOINT_URL_S3"],
             layout=self.layout,
+            project_file=None if pipeline is None else pipeline.project_file,
+            pipeline_name=None if pipeline is None else pipeline.name,
         )
 
     @property
@@ -177,7 +191,9 @@ class LocalStack:
         from shared_tasks.versioning.history import settings_for_commit
         from shared_tasks.versioning.tracked_pointer import PointerProblem
 
-        probe = Settings(git_url=self.origin.as_uri(), work_root=self.root / "work", layout=self.config.layout)
+        probe = Settings(
+            git_url=self.origin.as_uri(), work_root=self.root / "work", layout=self.config.layout, project_file=None
+        )
         try:
             return settings_for_commit(probe, Git(probe, self.origin, Redactor([])), "refs/heads/main").layout
         except PointerProblem:

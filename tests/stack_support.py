@@ -12,9 +12,16 @@ import pytest
 from tests.conftest import cli, hermetic_environment
 from tests.ports import free_port
 
+# Where a stack's team project lives (its orchestrators load it; the built-in pipeline's CLI env has none).
+TEAM_PROJECT_DIR = "team-project"
 
-def _full_stack(root: Path, session_home: Path) -> Iterator[dict[str, str]]:
-    """The environment of a CLI talking to a stack of its own: S3 API, origin, Airflow and Dagster."""
+
+def _full_stack(root: Path, session_home: Path, team_project: bool = False) -> Iterator[dict[str, str]]:
+    """The environment of a CLI talking to a stack of its own: S3 API, origin, Airflow and Dagster.
+
+    With `team_project`, a team's project (tests/team_project.py) is written beside the stack and its
+    orchestrators load it (PIPELINE_PROJECT_FILE in their environment only): `team_env` is the
+    environment of a CLI working on that team's pipeline."""
     env = hermetic_environment(session_home)
     env.update(
         DATASET_PIPELINE_STACK_DIR=str(root / "stack"),
@@ -24,7 +31,12 @@ def _full_stack(root: Path, session_home: Path) -> Iterator[dict[str, str]]:
         DATASET_PIPELINE_SERVICES="airflow,dagster",
         PIPELINE_CUTOVER_FILE=str(root / "cutover.yaml"),  # the tests move steps without touching the repository's file
     )
-    up = cli("stack", "up", "--seed-rows", "500", env=env, timeout=600)
+    up_env = dict(env)
+    if team_project:
+        from tests.team_project import write_project
+
+        up_env["PIPELINE_PROJECT_FILE"] = str(write_project(root / TEAM_PROJECT_DIR, package="stack_readings_team"))
+    up = cli("stack", "up", "--seed-rows", "500", env=up_env, timeout=600)
     assert up.returncode == 0, up.stderr
     yield env
     cli("stack", "down", env=env)
@@ -39,4 +51,11 @@ def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path)
 @pytest.fixture(scope="session")
 def porting_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
     """A second full stack, for porting steps: its tests then run beside the other full stack's, on another worker."""
-    yield from _full_stack(tmp_path_factory.mktemp("porting-stack"), session_home)
+    yield from _full_stack(tmp_path_factory.mktemp("porting-stack"), session_home, team_project=True)
+
+
+def team_env(stack_env: dict[str, str]) -> dict[str, str]:
+    """The CLI environment of the team whose project the stack's orchestrators load."""
+    project = Path(stack_env["DATASET_PIPELINE_STACK_DIR"]).parent / TEAM_PROJECT_DIR / "dataset-pipeline.toml"
+    assert project.is_file(), "this stack loads no team project"
+    return {**stack_env, "PIPELINE_PROJECT_FILE": str(project)}

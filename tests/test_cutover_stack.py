@@ -218,3 +218,44 @@ def test_flipping_a_line_while_runs_are_in_flight_loses_and_duplicates_nothing(
     for output in outputs:
         assert json.loads(cli("verify", output["commit"], "--json", env=porting_stack_env).stdout)["ok"]
     assert read_cutover(Path(porting_stack_env["PIPELINE_CUTOVER_FILE"])).in_dagster() == []
+
+
+# --- a team's declared pipeline on the same stack: adopted, then run directly, by Airflow, by Dagster ---
+
+
+def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_with_no_edit_of_the_product(
+    porting_stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The team's project (its schema, its package with two steps) lives outside the product's source;
+    its dataset joins the stack's repository beside the built-in one, and each run publishes one version."""
+    from tests.stack_support import team_env
+    from tests.team_project import SEED_ROWS, seed_csv
+
+    env = team_env(porting_stack_env)
+    builtin_before = json.loads(cli("history", "--json", env=porting_stack_env).stdout)
+    csv = tmp_path / "readings.csv"
+    csv.write_text(seed_csv())
+    adopted = cli("adopt", str(csv), "--json", env=env, timeout=300)
+    assert adopted.returncode == 0, adopted.stderr
+    rows, made = SEED_ROWS, []
+    for via, readings in (("direct", 2), ("airflow", 3), ("dagster", 1)):
+        ran = cli("run", "--via", via, "--param", f"readings={readings}", "--json", env=env, timeout=600)
+        assert ran.returncode == 0, f"{via}: {ran.stderr[-3000:]}"
+        version = json.loads(ran.stdout)
+        rows += readings
+        assert (version["rows"], version["rows_added"]) == (rows, readings), via
+        made.append((via, version["commit"]))
+    history = json.loads(cli("history", "--json", env=env).stdout)
+    assert [v["commit"] for v in history] == [commit for _, commit in reversed(made)] + [
+        json.loads(adopted.stdout)["commit"]
+    ]
+    for (via, commit), version in zip(reversed(made), history, strict=False):
+        runner = "direct" if via == "direct" else via
+        assert version["steps_by"] == dict.fromkeys(["pull_data", "collect", "clean", "push_data"], runner), via
+        verified = cli("verify", commit, "--json", env=env)
+        assert json.loads(verified.stdout)["ok"], verified.stdout
+    assert json.loads(cli("history", "--json", env=porting_stack_env).stdout) == builtin_before, (
+        "the built-in pipeline's history is its own"
+    )
+    refused = cli("run", "--via", "airflow", "--param", "readings=0", env=env)
+    assert refused.returncode == 1 and "below its minimum 1" in refused.stderr

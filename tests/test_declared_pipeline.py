@@ -24,7 +24,7 @@ from shared_tasks.storage.layout import read_dataset
 from shared_tasks.validation.schema import DataValidationError
 from shared_tasks.versioning.backends import LocalBackends, using_backends
 from shared_tasks.versioning.history import history, verify
-from tests.conftest import DVC_INIT_FILES, git
+from tests.conftest import DVC_INIT_FILES, LocalVersioning, git
 from tests.team_project import SEED_ROWS, seed_origin, write_project
 
 
@@ -171,7 +171,7 @@ def test_settings_from_the_environment_take_the_pipelines_dataset_and_layout(
         team.settings.layout,
         "readings",
     )
-    with pytest.raises(ProjectFileError, match="declares no pipeline 'ledger'"):
+    with pytest.raises(ValueError, match="declares no pipeline 'ledger'"):
         load_settings(pipeline="ledger")
     spec = next(step for step in pipeline_steps(loaded) if step.name == "collect")
     record = None
@@ -246,7 +246,8 @@ def test_the_same_declaration_reads_from_a_pyproject_table(tmp_path: Path) -> No
         '[project]\nname = "ledger"\n' + GOOD.replace("[[pipeline", "[[tool.dataset-pipeline.pipeline")
     )
     from_pyproject, from_file = load_project(pyproject).pipeline(), load_project(standalone).pipeline()
-    assert from_pyproject == from_file and from_file.name == "ledger"
+    assert from_pyproject.model_dump() == from_file.model_dump() and from_file.name == "ledger"
+    assert (from_pyproject.project_file, from_file.project_file) == (pyproject, standalone)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "pyproject.toml").write_text('[project]\nname = "x"\n')
     with pytest.raises(ProjectFileError, match=r"no \[tool.dataset-pipeline\] table"):
@@ -438,3 +439,38 @@ def test_both_orchestrators_load_a_declared_pipeline_with_their_own_loaders(
     broken.write_text(broken.read_text().replace('name = "clean"', 'name = "Clean"'))
     refused = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert "steps[1].name" in refused.stdout, "Airflow shows the bad project file as an import error naming the field"
+
+
+# --- adopt: a team's CSV becomes its pipeline's first version, in a repository shared with another ----
+
+
+@pytest.mark.parametrize("layout", [Layout.SINGLE_FILE, Layout.PARTITIONED], ids=lambda layout: layout.value)
+def test_adopt_publishes_a_csv_as_the_first_version_beside_another_pipelines_dataset(
+    layout: Layout, local_versioning: LocalVersioning, tmp_path: Path
+) -> None:
+    from shared_tasks.run.adopt import adopt_csv
+    from tests.team_project import seed_csv
+
+    employees = local_versioning.settings
+    package = f"adopted_team_{layout.name.lower()}"
+    project_file = write_project(tmp_path / "team-project", layout, package)
+    settings = employees.model_copy(update={"project_file": project_file}).for_pipeline(None)
+    employee_history = [version.commit for version in history(employees)]
+    before = git(local_versioning.origin, "rev-parse", "main")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(seed_csv(3).replace("north", "nowhere"))
+    with pytest.raises(DataValidationError, match=r"line 2, column 'station', value 'nowhere'"):
+        adopt_csv(settings, bad, "adopt-bad")
+    assert git(local_versioning.origin, "rev-parse", "main") == before, "nothing published"
+    good = tmp_path / "readings.csv"
+    good.write_text(seed_csv(12))
+    adopted = adopt_csv(settings, good, "adopt-1")
+    assert adopt_csv(settings, good, "adopt-1").already_published
+    with pytest.raises(WorkspaceError, match="already tracks data/readings"):
+        adopt_csv(settings, good, "adopt-2")
+    version = run_pipeline(settings, "manual__after-adopt", params={"readings": 2})
+    assert (version.rows, version.rows_added) == (14, 2)
+    assert [v.commit for v in history(settings)] == [version.commit, adopted.commit]
+    assert [v.commit for v in history(employees)] == employee_history, "the other pipeline's history is its own"
+    assert verify(settings, version.commit, validate=True).ok and verify(employees, version.commit, validate=True).ok
+    sys.modules.pop(f"{package}.steps", None)

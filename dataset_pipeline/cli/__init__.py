@@ -6,7 +6,7 @@ The commands live in modules by what they are about; they are registered here, i
 
 from dataset_pipeline.cli.app import app, stack_app
 from dataset_pipeline.cli.report_commands import compare_cmd, demo, history_cmd, verify_cmd
-from dataset_pipeline.cli.run_commands import migrate_cmd, run
+from dataset_pipeline.cli.run_commands import adopt_cmd, migrate_cmd, run
 from dataset_pipeline.cli.stack_commands import stack_down, stack_status, stack_up
 from dataset_pipeline.cli.version_commands import cutover_cmd, restore_cmd, validate_cmd
 
@@ -18,6 +18,7 @@ app.command("history")(history_cmd)
 app.command("verify")(verify_cmd)
 app.command("compare")(compare_cmd)
 app.command("migrate")(migrate_cmd)
+app.command("adopt")(adopt_cmd)
 app.command("validate")(validate_cmd)
 app.command("restore")(restore_cmd)
 app.command("cutover")(cutover_cmd)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +16,11 @@ from dataset_pipeline.cli.app import current_settings, err, local_stack, out, pr
 from dataset_pipeline.outcome import RunOutcome
 from dataset_pipeline.stack import SERVICE_MODULES, StackError
 from shared_tasks.project.records import MAX_RECORDS_PER_RUN, StepRecord
+from shared_tasks.project.settings import ENV_PREFIX
 from shared_tasks.run.workspace import check_run_id
+
+if TYPE_CHECKING:
+    from shared_tasks.project.declared import DeclaredPipeline
 
 
 def run(
@@ -57,9 +62,23 @@ def run(
             )
             printed = version.to_dict()
         else:
-            if pipeline is not None or param:
-                raise ValueError("--pipeline and --param run with --via direct in this version")
-            outcome = _run_via(via, records=records, change_file=change_file, run_id=run_id, console=console)
+            declared, params = None, _params(param or [])
+            if pipeline is not None or params or ENV_PREFIX + "PROJECT_FILE" in os.environ:
+                settings = current_settings(pipeline)
+                if settings.is_declared:
+                    declared = settings.declared()
+                    params = declared.checked_params(params)  # before anything is launched
+                elif params:
+                    raise ValueError("--param is for a declared pipeline (set PIPELINE_PROJECT_FILE)")
+            outcome = _run_via(
+                via,
+                records=records,
+                change_file=change_file,
+                run_id=run_id,
+                console=console,
+                pipeline=declared,
+                params=params,
+            )
             version, printed = outcome.version, outcome.to_dict()
         if as_json:
             print_json(printed)
@@ -86,7 +105,15 @@ def _params(given: list[str]) -> dict[str, Any]:
     return params
 
 
-def _run_via(via: str, records: int, change_file: Path | None, run_id: str | None, console: Console) -> RunOutcome:
+def _run_via(
+    via: str,
+    records: int,
+    change_file: Path | None,
+    run_id: str | None,
+    console: Console,
+    pipeline: DeclaredPipeline | None = None,
+    params: dict[str, Any] | None = None,
+) -> RunOutcome:
     """Run through an orchestrator's public API, as a user of its UI would."""
     if via not in SERVICE_MODULES:
         raise ValueError(f"--via must be direct, airflow or dagster, got {via!r}")
@@ -98,7 +125,7 @@ def _run_via(via: str, records: int, change_file: Path | None, run_id: str | Non
     service = stack.service(via)
     if via not in stack.config.services or not service.status()["running"]:
         raise StackError(f"{via} is not running: start it with `dataset-pipeline stack up`")
-    return service.run_via(records=records, run_id=run_id, console=console)
+    return service.run_via(records=records, run_id=run_id, console=console, pipeline=pipeline, params=params)
 
 
 def _progress(console: Console) -> Callable[[str, str, StepRecord | None], None]:
@@ -130,6 +157,32 @@ def _describe(name: str, result: dict[str, Any]) -> str:
             return "already published; nothing to apply"
         return f"+{result['rows_added']} record(s), ids {result['first_id']}..{result['last_id']}"
     return f"commit {result['commit'][:12]} after {result['attempts']} attempt(s)"
+
+
+def adopt_cmd(
+    csv: Annotated[Path, typer.Argument(help="The CSV to publish as the dataset's first version.")],
+    pipeline: Annotated[
+        str | None, typer.Option(help="The declared pipeline (when the project declares several).")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish a CSV as a declared pipeline's first version (validated against its schema first)."""
+    from shared_tasks.project.pipeline import new_run_id
+    from shared_tasks.run.adopt import adopt_csv
+
+    with reported_errors():
+        settings = current_settings(pipeline)
+        result = adopt_csv(settings, csv, run_id or new_run_id("adopt"))
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            state = "already published" if result.already_published else "published"
+            out.print(
+                f"[green]✓[/green] {state} {settings.dataset_path} at {result.commit[:12]}: "
+                f"{result.rows} rows, md5 {result.md5}",
+                highlight=False,
+            )
 
 
 def migrate_cmd(

@@ -173,7 +173,11 @@ class DeclaredPipeline(_Declared):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     steps: tuple[DeclaredStep, ...]
     output: OutputSpec = OutputSpec()
-    project_dir: Path = Field(default=Path(), exclude=True)
+    project_file: Path = Field(default=Path(PROJECT_FILE_NAME), exclude=True)  # the file declaring it
+
+    @property
+    def project_dir(self) -> Path:
+        return self.project_file.parent
 
     @field_validator("name")
     @classmethod
@@ -319,7 +323,7 @@ def _load_project(path: Path, _mtime_ns: int) -> PipelineProject:
     for index, table in enumerate(declared):
         label = table.get("name", f"#{index + 1}") if isinstance(table, dict) else f"#{index + 1}"
         try:
-            pipelines.append(DeclaredPipeline.model_validate({**table, "project_dir": path.parent}))
+            pipelines.append(DeclaredPipeline.model_validate({**table, "project_file": path}))
         except ValidationError as error:
             raise ProjectFileError(f"{path}, pipeline {label!r}: {_first_problem(error, table)}") from None
         except TypeError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,6 +125,18 @@ class Settings(BaseSettings):
             raise ValueError(f"dvc_cache_dir must be an absolute path, got {str(self.dvc_cache_dir)!r}")
         return self
 
+    @model_validator(mode="after")
+    def _the_declared_pipeline(self) -> Settings:
+        """With a project file, these are the settings of one pipeline it declares (PIPELINE_NAME, or
+        the file's only one): its name, dataset path and layout are the file's, whatever else says."""
+        if self.project_file is None:
+            return self
+        declared = load_project(self.project_file).pipeline(self.pipeline_name)
+        layout = Layout(declared.layout.value)
+        for name, value in (("pipeline_name", declared.name), ("dataset_path", declared.dataset), ("layout", layout)):
+            object.__setattr__(self, name, value)  # frozen: set once, while the object is made
+        return self
+
     @property
     def cache_dir(self) -> Path:
         return self.dvc_cache_dir or self.work_root / "dvc-cache"
@@ -194,18 +206,17 @@ def load_settings(env_file: str | Path | None = None, pipeline: str | None = Non
     With a project file, the settings are those of one declared pipeline (`pipeline`, else
     PIPELINE_NAME, else the file's only one): its dataset path and layout are the file's.
     """
-    settings = Settings(_env_file=env_file) if env_file is not None else Settings()
-    if settings.project_file is None:
-        if pipeline is not None:
-            raise ValueError(f"pipeline {pipeline!r} is named, but no project file is set (PIPELINE_PROJECT_FILE)")
-        return settings
-    return settings.for_pipeline(pipeline or settings.pipeline_name)
+    chosen: dict[str, Any] = {} if pipeline is None else {"pipeline_name": pipeline}
+    settings = Settings(_env_file=env_file, **chosen) if env_file is not None else Settings(**chosen)
+    if settings.project_file is None and pipeline is not None:
+        raise ValueError(f"pipeline {pipeline!r} is named, but no project file is set (PIPELINE_PROJECT_FILE)")
+    return settings
 
 
 def load_builtin_settings() -> Settings:
     """The built-in (employee) pipeline's settings, whatever project file is set: its DAG and assets
     run beside a team's declared pipelines, on the dataset the environment names."""
-    return Settings().model_copy(update={"project_file": None, "pipeline_name": None})
+    return Settings(project_file=None, pipeline_name=None)
 
 
 class OrchestrationSettings(BaseSettings):

@@ -29,6 +29,10 @@ MAX_DVCIGNORE_BYTES = 64 * 1024
 REWRITING_ATTRIBUTES = ("working-tree-encoding", "filter", "ident", "eol")
 
 
+# How a commit that holds no pointer of the dataset at all is described.
+NO_POINTER = "holds no dataset pointer"
+
+
 class PointerProblem(ValueError):
     """Why a commit (or the checkout of one) holds no readable dataset pointer; the caller names the commit."""
 
@@ -144,7 +148,7 @@ class PointerReader:
                 entry = entries.get(ancestor)
                 if entry is not None and entry.mode != "040000":
                     return f"{ancestor} is {_kind(entry)}, not the directory of {path}"
-        return f"holds no dataset pointer: {' or '.join(self.candidates.values())} is deleted or renamed"
+        return f"{NO_POINTER}: {' or '.join(self.candidates.values())} is deleted or renamed"
 
     def _read(self, tree: _Tree, entries: dict[str, Entry], layout: Layout, path: str) -> TrackedPointer:
         for ancestor in _ancestors(path):

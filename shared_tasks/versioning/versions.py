@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from shared_tasks.project.records import Record
 from shared_tasks.project.settings import Settings
 from shared_tasks.versioning.interfaces import GitClient
-from shared_tasks.versioning.tracked_pointer import PointerProblem, PointerReader, version_paths
+from shared_tasks.versioning.tracked_pointer import NO_POINTER, PointerProblem, PointerReader, version_paths
 
 TRAILER_RUN_ID = "Run-Id"
 TRAILER_ORCHESTRATOR = "Orchestrator"
@@ -111,7 +111,20 @@ def list_versions(git: GitClient, ref: str, settings: Settings) -> list[VersionR
     """Every commit on `ref` that changed a pointer (in either layout) or how it is read, newest first,
     bad ones flagged."""
     reader = PointerReader(git, settings)
-    return [_record(reader, *entry) for entry in git.trailers_log(ref, *version_paths(settings))]
+    records = [_record(reader, *entry) for entry in git.trailers_log(ref, *version_paths(settings))]
+    return _since_the_first_pointer(records)
+
+
+def _since_the_first_pointer(records: list[VersionRecord]) -> list[VersionRecord]:
+    """The history from the first commit that tracks the dataset: the commits before it (a repository
+    shared with another pipeline's dataset, its DVC set-up) are no versions of this one. A branch
+    where no commit ever tracked it keeps them all, each naming its problem."""
+    before_it = 0
+    for record in reversed(records):
+        if record.problem is None or not record.problem.startswith(NO_POINTER):
+            break
+        before_it += 1
+    return records if before_it in (0, len(records)) else records[: len(records) - before_it]
 
 
 def described(commit: str, version: VersionRecord | None) -> str:
