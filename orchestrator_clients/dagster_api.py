@@ -7,7 +7,6 @@ found by that tag instead of being sent again: sending it again would start a se
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -18,10 +17,9 @@ from typing import Any
 import httpx
 from tenacity import retry_if_exception
 
+from orchestrator_clients import dagster_waiting
 from orchestrator_clients.dagster_records import (
-    PARENT_RUN_TAG,
     REPOSITORY_NAME,
-    WILL_RETRY_TAG,
     CheckExecution,
     DagsterRun,
     JobSelector,
@@ -31,7 +29,7 @@ from orchestrator_clients.dagster_records import (
     SensorTick,
 )
 from orchestrator_clients.errors import OrchestratorApiError, first_line
-from orchestrator_clients.retrying import busy_api_retrying, poll_until
+from orchestrator_clients.retrying import busy_api_retrying
 
 __all__ = [
     "LAUNCH_TAG",
@@ -45,6 +43,8 @@ __all__ = [
 ]
 
 LAUNCH_TAG = "dataset-pipeline/launch"
+# The client's waits (dagster_waiting): how long one run is waited for, how often it is looked at,
+# and how long a failed run is looked at again until Dagster has said whether it retries it.
 RUN_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.5
 RETRY_VERDICT_SECONDS = 5.0
@@ -225,19 +225,7 @@ class DagsterClient:
         poll_seconds: float = POLL_SECONDS,
     ) -> DagsterRun:
         """The run once it has finished; `on_poll` sees it at every look."""
-        seen: list[DagsterRun] = []
-
-        def finished() -> bool:
-            seen.append(self.run(run_id))
-            if on_poll is not None:
-                on_poll(seen[-1])
-            return seen[-1].finished
-
-        def timed_out() -> Exception:
-            return OrchestratorApiError(f"Dagster run {run_id} did not finish in {timeout:.0f} s")
-
-        poll_until(finished, timeout=timeout, interval=poll_seconds, timed_out=timed_out)
-        return seen[-1]
+        return dagster_waiting.wait_for_run(self, run_id, on_poll, timeout, poll_seconds)
 
     def wait_for_run_or_its_retry(
         self,
@@ -247,47 +235,14 @@ class DagsterClient:
         timeout: float = RUN_TIMEOUT_SECONDS,
         poll_seconds: float = POLL_SECONDS,
     ) -> DagsterRun:
-        """The run once it has finished; when Dagster's run retries retry it, its last retry once finished.
-
-        A run whose worker died (failed by run monitoring) is retried by the daemon as a new run of
-        the same root: following only the first would report a failure the retry then repairs.
-        """
-        run = self.wait_for_run(run_id, on_poll, timeout, poll_seconds)
-        while (run := self._with_retry_verdict(run, poll_seconds)).will_retry:
-            retry_id = self.retry_of(run.run_id, timeout, poll_seconds)
-            if on_retry is not None:
-                on_retry(run, retry_id)
-            run = self.wait_for_run(retry_id, on_poll, timeout, poll_seconds)
-        return run
-
-    def _with_retry_verdict(self, run: DagsterRun, poll_seconds: float) -> DagsterRun:
-        """A failed run once Dagster has tagged whether it retries it (the tag follows the status at once)."""
-        if run.status != "FAILURE" or WILL_RETRY_TAG in run.tags:
-            return run
-        seen = [run]
-
-        def tagged() -> bool:
-            seen.append(self.run(run.run_id))
-            return WILL_RETRY_TAG in seen[-1].tags
-
-        with contextlib.suppress(TimeoutError):  # no verdict: run retries are off, the failure is final
-            poll_until(tagged, timeout=RETRY_VERDICT_SECONDS, interval=poll_seconds, timed_out=TimeoutError)
-        return seen[-1]
+        """The run once it has finished; when Dagster's run retries retry it, its last retry once finished."""
+        return dagster_waiting.wait_for_run_or_its_retry(
+            self, run_id, on_poll, on_retry, timeout, poll_seconds, verdict_seconds=RETRY_VERDICT_SECONDS
+        )
 
     def retry_of(self, run_id: str, timeout: float = RUN_TIMEOUT_SECONDS, poll_seconds: float = POLL_SECONDS) -> str:
         """The id of the run Dagster launched to retry `run_id` (waiting for the daemon to launch it)."""
-        parent = [{"key": PARENT_RUN_TAG, "value": run_id}]
-        found: list[str] = []
-
-        def launched() -> bool:
-            found[:] = self.tagged_runs(parent)
-            return bool(found)
-
-        def timed_out() -> Exception:
-            return OrchestratorApiError(f"Dagster retries run {run_id}, but launched no retry in {timeout:.0f} s")
-
-        poll_until(launched, timeout=timeout, interval=poll_seconds, timed_out=timed_out)
-        return found[-1]  # the daemon retries a failed run once; its retry's failure has a retry of its own
+        return dagster_waiting.retry_of(self, run_id, timeout, poll_seconds)
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         answer = self.graphql(document("run_events"), runId=run_id)["logsForRun"]

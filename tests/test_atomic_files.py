@@ -311,13 +311,13 @@ def _write_cutover(root: Path, writer: int) -> None:
 
 
 def _replace_pointer(root: Path, writer: int) -> None:
-    from shared_tasks.versioning.dvcops import _replace_text
+    from shared_tasks.files import write_atomically as _replace_text
 
     _replace_text(root / "data.csv.dvc", f"outs:\n- md5: {writer:032d}\n")
 
 
 def _keep_in_cache(root: Path, writer: int) -> None:
-    from shared_tasks.versioning.dvcops import _keep_in_cache
+    from shared_tasks.versioning.object_store import keep_in_cache as _keep_in_cache
 
     _keep_in_cache(root / "cache" / "ab" / "cdef.dir", f'[{{"md5": "{writer:032d}"}}]'.encode())
 

@@ -31,16 +31,14 @@ from shared_tasks.validation.schema import (
     IntColumn,
     employee_rules,
 )
-from shared_tasks.validation.table_schema import (
+from shared_tasks.validation.table_fields import (
     CONSTRAINTS_OF,
     READ_TYPES,
     STANDARD_CONSTRAINTS,
     STANDARD_TYPES,
     TableSchema,
-    TableSchemaError,
-    load_table_schema,
-    read_table_schema,
 )
+from shared_tasks.validation.table_schema import TableSchemaError, load_table_schema, read_table_schema
 
 BASE: dict[str, Any] = {
     "fields": [

@@ -25,7 +25,8 @@ from shared_tasks.validation import csv_blocks, dataset_check, id_ledger
 from shared_tasks.validation.dataset_check import validate_dataset
 from shared_tasks.validation.field_values import DEFAULT_FALSE, DEFAULT_TRUE, FORMULA, NOT_A_NUMBER, NOT_AN_INTEGER
 from shared_tasks.validation.schema import DatasetRules, DataValidationError, Problem
-from shared_tasks.validation.table_schema import CONSTRAINTS_OF, EMPTY, READ_TYPES, REQUIRED_MISSING, read_table_schema
+from shared_tasks.validation.table_fields import CONSTRAINTS_OF, EMPTY, READ_TYPES, REQUIRED_MISSING
+from shared_tasks.validation.table_schema import read_table_schema
 from shared_tasks.validation.validate import read_change_file
 
 ROWS = 40

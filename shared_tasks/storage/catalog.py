@@ -14,6 +14,7 @@ from typing import Any
 
 from shared_tasks.files import write_atomically
 from shared_tasks.storage.dataset import FileFacts, file_facts, id_range, scan_ids
+from shared_tasks.storage.pointer import object_key
 from shared_tasks.validation.schema import ID_COLUMN
 
 
@@ -29,7 +30,7 @@ class FileCatalog:
 
     def _object(self, md5: str) -> Path:
         assert self.cache_dir is not None
-        return self.cache_dir / "files" / "md5" / md5[:2] / md5[2:]
+        return self.cache_dir / object_key(md5)
 
     def manifest(self, directory_md5: str | None) -> dict[str, str]:
         """A directory pointer's manifest from the cache: part name -> md5 (empty when unknown)."""

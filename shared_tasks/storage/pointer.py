@@ -141,9 +141,14 @@ def pointer_text(md5: str, size: int | None, nfiles: int | None, path: str) -> s
     return yaml.safe_dump({"outs": [out]}, sort_keys=False, default_flow_style=False)
 
 
+def object_key(md5: str) -> str:
+    """Where DVC 3 keeps an object below a cache or a remote, by its md5."""
+    return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
 def s3_object_url(remote_url: str, md5: str) -> str:
     """Where DVC 3 stores a file's content on the remote."""
-    return f"{remote_url.rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"
+    return f"{remote_url.rstrip('/')}/{object_key(md5)}"
 
 
 def directory_manifest(entries: dict[str, str]) -> bytes:
@@ -154,4 +159,9 @@ def directory_manifest(entries: dict[str, str]) -> bytes:
 
 def directory_md5(entries: dict[str, str]) -> str:
     """DVC 3's hash of a directory from its files' md5s, keyed by relative path."""
-    return hashlib.md5(directory_manifest(entries), usedforsecurity=False).hexdigest() + ".dir"
+    return manifest_md5(directory_manifest(entries))
+
+
+def manifest_md5(manifest: bytes) -> str:
+    """DVC 3's hash of a directory from its `.dir` manifest: the manifest's md5, and `.dir`."""
+    return hashlib.md5(manifest, usedforsecurity=False).hexdigest() + ".dir"

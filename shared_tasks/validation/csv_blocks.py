@@ -21,7 +21,7 @@ import numpy as np
 from shared_tasks.validation.field_values import FORMULA_PREFIXES, Logical
 from shared_tasks.validation.row_rules import UniqueKey, unique_keys
 from shared_tasks.validation.schema import CSV_ENCODING, DatasetRules
-from shared_tasks.validation.table_schema import Field
+from shared_tasks.validation.table_fields import Field
 
 if TYPE_CHECKING:
     import polars as pl
@@ -149,7 +149,7 @@ class BlockKeys:
     keys: list[tuple[Ids, Ids | None]]  # (keys, their rows' offsets in the block; None: every row)
 
 
-# The seed of the 64-bit hash that stands for a key of text or of several columns (see dataset_check).
+# The seed of the 64-bit hash that stands for a key of text or of several columns (see unique_keys).
 KEY_SEED = 0x5EED_0F_7AB1E
 NUMBER_SHAPE = r"^(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[nN][aA][nN]|-?[iI][nN][fF])$"
 FORMULA_START = "^[" + "".join("\\" + prefix if prefix in "-\\^]" else prefix for prefix in FORMULA_PREFIXES) + "]"
@@ -377,7 +377,7 @@ def _canonical_bits(values: pl.Series) -> pl.Series:
 
 def _hashed_ids(rows: pl.DataFrame) -> Ids:
     """polars' 64-bit hash of each row: equal keys, equal ids; unequal keys share one rarely, and a
-    repeat is confirmed on the rows' values before it is reported (dataset_check)."""
+    repeat is confirmed on the rows' values before it is reported (unique_keys)."""
     ids: Ids = rows.hash_rows(seed=KEY_SEED).to_numpy().view(np.int64)
     return ids
 

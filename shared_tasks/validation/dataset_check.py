@@ -6,14 +6,8 @@ Schema's primaryKey, each field with `unique`) once across all files, and room l
 the pipeline assigns. It streams in blocks cut after a newline, hashing each file's bytes (md5) in
 the same pass, with memory independent of the dataset's size.
 
-Unique keys: each key's values go to an IdLedger (bounded memory, spilled to disk), as int64s.
-An integer, number, boolean, date or datetime key is its exact logical value; a text key or one of
-several columns is a 64-bit hash of its logical values. Two different keys share a hash with
-probability about n**2 / 2**65 over n rows (1 in 37 million for a million rows). A repeat listed
-is confirmed on the rows' values, read again (a second pass over the files that hold them, made
-only when a key other than an integer repeats); a hash shared by different keys is then resolved
-by reading each row of it. Past the MAX_REPORTED_PROBLEMS repeats listed, the count of repeats is
-the hashes': a valid dataset is refused only if more than that many pairs of its keys collide.
+Unique keys: each key's values go to an IdLedger (bounded memory, spilled to disk) as the scan
+reads them, and are checked for repeats once every file is read (unique_keys).
 
 Tool: polars' CSV reader (Rust, multithreaded; the schema given, categories as enums so that any
 other value fails the parse, numbers checked by vectorised expressions). Unlike pyarrow, whose mere
@@ -49,7 +43,7 @@ from shared_tasks.validation.csv_blocks import (
 )
 from shared_tasks.validation.field_values import Logical
 from shared_tasks.validation.id_ledger import LINE_BITS, IdLedger
-from shared_tasks.validation.row_rules import UniqueKey, check_row, header_problems, undecodable
+from shared_tasks.validation.row_rules import check_row, header_problems, undecodable
 from shared_tasks.validation.schema import (
     CSV_ENCODING,
     MAX_REPORTED_PROBLEMS,
@@ -58,6 +52,7 @@ from shared_tasks.validation.schema import (
     Problem,
     employee_rules,
 )
+from shared_tasks.validation.unique_keys import repeated_key_problems, room_problem
 
 PYTHON_BYTES = 64 << 10
 
@@ -107,9 +102,11 @@ def validate_dataset(
             scan = _FileScan(index, names[index], blocks, findings, ledgers, generated)
             verdicts.append(scan.run(path, hashing, parsing))
         records = sum(verdict.records for verdict in verdicts)
-        _report_keys(_Keys(blocks.keys, ledgers, files, names), findings)
-        if generated is not None:
-            _report_room(ledgers[generated], rules, findings, names, records)
+        repeated, repeats = repeated_key_problems(blocks.keys, ledgers, files, names)
+        if repeats:
+            findings.add_sorted(repeated, repeats)
+        if generated is not None and (room := room_problem(ledgers[generated], rules, names, records)) is not None:
+            findings.add_sorted([room], 1)
     if findings.total:
         raise DataValidationError(source, findings.first(), findings.total)
     largest = ledgers[generated].largest if generated is not None else 0
@@ -321,113 +318,3 @@ class _PythonKeys:
     def __init__(self, count: int) -> None:
         self.values: list[list[tuple[Logical, ...]]] = [[] for _ in range(count)]
         self.places: list[list[int]] = [[] for _ in range(count)]
-
-
-@dataclass(frozen=True)
-class _Keys:
-    keys: tuple[UniqueKey, ...]
-    ledgers: list[IdLedger]
-    files: Sequence[Path]
-    names: list[str | None]
-
-    def where(self, place: int) -> tuple[int, str | None]:
-        return place & ((1 << LINE_BITS) - 1), self.names[place >> LINE_BITS]
-
-
-def _report_keys(keys: _Keys, findings: _Findings) -> None:
-    """Repeated keys as problems by place; a hashed key's repeats confirmed on the rows' values."""
-    found: list[tuple[int, Problem]] = []
-    total = 0
-    for key, ledger in zip(keys.keys, keys.ledgers, strict=True):
-        count, repeats = ledger.repeats()
-        if not count:
-            continue
-        if key.integer:
-            listed = [(place, first_place, str(key_id)) for place, key_id, first_place in repeats]
-        else:
-            count, listed = _confirmed(key, ledger, keys.files, count, repeats)
-        for place, first_place, shown in listed:
-            line, name = keys.where(place)
-            first_line, first_name = keys.where(first_place)
-            of = f" of {first_name}" if first_name != name else ""
-            message = f"duplicate {key.label} (first seen on line {first_line}{of})"
-            found.append((place, Problem(message, line=line, column=key.column, value=shown, file=name)))
-        total += count
-    if total:
-        findings.add_sorted(sorted(found, key=lambda item: item[0]), total)
-
-
-def _confirmed(
-    key: UniqueKey, ledger: IdLedger, files: Sequence[Path], count: int, repeats: list[tuple[int, int, int]]
-) -> tuple[int, list[tuple[int, int, str]]]:
-    """The repeats listed, each shown as written, and their count, with the rows read again.
-
-    A hashed key's repeat whose values differ from the first row of its hash is a collision: every
-    row of that hash is then read and compared by value (groups of rows sharing a hash are small
-    unless their keys repeat), and the count corrected by what that finds.
-    """
-    rows = _rows_at(files, {place for repeat in repeats for place in (repeat[0], repeat[2])})
-    widest = max(column.index for column in key.columns)
-
-    def value(place: int, rows: dict[int, list[str]]) -> tuple[Logical, ...] | None:
-        fields = rows.get(place)  # None if the file changed since it was read: then no repeat is claimed
-        return key.value(fields) if fields is not None and len(fields) > widest else None
-
-    colliding = {
-        key_id
-        for place, key_id, first in repeats
-        if (found := value(place, rows)) is None or found != value(first, rows)
-    }
-    listed = [(place, first, key.shown(rows[place])) for place, key_id, first in repeats if key_id not in colliding]
-    if colliding:
-        groups = ledger.places_of(colliding)
-        group_rows = _rows_at(files, {place for places in groups.values() for place in places})
-        for places in groups.values():
-            first_of: dict[tuple[Logical, ...], int] = {}
-            count -= len(places) - 1
-            for place in places:
-                found = value(place, group_rows)
-                if found is None:
-                    continue
-                if found in first_of:
-                    listed.append((place, first_of[found], key.shown(group_rows[place])))
-                    count += 1
-                else:
-                    first_of[found] = place
-    return count, sorted(listed)[:MAX_REPORTED_PROBLEMS]
-
-
-def _rows_at(files: Sequence[Path], places: set[int]) -> dict[int, list[str]]:
-    """The fields of the records at `places` (file index << LINE_BITS | line), read again: a second
-    pass over the files that hold them, only as far as the last one."""
-    rows: dict[int, list[str]] = {}
-    for index, path in enumerate(files):
-        wanted = {place & ((1 << LINE_BITS) - 1) for place in places if place >> LINE_BITS == index}
-        if not wanted:
-            continue
-        last = max(wanted)
-        # Rows found valid read again as they were; bytes past them need not decode or parse.
-        with path.open(encoding=CSV_ENCODING, errors="replace", newline="") as handle:
-            reader = csv.reader(handle, strict=True)
-            with contextlib.suppress(csv.Error):
-                for fields in reader:
-                    if reader.line_num in wanted:
-                        rows[(index << LINE_BITS) + reader.line_num] = fields
-                    if reader.line_num >= last:
-                        break
-    return rows
-
-
-def _report_room(
-    ledger: IdLedger, rules: DatasetRules, findings: _Findings, names: list[str | None], records: int
-) -> None:
-    """A largest generated key that leaves the pipeline no room, as a problem by place."""
-    if ledger.largest <= rules.free_key_max + records:
-        return
-    line, name = ledger.largest_place & ((1 << LINE_BITS) - 1), names[ledger.largest_place >> LINE_BITS]
-    message = (
-        f"leaves no room for the ids the pipeline assigns: above {rules.free_key_max} ids may only follow one "
-        f"another, so the largest may be at most {rules.free_key_max} + the {records} record(s)"
-    )
-    problem = Problem(message, line, rules.generated_key, str(ledger.largest), name)
-    findings.add_sorted([(ledger.largest_place, problem)], 1)

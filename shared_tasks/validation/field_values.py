@@ -261,7 +261,7 @@ class TextReader:
     max_length: int | None = None
     pattern: re.Pattern[str] | None = None
     formulas_refused: bool = True
-    # An enum and nothing else: a value listed is valid (no listed value is a formula, table_schema says).
+    # An enum and nothing else: a value listed is valid (no listed value is a formula, table_fields says).
     listed_is_valid: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from shared_tasks.validation.field_values import Logical
 from shared_tasks.validation.schema import DatasetRules, Problem, employee_rules
-from shared_tasks.validation.table_schema import Field, TableSchema
+from shared_tasks.validation.table_fields import Field, TableSchema
 
 
 def header_problems(header: Sequence[str], rules: DatasetRules | None = None) -> list[Problem]:

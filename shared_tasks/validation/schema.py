@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared_tasks.project.settings import Settings
 from shared_tasks.validation.field_values import FORMULA, FORMULA_PREFIXES, Bounds, IntegerReader
-from shared_tasks.validation.table_schema import TableSchema, load_table_schema
+from shared_tasks.validation.table_fields import TableSchema
+from shared_tasks.validation.table_schema import load_table_schema
 
 MAX_REPORTED_PROBLEMS = 20
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "employee_attrition.schema.json"

@@ -3,17 +3,9 @@
 The descriptor is checked against the standard's own JSON Schema (its v2 profile, kept beside this
 module in schemas/) with jsonschema: the schema's own properties as a whole, and each field against
 the profile's branch for its type, so that a problem names the field. Then for what the profile
-cannot say: a type or feature this product does not read, a constraint not valid for the type, an
-unknown constraint, a bound or enum value that is no value of the field, minimum above maximum, a
-pattern that is no regular expression, a primaryKey naming no field, a name used twice. Each
-problem names the field by name and index. jsonschema and the profile are loaded only when a
+cannot say: each field as table_fields reads it, a primaryKey naming no field, a name used twice.
+Each problem names the field by name and index. jsonschema and the profile are loaded only when a
 descriptor is read: importing this module costs a DAG processor or a code server nothing.
-
-Types read: integer, number, string, boolean, date, datetime, and any (text as written; a field
-without a type). Constraints: required, unique, minimum, maximum, exclusiveMinimum,
-exclusiveMaximum, enum, pattern (a whole-value match), minLength, maxLength; primaryKey (one field
-or several); missingValues (the schema's, or a field's own). Formats: the default ones, and a
-strptime pattern for dates and datetimes.
 """
 
 from __future__ import annotations
@@ -22,30 +14,17 @@ import copy
 import functools
 import hashlib
 import json
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
-from shared_tasks.validation.field_values import (
-    DEFAULT_FALSE,
-    DEFAULT_TRUE,
-    FORMULA_PREFIXES,
-    Allowed,
-    BooleanReader,
-    Bounds,
-    IntegerReader,
-    Logical,
-    NumberReader,
-    Reading,
-    TemporalReader,
-    TextReader,
-    ValueReader,
-    parse_date,
-    parse_datetime,
+from shared_tasks.validation.table_fields import (
+    Field,
+    FieldReading,
+    TableSchema,
+    field_label,
+    read_missing_values,
 )
 
 if TYPE_CHECKING:
@@ -54,30 +33,8 @@ if TYPE_CHECKING:
 # https://datapackage.org/profiles/2.0/tableschema.json as published (frictionlessdata/datapackage at
 # 6a201af8, public domain): the standard's own statement of what a Table Schema descriptor is.
 PROFILE = Path(__file__).with_name("schemas") / "tableschema-profile-2.0.json"
-FieldType = Literal["integer", "number", "string", "boolean", "date", "datetime", "any"]
-READ_TYPES: tuple[FieldType, ...] = ("integer", "number", "string", "boolean", "date", "datetime", "any")
-STANDARD_TYPES = (
-    *READ_TYPES,
-    *("time", "year", "yearmonth", "duration", "object", "array", "list", "geopoint", "geojson"),
-)
-ORDERED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-CONSTRAINTS_OF: dict[str, tuple[str, ...]] = {
-    "integer": ("required", "unique", "enum", *ORDERED),
-    "number": ("required", "unique", "enum", *ORDERED),
-    "date": ("required", "unique", "enum", *ORDERED),
-    "datetime": ("required", "unique", "enum", *ORDERED),
-    "string": ("required", "unique", "enum", "pattern", "minLength", "maxLength"),
-    "boolean": ("required", "unique", "enum"),
-    "any": ("required", "unique", "enum"),
-}
-STANDARD_CONSTRAINTS = (*CONSTRAINTS_OF["integer"], *CONSTRAINTS_OF["string"][3:], "jsonSchema")
 # Standard properties whose meaning this product does not apply: refused rather than ignored.
 UNREAD_SCHEMA_PROPERTIES = ("foreignKeys", "uniqueKeys")
-UNREAD_FIELD_PROPERTIES = ("categories", "groupChar")
-TEXT_TYPES = ("string", "any")
-REQUIRED_MISSING = "missing value (the column is required)"
-INT64 = (-(2**63), 2**63 - 1)
-EMPTY = "empty value"
 
 
 class TableSchemaError(ValueError):
@@ -88,92 +45,6 @@ class TableSchemaError(ValueError):
         self.problems = list(problems)
         listed = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(f"{source} is not a valid Table Schema ({len(self.problems)} problem(s)):\n{listed}")
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """A field's constraints, bounds and enum values as logical values (see field_values)."""
-
-    required: bool = False
-    unique: bool = False
-    minimum: Logical | None = None
-    maximum: Logical | None = None
-    exclusive_minimum: Logical | None = None
-    exclusive_maximum: Logical | None = None
-    enum: tuple[Logical, ...] | None = None
-    pattern: str | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    index: int
-    type: FieldType
-    constraints: Constraints
-    missing_values: tuple[str, ...]
-    format: str = "default"  # or a strptime pattern (dates and datetimes)
-    true_values: tuple[str, ...] = DEFAULT_TRUE
-    false_values: tuple[str, ...] = DEFAULT_FALSE
-    enum_shown: tuple[str, ...] = ()  # the enum values as the messages list them
-    descriptor: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
-    reader: ValueReader = field(default_factory=TextReader, compare=False, hash=False, repr=False)
-
-    @property
-    def required(self) -> bool:
-        return self.constraints.required
-
-    def read(self, raw: str) -> Reading:
-        """The logical value of a raw cell (None for a missing value), or why it is no value."""
-        if raw in self.missing_values:
-            return None, (EMPTY if raw == "" else REQUIRED_MISSING) if self.constraints.required else None
-        if not raw and self.type not in TEXT_TYPES:
-            return None, EMPTY
-        return self.reader.read(raw)
-
-    def logical(self, raw: str) -> Logical | None:
-        """The logical value of a cell already found valid (None when missing)."""
-        return self.read(raw)[0]
-
-    @property
-    def int64(self) -> bool:
-        """Whether every value in the field's range is an int64 (an integer field bounded both ways)."""
-        constraints = self.constraints
-        low = constraints.minimum if constraints.minimum is not None else constraints.exclusive_minimum
-        high = constraints.maximum if constraints.maximum is not None else constraints.exclusive_maximum
-        if self.type != "integer" or not isinstance(low, int) or not isinstance(high, int):
-            return False
-        return INT64[0] <= low and high <= INT64[1]
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    fields: tuple[Field, ...]
-    primary_key: tuple[str, ...]
-    missing_values: tuple[str, ...]
-    fingerprint: str  # of the descriptor's content (sha256 of its canonical JSON)
-    source: str = field(default="schema", compare=False)
-
-    @functools.cached_property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
-    def field(self, name: str) -> Field:
-        return self.fields[self.names.index(name)]
-
-    @functools.cached_property
-    def checks(self) -> tuple[tuple[str, tuple[str, ...], Callable[[str], Reading], Callable[[str], Reading]], ...]:
-        """For each field: its name, missing values, and how a value present and any value are read
-        (the row check's loop, which runs for every cell Python reads, looks up nothing more)."""
-        return tuple((f.name, f.missing_values, f.reader.read, f.read) for f in self.fields)
-
-    @functools.cached_property
-    def unique_keys(self) -> tuple[tuple[str, ...], ...]:
-        """The primary key, then each unique field not already that key: each checked once."""
-        keys = [self.primary_key] if self.primary_key else []
-        keys += [(f.name,) for f in self.fields if f.constraints.unique and (f.name,) not in keys]
-        return tuple(keys)
 
 
 def load_table_schema(path: Path) -> TableSchema:
@@ -198,14 +69,14 @@ def read_table_schema(descriptor: object, source: str = "schema") -> TableSchema
     raw_fields = descriptor.get("fields")
     if problems or not isinstance(raw_fields, list):
         raise TableSchemaError(source, problems or ["'fields' is no list"])
-    schema_missing = _missing_values(descriptor.get("missingValues", [""]))
+    schema_missing = read_missing_values(descriptor.get("missingValues", [""]))
     primary_key = _primary_key(descriptor.get("primaryKey"))
     fields: list[Field] = []
     for index, raw in enumerate(raw_fields):
-        read = _FieldReading(index, raw, schema_missing, primary_key)
-        problems += read.problems
-        if read.field is not None:
-            fields.append(read.field)
+        field_problems, read = _read_field(index, raw, schema_missing, primary_key)
+        problems += field_problems
+        if read is not None:
+            fields.append(read)
     problems += _names_problems(raw_fields, primary_key)
     if problems:
         raise TableSchemaError(source, problems)
@@ -324,12 +195,6 @@ def _schema_problems(descriptor: Mapping[str, Any]) -> list[str]:
 # --- Schema-level properties ------------------------------------------------------------------------
 
 
-def _missing_values(raw: object) -> tuple[str, ...]:
-    """missingValues as strings (the profile has checked them: strings, or objects with a value)."""
-    values = raw if isinstance(raw, list) else [""]
-    return tuple(v["value"] if isinstance(v, Mapping) else str(v) for v in values)
-
-
 def _primary_key(raw: object) -> tuple[str, ...]:
     if isinstance(raw, str):  # v1's single field name
         return (raw,)
@@ -344,298 +209,24 @@ def _names_problems(raw_fields: list[Any], primary_key: tuple[str, ...]) -> list
         if not isinstance(name, str):
             continue
         if name in first_index:
-            problems.append(f"{_where(index, name)}: name already used by fields[{first_index[name]}]")
+            problems.append(f"{field_label(index, name)}: name already used by fields[{first_index[name]}]")
         else:
             first_index[name] = index
     problems += [f"primaryKey: names no field {name!r}" for name in primary_key if name not in first_index]
     return problems
 
 
-def _where(index: int, name: object) -> str:
-    return f"field {name!r} (fields[{index}])" if isinstance(name, str) and name else f"fields[{index}]"
-
-
 # --- One field --------------------------------------------------------------------------------------
 
 
-class _FieldReading:
-    """One field descriptor checked and read; `problems` each name the field."""
-
-    def __init__(self, index: int, raw: object, schema_missing: tuple[str, ...], primary_key: tuple[str, ...]):
-        self.problems: list[str] = []
-        self.field: Field | None = None
-        self.index = index
-        if not isinstance(raw, Mapping):
-            self.problems.append(f"fields[{index}]: is a {type(raw).__name__}, not an object")
-            return
-        self.raw = raw
-        self.name = raw.get("name")
-        self.where = _where(index, self.name)
-        if not isinstance(self.name, str) or not self.name:
-            self.problems.append(f"{self.where}: has no name (a non-empty string)")
-            return
-        declared = raw.get("type", "any")
-        if declared not in READ_TYPES:
-            if declared in STANDARD_TYPES:
-                message = f"type {declared!r} is not supported by this product (supported: {', '.join(READ_TYPES)})"
-            else:
-                message = f"unknown type {declared!r} (Table Schema types: {', '.join(STANDARD_TYPES)})"
-            self.problems.append(f"{self.where}: {message}")
-            return
-        self.type: FieldType = declared
-        ours: dict[str, str] = {}
-        self.ours = ours
-        field_ = self._read(schema_missing, primary_key)
-        profile = _profile_problems(_field_validator(self.type), dict(raw), f"{self.where}: ")
-        # Our message for a property replaces the profile's (the profile's oneOf says little).
-        merged = {**profile, **{path: f"{self.where}: {message}" for path, message in ours.items()}}
-        self.problems += [merged[path] for path in sorted(merged)]
-        self.field = None if merged else field_
-
-    def _problem(self, path: str, message: str) -> None:
-        self.ours.setdefault(path, message)
-
-    def _read(self, schema_missing: tuple[str, ...], primary_key: tuple[str, ...]) -> Field | None:
-        raw = self.raw
-        for name in UNREAD_FIELD_PROPERTIES:
-            if name in raw:
-                self._problem(name, f"{name}: not supported by this product")
-        if raw.get("bareNumber") is False:
-            self._problem("bareNumber", "bareNumber false: not supported by this product")
-        if raw.get("decimalChar", ".") != ".":
-            self._problem("decimalChar", "decimalChar: only '.' is supported by this product")
-        pattern = self._format()
-        missing = _missing_values(raw["missingValues"]) if "missingValues" in raw else schema_missing
-        true_values, false_values = self._booleans()
-        constraints = raw.get("constraints", {})
-        if not isinstance(constraints, Mapping):
-            return None  # the profile names it
-        for name in constraints:
-            if name not in CONSTRAINTS_OF[self.type]:
-                known = name in STANDARD_CONSTRAINTS
-                message = "is not valid for type" if known else "is no Table Schema constraint, for type"
-                valid = ", ".join(CONSTRAINTS_OF[self.type])
-                self._problem(f"constraints/{name}", f"constraint {name!r} {message} {self.type!r} (valid: {valid})")
-        cast_value = self._caster(pattern, true_values, false_values)
-        bounds, bound_values = self._bounds(constraints, cast_value)
-        enum, shown = self._enum(constraints, cast_value)
-        lengths = self._lengths(constraints)
-        regex = self._pattern(constraints)
-        if self.ours:
-            return None
-        required = constraints.get("required") is True or self.name in primary_key
-        read_constraints = Constraints(
-            required=required,
-            unique=constraints.get("unique") is True,
-            enum=enum,
-            pattern=regex.pattern if regex is not None else None,
-            min_length=lengths[0],
-            max_length=lengths[1],
-            **bound_values,
-        )
-        return Field(
-            name=cast(str, self.name),
-            index=self.index,
-            type=self.type,
-            constraints=read_constraints,
-            missing_values=missing,
-            format=pattern or "default",
-            true_values=true_values,
-            false_values=false_values,
-            enum_shown=shown,
-            descriptor=MappingProxyType(copy.deepcopy(dict(raw))),
-            reader=self._reader(pattern, bounds, enum, shown, lengths, regex, true_values, false_values),
-        )
-
-    def _format(self) -> str | None:
-        """A date's or datetime's strptime pattern (None: the ISO form); other types: default only."""
-        declared = self.raw.get("format", "default")
-        if not isinstance(declared, str):
-            return None  # the profile names it
-        declared = declared.removeprefix("fmt:")
-        if declared == "default":
-            return None
-        if self.type not in ("date", "datetime"):
-            if self.type == "string" and declared in ("email", "uri", "binary", "uuid"):
-                self._problem("format", f"format {declared!r}: not supported by this product (only 'default')")
-            else:
-                self._problem("format", f"format {declared!r} is not valid for type {self.type!r} (only 'default')")
-            return None
-        if declared == "any":
-            self._problem("format", "format 'any': not supported by this product (the default, or a strptime pattern)")
-            return None
-        import datetime as dt
-
-        sample = dt.datetime(2024, 1, 26, 15, 0, 0, tzinfo=dt.UTC)
-        try:
-            written = sample.strftime(declared)
-            read = dt.datetime.strptime(written, declared)
-        except ValueError as error:
-            self._problem("format", f"format {declared!r} is not a strptime pattern: {error}")
-            return None
-        wrote = sample.date() if self.type == "date" else sample.replace(tzinfo=None)
-        if "%" not in declared or (read.date() if self.type == "date" else read.replace(tzinfo=None)) != wrote:
-            self._problem("format", f"format {declared!r} does not read back the {self.type} it writes")
-            return None
-        return declared
-
-    def _booleans(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        true_raw, false_raw = self.raw.get("trueValues", DEFAULT_TRUE), self.raw.get("falseValues", DEFAULT_FALSE)
-        if self.type != "boolean":
-            for name in ("trueValues", "falseValues"):
-                if name in self.raw:
-                    self._problem(name, f"{name} is valid for type 'boolean' only")
-            return DEFAULT_TRUE, DEFAULT_FALSE
-        if not (isinstance(true_raw, list) and isinstance(false_raw, list)):
-            return DEFAULT_TRUE, DEFAULT_FALSE  # the profile names it
-        true_values, false_values = tuple(map(str, true_raw)), tuple(map(str, false_raw))
-        both = sorted(set(true_values) & set(false_values))
-        if both:
-            self._problem("trueValues", f"{both[0]!r} is in both trueValues and falseValues")
-        return true_values, false_values
-
-    def _caster(
-        self, pattern: str | None, true_values: tuple[str, ...], false_values: tuple[str, ...]
-    ) -> Callable[[object], Logical | None]:
-        """How a bound or enum value written in the descriptor becomes a logical value (None: it is none).
-
-        JSON numbers and booleans are taken as they are; a string is read as a cell of the field is
-        (the standard allows either), without the field's own constraints.
-        """
-        readers: dict[str, Callable[[str], Logical | None]] = {
-            "integer": lambda text: IntegerReader().read(text)[0],
-            "number": lambda text: NumberReader().read(text)[0],
-            "boolean": lambda text: BooleanReader(true_values, false_values).read(text)[0],
-            "date": lambda text: parse_date(text, pattern),
-            "datetime": lambda text: parse_datetime(text, pattern),
-        }
-        read_text = readers.get(self.type, _as_text)
-        field_type = self.type
-
-        def value(written: object) -> Logical | None:
-            if isinstance(written, str):
-                return read_text(written)
-            if field_type == "boolean":
-                return written if isinstance(written, bool) else None
-            if isinstance(written, bool) or not isinstance(written, (int, float)):
-                return None
-            if field_type == "integer":
-                return int(written) if float(written).is_integer() else None
-            if field_type == "number":
-                return float(written) if math.isfinite(written) else None
-            return None
-
-        return value
-
-    def _bounds(
-        self, constraints: Mapping[str, Any], cast_value: Callable[[object], Logical | None]
-    ) -> tuple[Bounds, dict[str, Logical | None]]:
-        read: dict[str, Logical | None] = {}
-        for name in ORDERED:
-            if name in constraints and name in CONSTRAINTS_OF[self.type]:
-                read[name] = cast_value(constraints[name])
-                if read[name] is None:
-                    self._problem(f"constraints/{name}", f"{name} {constraints[name]!r} is not a valid {self.type}")
-        for inclusive, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
-            if inclusive in constraints and exclusive in constraints:
-                self._problem(f"constraints/{exclusive}", f"{inclusive} and {exclusive} are both given")
-        lower_name = "exclusiveMinimum" if "exclusiveMinimum" in read else "minimum"
-        upper_name = "exclusiveMaximum" if "exclusiveMaximum" in read else "maximum"
-        lower, upper = read.get(lower_name), read.get(upper_name)
-        if lower is not None and upper is not None:
-            open_end = lower_name.startswith("exclusive") or upper_name.startswith("exclusive")
-            if cast(float, lower) > cast(float, upper) or (open_end and lower == upper):
-                words = "is above" if cast(float, lower) > cast(float, upper) else "leaves no value below"
-                shown_lower, shown_upper = constraints[lower_name], constraints[upper_name]
-                message = f"{lower_name} {shown_lower!r} {words} {upper_name} {shown_upper!r}"
-                self._problem(f"constraints/{lower_name}", message)
-        bounds = Bounds(
-            lower=cast(float | None, lower),
-            upper=cast(float | None, upper),
-            lower_exclusive=lower_name == "exclusiveMinimum",
-            upper_exclusive=upper_name == "exclusiveMaximum",
-            shown_lower=_shown(constraints.get(lower_name)),
-            shown_upper=_shown(constraints.get(upper_name)),
-        )
-        values = {
-            "minimum": read.get("minimum"),
-            "maximum": read.get("maximum"),
-            "exclusive_minimum": read.get("exclusiveMinimum"),
-            "exclusive_maximum": read.get("exclusiveMaximum"),
-        }
-        return bounds, values
-
-    def _enum(
-        self, constraints: Mapping[str, Any], cast_value: Callable[[object], Logical | None]
-    ) -> tuple[tuple[Logical, ...] | None, tuple[str, ...]]:
-        written = constraints.get("enum")
-        if written is None or not isinstance(written, list):
-            return None, ()
-        values: list[Logical] = []
-        for value in written:
-            logical = cast_value(value)
-            if logical is None:
-                kind = "string" if self.type == "any" else self.type
-                self._problem("constraints/enum", f"enum value {value!r} is not a valid {kind}")
-            elif isinstance(logical, str) and logical.startswith(FORMULA_PREFIXES):
-                self._problem("constraints/enum", f"enum value {value!r} would be refused as a spreadsheet formula")
-            elif logical in values:
-                self._problem("constraints/enum", f"enum value {value!r} is listed twice")
-            else:
-                values.append(logical)
-        if not values and not written:
-            self._problem("constraints/enum", "enum is empty: no value would be valid")
-        return tuple(values), tuple(_shown(value) for value in written)
-
-    def _lengths(self, constraints: Mapping[str, Any]) -> tuple[int | None, int | None]:
-        lengths: list[int | None] = []
-        for name in ("minLength", "maxLength"):
-            value = constraints.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                self._problem(f"constraints/{name}", f"{name} {value!r} is not a whole number of characters")
-                value = None
-            lengths.append(value if name in CONSTRAINTS_OF[self.type] else None)
-        low, high = lengths
-        if low is not None and high is not None and low > high:
-            self._problem("constraints/minLength", f"minLength {low} is above maxLength {high}")
-        return low, high
-
-    def _pattern(self, constraints: Mapping[str, Any]) -> re.Pattern[str] | None:
-        written = constraints.get("pattern")
-        if not isinstance(written, str) or "pattern" not in CONSTRAINTS_OF[self.type]:
-            return None
-        try:
-            return re.compile(written)
-        except re.error as error:
-            self._problem("constraints/pattern", f"pattern {written!r} is not a regular expression: {error}")
-            return None
-
-    def _reader(
-        self,
-        pattern: str | None,
-        bounds: Bounds,
-        enum: tuple[Logical, ...] | None,
-        shown: tuple[str, ...],
-        lengths: tuple[int | None, int | None],
-        regex: re.Pattern[str] | None,
-        true_values: tuple[str, ...],
-        false_values: tuple[str, ...],
-    ) -> ValueReader:
-        allowed = Allowed(frozenset(enum), shown) if enum is not None else None
-        if self.type == "integer":
-            return IntegerReader(bounds, allowed)
-        if self.type == "number":
-            return NumberReader(bounds, allowed)
-        if self.type == "boolean":
-            return BooleanReader(true_values, false_values, frozenset(cast(tuple[bool, ...], enum)) if enum else None)
-        if self.type in ("date", "datetime"):
-            return TemporalReader(self.type, pattern, bounds, allowed)
-        return TextReader(allowed, lengths[0], lengths[1], regex)
-
-
-def _as_text(text: str) -> Logical | None:
-    return text
-
-
-def _shown(value: object) -> str:
-    return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+def _read_field(
+    index: int, raw: object, schema_missing: tuple[str, ...], primary_key: tuple[str, ...]
+) -> tuple[list[str], Field | None]:
+    """One field descriptor's problems, each naming the field, and its Field when it has none."""
+    read = FieldReading(index, raw, schema_missing, primary_key)
+    if read.problems:
+        return read.problems, None
+    profile = _profile_problems(_field_validator(read.type), dict(read.raw), f"{read.where}: ")
+    # Our message for a property replaces the profile's (the profile's oneOf says little).
+    merged = {**profile, **{path: f"{read.where}: {message}" for path, message in read.property_problems.items()}}
+    return [merged[path] for path in sorted(merged)], None if merged else read.field

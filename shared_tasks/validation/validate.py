@@ -3,7 +3,7 @@
 Everything is checked field by field from the raw CSV text (not after pandas has guessed
 types), so an error can name the line, the column and the offending value. The rules of a
 header, a row and a value live in shared_tasks.validation.row_rules and the Table Schema's field
-readers (table_schema, field_values), shared with the whole-dataset validator (dataset_check).
+readers (table_fields, field_values), shared with the whole-dataset validator (dataset_check).
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ from typing import Any
 
 import dvc  # noqa: F401 - importing it installs DVC's log handlers, tamed below
 
-from shared_tasks.files import write_atomically
 from shared_tasks.project.records import WrittenFile
 from shared_tasks.project.redact import RedactingFilter, Redactor
 from shared_tasks.project.settings import Settings
-from shared_tasks.storage.pointer import Pointer, PointerError, pointer_text
+from shared_tasks.storage.pointer import Pointer, PointerError
 from shared_tasks.versioning.interfaces import DvcError as DvcError  # re-exported: callers import it from here
+from shared_tasks.versioning.object_store import keep_in_cache
 from shared_tasks.versioning.repo_guard import (
     MAX_MANIFEST_BYTES,
     DatasetCheckout,
@@ -119,7 +119,7 @@ class Dvc(DatasetCheckout):
             _, problems = manifest_entries(raw, md5, f"manifest {md5}")
             refuse(self.describe, problems)
             if not cached:
-                _keep_in_cache(Path(repo.cache.local.oid_to_path(md5)), raw)
+                keep_in_cache(Path(repo.cache.local.oid_to_path(md5)), raw)
         return md5
 
     def _manifest(self, repo: Any, md5: str) -> tuple[bytes, bool]:
@@ -140,12 +140,6 @@ class Dvc(DatasetCheckout):
             raise DvcError(
                 self.redact(f"cannot read manifest {md5} from the remote: {type(error).__name__}: {error}")
             ) from None
-
-    def _write_own_pointer(self, md5: str, size: int | None, nfiles: int | None) -> Pointer:
-        """The pointer as the product knows it; no field a commit added (push, remote, cache, ...) survives."""
-        text = pointer_text(md5, size, nfiles, Path(self.settings.data_relpath).name)
-        _replace_text(self.pointer_file, text)
-        return Pointer.parse(text)
 
     def _without_foreign_fields(self) -> None:
         """Before `dvc add`, which carries a pointer's other fields into the new one: only the product's own."""
@@ -274,14 +268,3 @@ class Dvc(DatasetCheckout):
         with self._repo() as repo:
             url = repo.config["remote"][self.settings.dvc_remote]["url"]
         return str(url)
-
-
-def _replace_text(path: Path, text: str) -> None:
-    """A crash leaves the old pointer or the new one, never half of one."""
-    write_atomically(path, text)
-
-
-def _keep_in_cache(path: Path, raw: bytes) -> None:
-    """A checked manifest into the cache, read-only as DVC keeps its objects."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, raw, mode=0o444)

@@ -14,21 +14,28 @@ place as on S3) and its objects are kept below `remote_root/bucket/prefix`.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared_tasks.files import atomic_path, write_atomically
+from shared_tasks.files import write_atomically
 from shared_tasks.project.records import WrittenFile
 from shared_tasks.project.redact import Redactor
 from shared_tasks.project.settings import Settings
-from shared_tasks.storage.pointer import Pointer, directory_manifest, pointer_text
+from shared_tasks.storage.pointer import Pointer, directory_manifest, manifest_md5
 from shared_tasks.validation.schema import Problem
 from shared_tasks.versioning.interfaces import DvcError
+from shared_tasks.versioning.object_store import (
+    READ_ONLY,
+    cache_file,
+    copy_object,
+    files_below,
+    keep_in_cache,
+    link_into_place,
+    md5_of,
+    object_path,
+)
 from shared_tasks.versioning.repo_guard import (
     CONFIG_FILES,
     MAX_CONFIG_BYTES,
@@ -41,7 +48,6 @@ from shared_tasks.versioning.repo_guard import (
     symlink_problems,
 )
 
-READ_ONLY = 0o444  # as DVC keeps its cache objects
 _NAMED_SECTION = re.compile(r'^\s*(remote|machine|db)\s*"(.*)"\s*$')
 
 
@@ -74,7 +80,7 @@ class LocalDvc(DatasetCheckout):
         if md5.endswith(".dir"):
             self._check_out_directory(objects)
         else:
-            _link_into_place(self._cached(md5), self.data_path)
+            link_into_place(self._cached(md5), self.data_path)
 
     def add(self) -> Pointer:
         self._checked_config()
@@ -105,17 +111,17 @@ class LocalDvc(DatasetCheckout):
     def _added(self, written: WrittenFile | None) -> Pointer:
         data = self.data_path
         if data.is_dir() and not data.is_symlink():
-            files = _files_below(data)
-            entries = {relpath: self._cache_file(data / relpath, _md5_of(data / relpath)) for relpath in files}
+            files = files_below(data)
+            entries = {relpath: cache_file(self.cache_dir, data / relpath, md5_of(data / relpath)) for relpath in files}
             manifest = directory_manifest(entries)
-            md5 = hashlib.md5(manifest, usedforsecurity=False).hexdigest() + ".dir"
+            md5 = manifest_md5(manifest)
             self._keep(md5, manifest)
             size = sum((data / relpath).stat().st_size for relpath in files)
-            pointer = self._write_pointer(md5, size, len(files))
+            pointer = self._write_own_pointer(md5, size, len(files))
         elif data.is_file() and not data.is_symlink():
             known = written.md5 if written is not None and written.still_describes(data) else None
-            md5 = self._cache_file(data, known or _md5_of(data))
-            pointer = self._write_pointer(md5, data.stat().st_size, None)
+            md5 = cache_file(self.cache_dir, data, known or md5_of(data))
+            pointer = self._write_own_pointer(md5, data.stat().st_size, None)
         else:
             raise DvcError(f"dvc add failed: {self.settings.data_relpath} is not a file or a directory of files")
         self._ignore_in_git()
@@ -127,28 +133,20 @@ class LocalDvc(DatasetCheckout):
         objects = list(self._objects(config, md5).values())
         uploaded = 0
         for oid in sorted(self._not_on_remote(config, md5).values(), key=lambda oid: oid == md5):  # the manifest last
-            stored = _object(remote, oid)
             cached = self._cached(oid)
             if not cached.is_file():
                 raise DvcError(
                     f"dvc push to remote {self.settings.dvc_remote!r} failed: object {oid} is not in the cache"
                 )
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(stored) as temporary:
-                shutil.copyfile(cached, temporary)
+            copy_object(cached, object_path(remote, oid))
             uploaded += 1
-        missing = [oid for oid in objects if not _object(remote, oid).is_file()]
+        missing = [oid for oid in objects if not object_path(remote, oid).is_file()]
         if missing:
             raise DvcError(
                 f"dvc push left {len(missing)} object(s) of {md5} off remote {self.settings.dvc_remote!r} "
                 f"(e.g. {', '.join(missing[:3])}): nothing is committed"
             )
         return uploaded
-
-    def _write_pointer(self, md5: str, size: int, nfiles: int | None) -> Pointer:
-        text = pointer_text(md5, size, nfiles, PurePosixPath(self.settings.data_relpath).name)
-        write_atomically(self.pointer_file, text)
-        return Pointer.parse(text)
 
     def _ignore_in_git(self) -> None:
         """The data's entry in the `.gitignore` beside it, appended as `dvc add` appends it."""
@@ -164,36 +162,22 @@ class LocalDvc(DatasetCheckout):
     # The cache --------------------------------------------------------------------------------
 
     def _cached(self, oid: str) -> Path:
-        return _object(self.cache_dir, oid)
-
-    def _cache_file(self, path: Path, md5: str) -> str:
-        """The file's content in the cache (linked into it when it is new there), and the file a
-        read-only link to that object, as DVC's `hardlink` cache type leaves it."""
-        cached = self._cached(md5)
-        if not cached.is_file():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            _link_into_place(path, cached)
-            cached.chmod(READ_ONLY)
-        _link_into_place(cached, path)
-        return md5
+        return object_path(self.cache_dir, oid)
 
     def _keep(self, oid: str, content: bytes) -> None:
         cached = self._cached(oid)
         if not cached.is_file():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(cached, content, mode=READ_ONLY)
+            keep_in_cache(cached, content)
 
     def _in_cache(self, oid: str, remote: Path) -> bool:
         """Whether the object is in the cache, fetched from the remote when it was not."""
         cached = self._cached(oid)
         if cached.is_file():
             return True
-        stored = _object(remote, oid)
+        stored = object_path(remote, oid)
         if not stored.is_file():
             return False
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cached, mode=READ_ONLY) as temporary:
-            shutil.copyfile(stored, temporary)
+        copy_object(stored, cached, mode=READ_ONLY)
         return True
 
     def _check_out_directory(self, objects: dict[str, str]) -> None:
@@ -204,11 +188,11 @@ class LocalDvc(DatasetCheckout):
         data.mkdir(parents=True, exist_ok=True)
         prefix = f"{self.settings.data_relpath}/"
         wanted = {name.removeprefix(prefix): oid for name, oid in objects.items() if name.startswith(prefix)}
-        for relpath in _files_below(data):
+        for relpath in files_below(data):
             if relpath not in wanted:
                 (data / relpath).unlink()
         for relpath, oid in wanted.items():
-            _link_into_place(self._cached(oid), data / relpath)
+            link_into_place(self._cached(oid), data / relpath)
 
     # The pointer, the manifest and the configuration, checked as `dvcops.Dvc` checks them -------
 
@@ -237,7 +221,7 @@ class LocalDvc(DatasetCheckout):
 
     def _manifest(self, config: dict[str, Any], md5: str) -> dict[str, str]:
         """A directory's files and their md5s, from its checked manifest (kept in the cache once read)."""
-        cached, stored = self._cached(md5), _object(self._remote_dir(config), md5)
+        cached, stored = self._cached(md5), object_path(self._remote_dir(config), md5)
         source = cached if cached.is_file() else stored
         try:
             with source.open("rb") as manifest:
@@ -262,9 +246,9 @@ class LocalDvc(DatasetCheckout):
         """The objects DVC's status finds missing. A directory whose manifest is on the remote is taken
         to be there whole, as DVC takes it (its manifest goes up last); a push proves each object."""
         remote = self._remote_dir(config)
-        if md5.endswith(".dir") and _object(remote, md5).is_file():
+        if md5.endswith(".dir") and object_path(remote, md5).is_file():
             return {}
-        return {name: oid for name, oid in self._objects(config, md5).items() if not _object(remote, oid).is_file()}
+        return {name: oid for name, oid in self._objects(config, md5).items() if not object_path(remote, oid).is_file()}
 
     def _remote_url(self, config: dict[str, Any]) -> str:
         url = self.settings.dvc_remote_url or config.get("remote", {}).get(self.settings.dvc_remote, {}).get("url")
@@ -282,43 +266,6 @@ class LocalDvc(DatasetCheckout):
         if not parts.netloc or any(segment in (".", "..") for segment in segments):
             raise DvcError(self.redact(f"remote {self.settings.dvc_remote!r} has URL {url!r}: not a bucket and prefix"))
         return self.remote_root.joinpath(*filter(None, segments))
-
-
-def _object(store: Path, oid: str) -> Path:
-    """Where DVC 3 keeps an object in a cache or on a remote."""
-    return store / "files" / "md5" / oid[:2] / oid[2:]
-
-
-def _md5_of(path: Path) -> str:
-    with path.open("rb") as content:
-        return hashlib.file_digest(content, "md5").hexdigest()
-
-
-def _files_below(directory: Path) -> list[str]:
-    """Every file below `directory`, as a manifest names it (relative, `/`-separated), sorted."""
-    found: list[str] = []
-    for folder, _, names in os.walk(directory):
-        relative = PurePosixPath(Path(folder).relative_to(directory).as_posix())
-        found.extend(str(relative / name) if str(relative) != "." else name for name in names)
-    return sorted(found)
-
-
-def _link_into_place(source: Path, target: Path) -> None:
-    """`target` becomes a hard link to `source` (a copy across file systems), replacing what was there."""
-    try:
-        if target.exists() and os.path.samefile(source, target):
-            return
-    except OSError:
-        pass
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as temporary:
-        temporary.unlink()
-        try:
-            os.link(source, temporary)
-        except OSError:
-            shutil.copyfile(source, temporary)
 
 
 def _load_config(path: Path, name: str) -> tuple[dict[str, Any], Problem | None]:

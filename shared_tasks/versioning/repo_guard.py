@@ -20,9 +20,11 @@ from typing import Any
 
 import yaml
 
+from shared_tasks.files import write_atomically
 from shared_tasks.project.redact import Redactor
 from shared_tasks.project.settings import Layout, Settings
 from shared_tasks.storage.parts import PART_PATTERN
+from shared_tasks.storage.pointer import Pointer, pointer_text
 from shared_tasks.validation.schema import DataValidationError, Problem
 from shared_tasks.versioning.gitops import Git, GitError
 
@@ -62,8 +64,8 @@ def head_described(root: Path, settings: Settings) -> str:
 
 
 class DatasetCheckout:
-    """Where a workspace holds the dataset and its pointer, and how an error names its commit: the
-    same for every DVC client."""
+    """Where a workspace holds the dataset and its pointer, how the pointer is written, and how an
+    error names its commit: the same for every DVC client."""
 
     settings: Settings
     root: Path
@@ -78,6 +80,15 @@ class DatasetCheckout:
 
     def describe(self) -> str:
         return head_described(self.root, self.settings)
+
+    def _write_own_pointer(self, md5: str, size: int | None, nfiles: int | None) -> Pointer:
+        """The pointer as the product knows it; no field a commit added (push, remote, cache, ...) survives.
+
+        A crash leaves the old pointer or the new one, never half of one.
+        """
+        text = pointer_text(md5, size, nfiles, PurePosixPath(self.settings.data_relpath).name)
+        write_atomically(self.pointer_file, text)
+        return Pointer.parse(text)
 
 
 def refuse(describe: Callable[[], str], problems: list[Problem]) -> None:
