@@ -474,3 +474,34 @@ def test_adopt_publishes_a_csv_as_the_first_version_beside_another_pipelines_dat
     assert [v.commit for v in history(employees)] == employee_history, "the other pipeline's history is its own"
     assert verify(settings, version.commit, validate=True).ok and verify(employees, version.commit, validate=True).ok
     sys.modules.pop(f"{package}.steps", None)
+
+
+def test_every_version_command_takes_the_declared_pipeline_and_what_is_not_there_yet_says_so(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dataset_pipeline.cli import app
+    from tests.team_project import seed_csv
+
+    _team_env(team, monkeypatch)
+    runner = CliRunner()
+    version = run_pipeline(team.settings, "manual__team-cli", params={"readings": 2})
+    shown = runner.invoke(app, ["history", "--json", "--pipeline", "readings"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)[0]["commit"] == version.commit
+    unknown = runner.invoke(app, ["history", "--pipeline", "ledger"])
+    assert unknown.exit_code == 1 and "declares no pipeline 'ledger'" in unknown.output
+    checked = runner.invoke(app, ["validate", version.commit, "--json", "--pipeline", "readings"])
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["ok"], checked.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(seed_csv(2).replace("north", "nowhere"))
+    refused = runner.invoke(app, ["validate", str(bad)])
+    assert refused.exit_code == 1 and "value 'nowhere'" in refused.output, "checked against the team's schema"
+    good = tmp_path / "good.csv"
+    good.write_text(seed_csv(2))
+    assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
+    not_yet = runner.invoke(app, ["cutover", "clean", "dagster"])
+    assert not_yet.exit_code == 1 and "cannot be cut over yet" in not_yet.output

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -23,7 +23,12 @@ from shared_tasks.validation.validate import DataValidationError
 from shared_tasks.versioning.dvcops import DvcError
 from shared_tasks.versioning.gitops import GitError
 
-app = typer.Typer(help="Versioned-dataset pipeline: pull, modify, push with DVC and Git.", no_args_is_help=True)
+# Every command that works on a pipeline's versions takes it by name (needed when the project file declares several).
+PipelineOption = Annotated[
+    str | None, typer.Option("--pipeline", help="A pipeline the project file declares (if it declares several).")
+]
+
+app = typer.Typer(help="Versioned-dataset pipeline: pull, change, push with DVC and Git.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack on 127.0.0.1.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dataset_pipeline.cli.app import (
     TABLE_WIDTH,
+    PipelineOption,
     current_settings,
     err,
     local_stack,
@@ -24,12 +25,12 @@ from dataset_pipeline.stack import StackError
 from shared_tasks.versioning.versions import VersionRecord
 
 
-def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False, pipeline: PipelineOption = None) -> None:
     """Every version of the dataset, newest first."""
     from shared_tasks.versioning.history import history
 
     with reported_errors():
-        versions = [version.to_dict() for version in history(current_settings())]
+        versions = [version.to_dict() for version in history(current_settings(pipeline))]
         if as_json:
             print_json(versions)
             return
@@ -51,12 +52,13 @@ def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 def verify_cmd(
     rev: Annotated[str, typer.Argument(help="Commit, branch or tag of the origin.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    pipeline: PipelineOption = None,
 ) -> None:
     """Fresh clone at REV, pull its data from the remote, compare with the pointer."""
     from shared_tasks.versioning.history import verify
 
     with reported_errors():
-        result = verify(current_settings(), rev)
+        result = verify(current_settings(pipeline), rev)
         if as_json:
             print_json(result.to_dict())
         elif result.ok:
@@ -100,6 +102,11 @@ def compare_cmd(
         if not stack.status()["running"]:
             raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
         settings = current_settings()
+        if settings.is_declared:
+            raise ValueError(
+                f"compare measures the built-in pipeline; the declared pipeline {settings.pipeline_name!r} is not"
+                " compared yet (unset PIPELINE_PROJECT_FILE)"
+            )
         console = err if as_json else out
         comparison = run_comparison(stack, settings, runs=runs, records=records, console=console, runners=chosen)
         paths = write_report(comparison, out_dir or stack.root / "compare")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,25 +10,30 @@ import typer
 from rich.table import Table
 
 from dataset_pipeline.airflow_stack import cutover_file
-from dataset_pipeline.cli.app import current_settings, err, out, print_json, reported_errors
+from dataset_pipeline.cli.app import PipelineOption, current_settings, err, out, print_json, reported_errors
 from shared_tasks.project.cutover import Cutover, Runner, read_cutover, write_cutover
 from shared_tasks.project.pipeline import STEPS
+from shared_tasks.project.settings import ENV_PREFIX
 
 
 def validate_cmd(
     target: Annotated[str, typer.Argument(help="A CSV file, or a commit, branch or tag of the origin.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    pipeline: PipelineOption = None,
 ) -> None:
     """Check a CSV file, or any version from the remote, against the dataset's schema, record by record."""
+    from shared_tasks.validation.schema import rules_of
     from shared_tasks.validation.validate import validate_dataset_file
     from shared_tasks.versioning.history import verify
 
     with reported_errors():
         if _is_file(target):
-            rows = validate_dataset_file(Path(target))
+            declared = pipeline is not None or f"{ENV_PREFIX}PROJECT_FILE" in os.environ
+            rules = rules_of(current_settings(pipeline)) if declared else None  # else the built-in schema
+            rows = validate_dataset_file(Path(target), rules)
             out.print(f"[green]✓[/green] {target}: {rows} valid record(s)", highlight=False)
             return
-        result = verify(current_settings(), target, validate=True)
+        result = verify(current_settings(pipeline), target, validate=True)
         if as_json:
             print_json(result.to_dict())
         elif result.ok:
@@ -50,13 +56,14 @@ def restore_cmd(
     rev: Annotated[str, typer.Argument(help="The version whose data the new version holds (commit, branch, tag).")],
     run_id: Annotated[str | None, typer.Option(help="Reuse a run id to resume the restore.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    pipeline: PipelineOption = None,
 ) -> None:
     """Publish a new version whose data is exactly REV's: history stays append-only and names REV."""
     from shared_tasks.project.pipeline import new_run_id
     from shared_tasks.run.restore import restore_version
 
     with reported_errors():
-        version = restore_version(current_settings(), rev, run_id or new_run_id("restore"))
+        version = restore_version(current_settings(pipeline), rev, run_id or new_run_id("restore"))
         if as_json:
             print_json(version.to_dict())
             return
@@ -71,9 +78,17 @@ def restore_cmd(
 def cutover_cmd(
     step: Annotated[str | None, typer.Argument(help="A step of the pipeline: " + ", ".join(STEPS))] = None,
     runner: Annotated[Runner | None, typer.Argument(help="Who runs it from now on.")] = None,
+    pipeline: PipelineOption = None,
 ) -> None:
     """Which orchestrator runs each step of DAG dataset_pipeline; with STEP and airflow|dagster, set one."""
     with reported_errors():
+        if pipeline is not None or f"{ENV_PREFIX}PROJECT_FILE" in os.environ:
+            declared = current_settings(pipeline).declared()
+            raise ValueError(
+                f"the steps of the declared pipeline {declared.name!r} cannot be cut over yet: they run in Airflow's"
+                f" DAG {declared.names.dag_id} or in Dagster's job {declared.names.dagster_job}, each whole"
+                " (unset PIPELINE_PROJECT_FILE to cut over the built-in pipeline's steps)"
+            )
         path = cutover_file()
         cutover = read_cutover(path)
         if step is not None:

@@ -202,8 +202,8 @@ def read_header(path: Path, rules: DatasetRules | None = None) -> list[str]:
     return header
 
 
-def validate_dataset_file(path: Path) -> int:
+def validate_dataset_file(path: Path, rules: DatasetRules | None = None) -> int:
     """Check every row of a dataset file (streaming; see dataset_check); returns its number of records."""
     from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where a dataset is read
 
-    return validate_dataset([path], f"dataset {path.name}").records
+    return validate_dataset([path], f"dataset {path.name}", rules=rules).records
