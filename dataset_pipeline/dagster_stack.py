@@ -9,7 +9,6 @@ Dagster only over HTTP (GraphQL), never by importing it.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -98,12 +97,6 @@ def workspace_config() -> dict[str, Any]:
             }
         ]
     }
-
-
-def _default_signals() -> None:
-    """In the child: handlers a background shell may have set to ignore are reset, so it stops."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
 
 
 def _script(name: str) -> str:
@@ -198,7 +191,7 @@ class Service(ProcessService):
 
     def _start(self, role: str, command: list[str]) -> subprocess.Popen[bytes]:
         env = process_environment(**self.stack.settings_env(), **self._peer_env(), DAGSTER_HOME=str(self.home))
-        return self.start_process(role, command, env=env, cwd=self.home, preexec_fn=_default_signals)
+        return self.start_process(role, command, env=env, cwd=self.home)
 
     def _peer_env(self) -> dict[str, str]:
         """Where the Airflow of this stack is, and Dagster's login there: its sensor reads Airflow's runs."""

@@ -124,7 +124,8 @@ class ProcessService:
         cwd: Path | None = None,
         preexec_fn: Callable[[], None] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`command` in a session of its own, its output appended to its log."""
+        """`command` in a session of its own, its output appended to its log, the stop signals at their
+        defaults (`preexec_fn` runs after that)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path(role).open("ab") as log:
             return subprocess.Popen(
@@ -135,7 +136,7 @@ class ProcessService:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=preexec_fn,
+                preexec_fn=_with_default_signals(preexec_fn),
             )
 
     def check_port_free(self) -> None:
@@ -193,6 +194,27 @@ class ProcessService:
         self.ready_file.remove()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def default_signals() -> None:
+    """In the child: a stop signal its starter ignores (a background shell, a test runner's worker) is
+    ignored by every process it starts too, and SIGTERM would no longer stop the service."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _with_default_signals(then: Callable[[], None] | None) -> Callable[[], None]:
+    if then is None:
+        return default_signals
+
+    def both() -> None:
+        default_signals()
+        then()
+
+    return both
+
+
 def leader_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not) and still leads the process group it was started to lead."""
     import psutil  # the local stack's dependency, not the CLI's
@@ -239,9 +261,7 @@ def _reap(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        import psutil  # the local stack's dependency, not the CLI's
-
-        return not psutil.pid_exists(pid)
+        return not leader_alive(pid)  # not ours: exited once it no longer runs (a zombie waits for init)
     return finished == pid
 
 
@@ -261,4 +281,6 @@ def stop_process_groups(pgids: Sequence[int]) -> None:
     for pgid in leaders:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        _reap(pgid)
+    # SIGKILL takes effect when each process is next scheduled: return once every one has exited.
+    with contextlib.suppress(StackError):
+        poll_until(all_stopped, timeout=STOP_TIMEOUT_SECONDS, interval=0.05, timed_out=lambda: StackError("kill"))

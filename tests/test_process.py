@@ -122,3 +122,64 @@ def test_a_service_whose_leader_died_is_not_running_though_its_children_are(tmp_
 
     service.stop()  # what `stack up` does first with a service that is not running
     assert not group_alive(process.pid)
+
+
+def _ignored_signals(pid: int) -> int:
+    """The process's mask of ignored signals, as the kernel reports it."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)  # type: ignore[union-attr]
+
+
+def test_a_service_started_by_a_process_that_ignores_sigterm_still_stops_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ignored signal stays ignored across fork and exec: a service started from a test worker or
+    a background shell that ignores SIGTERM would outlive `stack down` but for the reset."""
+    import signal
+
+    monkeypatch.setattr("dataset_pipeline.process.STOP_TIMEOUT_SECONDS", 300)
+    said = tmp_path / "said"
+    # A shell cannot trap a signal it was started ignoring: the trap runs only if SIGTERM arrives as SIGTERM.
+    traps = ["sh", "-c", f"trap 'echo terminated > {said}; exit 0' TERM; sleep 300 & wait"]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        plain = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        service = toy(tmp_path)
+        process = service.start_process("worker", traps)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    term = 1 << (signal.SIGTERM - 1)
+    try:
+        assert _ignored_signals(plain.pid) & term, "the fault: a child of this process ignores SIGTERM"
+        assert not _ignored_signals(process.pid) & term, "the service's process takes SIGTERM"
+        service.ready_file.write({"worker": process.pid}, service.configured_port)
+        service.stop()
+        assert not group_alive(process.pid)
+        assert said.read_text() == "terminated\n", "stopped by SIGTERM, not by the SIGKILL after it"
+    finally:
+        plain.kill()
+        plain.wait()
+
+
+def test_stop_returns_only_once_a_group_that_ignores_sigterm_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the SIGTERM wait runs out, SIGKILL: and stop waits for it to take effect before it returns."""
+    import signal
+
+    monkeypatch.setattr("dataset_pipeline.process.STOP_TIMEOUT_SECONDS", 0.5)
+    service = toy(tmp_path)
+    ready = tmp_path / "ignoring"
+    os.mkfifo(ready)
+    ignores = (
+        "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "child = subprocess.Popen(['sleep', '300']); "
+        f"open({str(ready)!r}, 'w').write(str(child.pid)); time.sleep(300)"
+    )
+    process = service.start_process("worker", [sys.executable, "-c", ignores])
+    child_pid = int(ready.read_text())  # the leader ignores SIGTERM now, and so does the child it started
+    term = 1 << (signal.SIGTERM - 1)
+    assert _ignored_signals(process.pid) & term and _ignored_signals(child_pid) & term
+    service.ready_file.write({"worker": process.pid}, service.configured_port)
+    service.stop()
+    assert not group_alive(process.pid), "killed, and gone when stop returned"
