@@ -198,10 +198,12 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def default_signals() -> None:
-    """In the child: a stop signal its starter ignores (a background shell, a test runner's worker) is
-    ignored by every process it starts too, and SIGTERM would no longer stop the service."""
+    """In the child: a stop signal its starter ignores or blocks (a background shell, a test runner's
+    worker) is ignored or blocked in every process it starts too, and SIGTERM would no longer stop
+    the service."""
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _with_default_signals(then: Callable[[], None] | None) -> Callable[[], None]:

@@ -183,3 +183,29 @@ def test_stop_returns_only_once_a_group_that_ignores_sigterm_is_killed(
     service.ready_file.write({"worker": process.pid}, service.configured_port)
     service.stop()
     assert not group_alive(process.pid), "killed, and gone when stop returned"
+
+
+def test_a_service_started_by_a_thread_that_blocks_sigterm_still_stops_on_it(tmp_path: Path) -> None:
+    """A blocked signal is inherited across fork and exec as an ignored one is."""
+    import signal
+
+    said = tmp_path / "said"
+    traps = ["sh", "-c", f"trap 'echo terminated > {said}; exit 0' TERM; sleep 300 & wait"]
+    blocked_before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    try:
+        plain = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        service = toy(tmp_path)
+        process = service.start_process("worker", traps)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked_before)
+    blocked = re.compile(r"^SigBlk:\s*([0-9a-f]+)$", re.MULTILINE)
+    term = 1 << (signal.SIGTERM - 1)
+    try:
+        assert int(blocked.search(Path(f"/proc/{plain.pid}/status").read_text()).group(1), 16) & term  # type: ignore[union-attr]
+        service.ready_file.write({"worker": process.pid}, service.configured_port)
+        service.stop()
+        assert not group_alive(process.pid)
+        assert said.read_text() == "terminated\n", "stopped by SIGTERM"
+    finally:
+        plain.kill()
+        plain.wait()
