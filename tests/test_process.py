@@ -130,6 +130,23 @@ def _ignored_signals(pid: int) -> int:
     return int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)  # type: ignore[union-attr]
 
 
+def _says_how_it_stopped(said: Path, ready: Path) -> list[str]:
+    """A process that writes `terminated` to `said` when SIGTERM reaches it, and says on `ready` (a FIFO)
+    when it waits for it. As a shell's trap, it takes no SIGTERM it was started ignoring."""
+    script = (
+        "import signal, sys\n"
+        "def said(*_):\n"
+        f"    open({str(said)!r}, 'w').write('terminated')\n"
+        "    sys.exit(0)\n"
+        "if signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:\n"
+        "    signal.signal(signal.SIGTERM, said)\n"
+        f"open({str(ready)!r}, 'w').write('waiting')\n"
+        "while True:\n"
+        "    signal.pause()\n"
+    )
+    return [sys.executable, "-c", script]
+
+
 def test_a_service_started_by_a_process_that_ignores_sigterm_still_stops_on_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,24 +155,24 @@ def test_a_service_started_by_a_process_that_ignores_sigterm_still_stops_on_it(
     import signal
 
     monkeypatch.setattr("dataset_pipeline.process.STOP_TIMEOUT_SECONDS", 300)
-    said = tmp_path / "said"
-    # A shell cannot trap a signal it was started ignoring: the trap runs only if SIGTERM arrives as SIGTERM.
-    traps = ["sh", "-c", f"trap 'echo terminated > {said}; exit 0' TERM; sleep 300 & wait"]
+    said, ready = tmp_path / "said", tmp_path / "ready"
+    os.mkfifo(ready)
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         plain = subprocess.Popen(["sleep", "300"], start_new_session=True)
         service = toy(tmp_path)
-        process = service.start_process("worker", traps)
+        process = service.start_process("worker", _says_how_it_stopped(said, ready))
     finally:
         signal.signal(signal.SIGTERM, previous)
     term = 1 << (signal.SIGTERM - 1)
     try:
         assert _ignored_signals(plain.pid) & term, "the fault: a child of this process ignores SIGTERM"
+        assert ready.read_text() == "waiting"
         assert not _ignored_signals(process.pid) & term, "the service's process takes SIGTERM"
         service.ready_file.write({"worker": process.pid}, service.configured_port)
         service.stop()
         assert not group_alive(process.pid)
-        assert said.read_text() == "terminated\n", "stopped by SIGTERM, not by the SIGKILL after it"
+        assert said.read_text() == "terminated", "stopped by SIGTERM, not by the SIGKILL after it"
     finally:
         plain.kill()
         plain.wait()
@@ -189,23 +206,24 @@ def test_a_service_started_by_a_thread_that_blocks_sigterm_still_stops_on_it(tmp
     """A blocked signal is inherited across fork and exec as an ignored one is."""
     import signal
 
-    said = tmp_path / "said"
-    traps = ["sh", "-c", f"trap 'echo terminated > {said}; exit 0' TERM; sleep 300 & wait"]
+    said, ready = tmp_path / "said", tmp_path / "ready"
+    os.mkfifo(ready)
     blocked_before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
     try:
         plain = subprocess.Popen(["sleep", "300"], start_new_session=True)
         service = toy(tmp_path)
-        process = service.start_process("worker", traps)
+        process = service.start_process("worker", _says_how_it_stopped(said, ready))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked_before)
     blocked = re.compile(r"^SigBlk:\s*([0-9a-f]+)$", re.MULTILINE)
     term = 1 << (signal.SIGTERM - 1)
     try:
         assert int(blocked.search(Path(f"/proc/{plain.pid}/status").read_text()).group(1), 16) & term  # type: ignore[union-attr]
+        assert ready.read_text() == "waiting"
         service.ready_file.write({"worker": process.pid}, service.configured_port)
         service.stop()
         assert not group_alive(process.pid)
-        assert said.read_text() == "terminated\n", "stopped by SIGTERM"
+        assert said.read_text() == "terminated", "stopped by SIGTERM"
     finally:
         plain.kill()
         plain.wait()
