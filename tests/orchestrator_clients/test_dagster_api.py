@@ -215,4 +215,5 @@ def test_a_run_that_finished_without_a_verdict_is_final_when_retries_are_off(
     scripted_api.script[ENDPOINT] = [run_answer("r1", "FAILURE")]
     run = DagsterClient(scripted_api.url).wait_for_run_or_its_retry("r1", poll_seconds=0.05)
     assert (run.run_id, run.status) == ("r1", "FAILURE")
-    assert len(scripted_api.sent(*ENDPOINT)) > 2  # it looked again for the verdict before giving up
+    # It looked again for the verdict before giving up (how often within the window depends on the machine).
+    assert len(scripted_api.sent(*ENDPOINT)) >= 2
