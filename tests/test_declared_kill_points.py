@@ -11,14 +11,11 @@ point runs with the origin unchanged and with another run publishing between the
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,49 +23,14 @@ from shared_tasks.project.pipeline import StepInputs, pipeline_steps, run_pipeli
 from shared_tasks.project.settings import Layout, Settings
 from shared_tasks.versioning.backends import LocalBackends, using_backends
 from shared_tasks.versioning.history import history, verify
+from shared_tasks.versioning.local_dvc import LocalDvc
 from tests.conftest import DVC_INIT_FILES, git
+from tests.kill_points_support import count_state_changes
 from tests.team_project import SEED_ROWS, seed_origin, write_project
 
 RUN = "killed-team-run"
 PARAMS = {"readings": 3}
-READ_ONLY_GIT = {
-    *("rev-parse", "log", "show", "cat-file", "ls-remote", "rev-list", "status", "diff"),
-    *("ls-tree", "ls-files", "check-attr"),
-}
 DONE = "done"
-
-
-def _count_state_changes(kill_at: int, progress: Path) -> Iterator[None]:
-    import pathlib
-
-    from shared_tasks.versioning.gitops import Git
-    from shared_tasks.versioning.local_dvc import LocalDvc
-
-    counter = itertools.count(1)
-
-    def tick(what: str) -> None:
-        number = next(counter)
-        with progress.open("a") as log:
-            log.write(f"op {number} {what}\n")
-        if number == kill_at:
-            os.killpg(0, signal.SIGKILL)
-
-    def counted(original: Callable[..., Any], describe: Callable[..., str | None]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            what = describe(*args, **kwargs)
-            if what is not None:
-                tick(what)
-            return original(*args, **kwargs)
-
-        return wrapper
-
-    git_run = Git.run
-    Git.run = counted(git_run, lambda self, *args, **_: None if args[0] in READ_ONLY_GIT else f"git {args[0]}")  # type: ignore[method-assign]
-    for name in ("pull", "add", "add_and_push", "push"):
-        setattr(LocalDvc, name, counted(getattr(LocalDvc, name), lambda *_, _n=name, **__: f"dvc {_n}"))
-    replace = pathlib.Path.replace
-    pathlib.Path.replace = counted(replace, lambda self, target: f"rename {pathlib.Path(target).name}")  # type: ignore[method-assign]
-    yield
 
 
 def _run_until_killed(settings_json: str, remote_root: str, kill_at: int, progress: str) -> None:
@@ -76,7 +38,7 @@ def _run_until_killed(settings_json: str, remote_root: str, kill_at: int, progre
     log = Path(progress)
     settings = Settings.model_validate_json(settings_json)
     with using_backends(LocalBackends(Path(remote_root))):
-        counting = _count_state_changes(kill_at, log)
+        counting = count_state_changes(kill_at, log, LocalDvc)
         next(counting)
         for step in pipeline_steps(settings):
             with log.open("a") as out:

@@ -12,12 +12,10 @@ with another run publishing a version between the kill and the retry.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +24,13 @@ import pytest
 
 from shared_tasks.project.pipeline import PIPELINE, StepInputs, run_pipeline
 from shared_tasks.project.settings import Layout, Settings
+from shared_tasks.versioning.dvcops import Dvc
 from shared_tasks.versioning.history import history, verify
 from tests.conftest import TEST_SEED_ROWS, git, make_settings
+from tests.kill_points_support import count_state_changes
 
 RUN = "killed-run"
 RECORDS = 2
-READ_ONLY_GIT = {
-    *("rev-parse", "log", "show", "cat-file", "ls-remote", "rev-list", "status", "diff"),
-    *("ls-tree", "ls-files", "check-attr"),  # how the pointer is read from Git itself
-}
 DONE = "done"
 
 
@@ -44,46 +40,12 @@ class Case:
     origin_moves: bool
 
 
-def _count_state_changes(kill_at: int, progress: Path) -> Iterator[None]:
-    """Patch the operations that change state so that the `kill_at`-th kills the process group."""
-    import pathlib
-
-    from shared_tasks.versioning.dvcops import Dvc
-    from shared_tasks.versioning.gitops import Git
-
-    counter = itertools.count(1)
-
-    def tick(what: str) -> None:
-        number = next(counter)
-        with progress.open("a") as log:
-            log.write(f"op {number} {what}\n")
-        if number == kill_at:
-            os.killpg(0, signal.SIGKILL)
-
-    def counted(original: Callable[..., Any], describe: Callable[..., str | None]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            what = describe(*args, **kwargs)
-            if what is not None:
-                tick(what)
-            return original(*args, **kwargs)
-
-        return wrapper
-
-    git_run = Git.run
-    Git.run = counted(git_run, lambda self, *args, **_: None if args[0] in READ_ONLY_GIT else f"git {args[0]}")  # type: ignore[method-assign]
-    for name in ("pull", "add", "add_and_push", "push"):
-        setattr(Dvc, name, counted(getattr(Dvc, name), lambda *_, _n=name, **__: f"dvc {_n}"))
-    replace = pathlib.Path.replace
-    pathlib.Path.replace = counted(replace, lambda self, target: f"rename {pathlib.Path(target).name}")  # type: ignore[method-assign]
-    yield
-
-
 def _run_until_killed(settings_json: str, kill_at: int, progress: str) -> None:
     """In the child: every step in order, killed before the `kill_at`-th state change (never with 0)."""
     os.setpgrp()
     log = Path(progress)
     settings = Settings.model_validate_json(settings_json)
-    counting = _count_state_changes(kill_at, log)
+    counting = count_state_changes(kill_at, log, Dvc)
     next(counting)
     for step in PIPELINE:
         with log.open("a") as out:

@@ -189,9 +189,10 @@ def test_stop_returns_only_once_a_group_that_ignores_sigterm_is_killed(
     ready = tmp_path / "ignoring"
     os.mkfifo(ready)
     ignores = (
-        "import signal, subprocess, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "import signal, subprocess; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "child = subprocess.Popen(['sleep', '300']); "
-        f"open({str(ready)!r}, 'w').write(str(child.pid)); time.sleep(300)"
+        f"open({str(ready)!r}, 'w').write(str(child.pid))\n"
+        "while True: signal.pause()"
     )
     process = service.start_process("worker", [sys.executable, "-c", ignores])
     child_pid = int(ready.read_text())  # the leader ignores SIGTERM now, and so does the child it started
