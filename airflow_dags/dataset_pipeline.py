@@ -10,12 +10,12 @@ client installed the tasks simply carry no pod override.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from airflow_dags.dag_defaults import pipeline_dag_arguments
 from airflow_dags.dagster_proxy import DagsterStepOperator
 from airflow_dags.dataset_asset import dataset_asset
 from airflow_dags.pods import executor_config
@@ -60,10 +60,6 @@ def step_callable(step: StepSpec) -> Callable[[], dict[str, Any]]:
 with DAG(
     dag_id=NAMES.dag_id,
     description="Add records to the DVC-tracked dataset and publish a new version",
-    schedule=orchestration.schedule,  # None (PIPELINE_SCHEDULE=none): manual and asset-triggered runs only
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
     tags=[NAMES.dag_tag],
     params={
         "records": Param(
@@ -75,13 +71,8 @@ with DAG(
             description="How many generated records this run appends to the dataset.",
         )
     },
-    default_args={
-        "retries": orchestration.step_retries,
-        "retry_delay": timedelta(seconds=orchestration.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=orchestration.retry_delay_max_seconds),
-    },
     doc_md=__doc__,
+    **pipeline_dag_arguments(orchestration),
 ) as dag:
     step_tasks: dict[str, Any] = {}
     for step in PIPELINE:

@@ -10,14 +10,15 @@ is still to come.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 
+from airflow_dags.dag_defaults import pipeline_dag_arguments
 from airflow_dags.pods import executor_config
 from airflow_dags.version_watcher import announcement
-from shared_tasks.project.declared import DeclaredPipeline, ParamSpec, load_project
+from shared_tasks.project.declared import DeclaredPipeline, load_project
+from shared_tasks.project.params import ParamSpec
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
 from shared_tasks.project.settings import OrchestrationSettings
 
@@ -72,19 +73,10 @@ def pipeline_dag(pipeline: DeclaredPipeline) -> DAG:
     with DAG(
         dag_id=names.dag_id,
         description=pipeline.description or f"The declared pipeline {pipeline.name}",
-        schedule=orchestration.schedule,
-        start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
         tags=[names.dag_tag],
         params={name: trigger_param(name, spec) for name, spec in pipeline.params.items()},
-        default_args={
-            "retries": orchestration.step_retries,
-            "retry_delay": timedelta(seconds=orchestration.retry_delay_seconds),
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": timedelta(seconds=orchestration.retry_delay_max_seconds),
-        },
         doc_md=__doc__,
+        **pipeline_dag_arguments(orchestration),
     ) as dag:
         tasks: dict[str, Any] = {}
         for step in declared_steps(pipeline):
