@@ -34,7 +34,7 @@ def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False, pipeli
         if as_json:
             print_json(versions)
             return
-        table = Table("commit", "time", "md5", "size", "rows", "added", "orchestrator", "run id")
+        table = Table("commit", "time", "md5", "size", "rows", "change", "orchestrator", "run id")
         for v in versions:
             table.add_row(
                 v["commit"][:12],
@@ -42,11 +42,21 @@ def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False, pipeli
                 v["md5"],
                 str(v["size"]),
                 str(v["rows"]),
-                str(v["rows_added"]),
+                _change_of(v),
                 str(v["orchestrator"]),
                 str(v["run_id"]),
             )
         Console(width=max(out.width, TABLE_WIDTH)).print(table)
+
+
+def _change_of(version: dict[str, Any]) -> str:
+    """+added, and for a merge ~updated -deleted; a replace names the version it was computed from."""
+    if version.get("computed_from"):
+        return f"replaced (from {str(version['computed_from'])[:12]})"
+    change = f"+{version['rows_added']}"
+    if version.get("rows_updated") is not None:
+        change += f" ~{version['rows_updated']} -{version['rows_deleted']}"
+    return change
 
 
 def verify_cmd(

@@ -100,11 +100,17 @@ class OutputSpec(_Declared):
     generated_key: str | None = Field(
         default=None, description="append: an integer primaryKey the product assigns (largest + 1, ...)."
     )
+    delete_column: str | None = Field(
+        default=None,
+        description="merge: a boolean column of the output, not of the schema; a row where it is true deletes its key.",
+    )
 
     @model_validator(mode="after")
-    def _key_for_append(self) -> Self:
+    def _options_of_the_strategy(self) -> Self:
         if self.generated_key is not None and self.strategy is not Strategy.APPEND:
             raise ValueError("generated_key applies to the append strategy only")
+        if self.delete_column is not None and self.strategy is not Strategy.MERGE:
+            raise ValueError("delete_column applies to the merge strategy only")
         return self
 
 

@@ -98,6 +98,7 @@ class KeptChange(Record):
     step: str | None = None
     assign_ids: bool
     records: int
+    computed_from: str | None = None  # the commit whose data the steps read (a replace names it in history)
 
 
 class AppliedChange(Record):
@@ -110,6 +111,8 @@ class AppliedChange(Record):
     first_id: int | None  # the generated key's range (None: the pipeline assigns no key)
     last_id: int | None
     written: WrittenFile | None = None
+    rows_updated: int = 0  # merge: records whose key the version held
+    rows_deleted: int = 0
 
 
 class ChangeSummary(StepRecord):
@@ -134,6 +137,9 @@ class PublishedVersion(StepRecord):
     rows: int | None
     rows_added: int | None
     s3_url: str
+    rows_updated: int | None = None  # a merge's updates and deletes (None: another strategy)
+    rows_deleted: int | None = None
+    computed_from: str | None = None  # a replace: the commit whose data its steps read
     attempts: int | None = None
     # Whether the publisher held the publish turn (None: turns are off, or no publish was needed).
     had_turn: bool | None = None

@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING
 
 from shared_tasks.project.records import AppliedChange, KeptChange
 from shared_tasks.run.context import RunContext
-from shared_tasks.run.trust import remember_own_version
+from shared_tasks.run.strategies import apply_append, apply_output
 from shared_tasks.run.workspace import RunState, WorkspaceError
 from shared_tasks.storage.dataset import records_to_csv_bytes
-from shared_tasks.validation.validate import DataValidationError, Problem, read_change_file, validate_records
+from shared_tasks.validation.validate import read_change_file, validate_records
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pandas as pd
 
 
 def kept_change(ctx: RunContext, state: RunState, records: int, change_file: Path | None) -> RunState:
@@ -55,7 +53,13 @@ def kept_output(ctx: RunContext, state: RunState) -> RunState:
     kept = state.outputs.get(step)
     if kept is None:
         raise WorkspaceError(f"step {step!r} has not run for run {state.run_id!r}; nothing to publish")
-    change = KeptChange(source="step", step=step, assign_ids=ctx.rules.generated_key is not None, records=kept.rows)
+    change = KeptChange(
+        source="step",
+        step=step,
+        assign_ids=ctx.rules.generated_key is not None,
+        records=kept.rows,
+        computed_from=state.pulled.commit if state.pulled is not None else None,
+    )
     return state.model_copy(update={"change": change})
 
 
@@ -64,74 +68,5 @@ def apply_kept_change(ctx: RunContext, state: RunState) -> AppliedChange:
     assert state.change is not None
     if state.change.source == "step":
         assert state.change.step is not None
-        return apply_change(ctx, output_records(ctx, state.change.step), state.change.assign_ids)
-    return apply_change(ctx, read_change_file(ctx.workspace.change_file, ctx.rules), state.change.assign_ids)
-
-
-def output_records(ctx: RunContext, step: str) -> pd.DataFrame:
-    """A step's kept output as records of the dataset: exactly the schema's fields, in its order
-    (the generated key, which the product assigns, left out)."""
-    from shared_tasks.run.team_steps import read_output
-
-    frame = read_output(ctx, step)
-    key = ctx.rules.generated_key
-    wanted = [name for name in ctx.rules.table.names if name != key]
-    source = f"output of step {step!r} of run {ctx.run_id!r}"
-    problems = [Problem("missing: the schema declares it", column=name) for name in wanted if name not in frame]
-    problems += [
-        Problem(
-            "the pipeline assigns this key; leave it out" if name == key else "not a field of the schema", column=name
-        )
-        for name in frame.columns
-        if name not in wanted
-    ]
-    if problems:
-        raise DataValidationError(source, problems)
-    return frame[wanted]
-
-
-def apply_change(ctx: RunContext, change: pd.DataFrame, assign_ids: bool) -> AppliedChange:
-    dataset = ctx.dataset()
-    key = ctx.rules.generated_key
-    source = f"change of run {ctx.run_id!r}"
-    if key is not None and assign_ids:
-        first = dataset.largest_id() + 1
-        change = change.assign(**{key: range(first, first + len(change))})[list(ctx.rules.table.names)]
-    elif key is not None:
-        taken = dataset.ids_taken([int(value) for value in change[key]])
-        if taken:
-            raise DataValidationError(
-                source, [Problem("already in the dataset", column=key, value=str(v)) for v in taken]
-            )
-    validate_records(change, source=source, rules=ctx.rules)
-    appended = dataset.append(change, ctx.settings.part_rows)
-    facts = appended.facts
-    if _keys_beyond_the_generated(ctx):
-        _validate_whole(ctx, source)  # a unique key the change alone cannot vouch for
-    remember_own_version(ctx, facts.md5, appended.holder_md5)
-    ids = change[key] if key is not None else None
-    return AppliedChange(
-        md5=facts.md5,
-        size=facts.size,
-        rows=facts.rows,
-        rows_added=len(change),
-        first_id=None if ids is None else int(ids.min()),
-        last_id=None if ids is None else int(ids.max()),
-        written=dataset.written(facts.md5),
-    )
-
-
-def _keys_beyond_the_generated(ctx: RunContext) -> bool:
-    keys = ctx.rules.table.unique_keys
-    return any(names != (ctx.rules.generated_key,) for names in keys)
-
-
-def _validate_whole(ctx: RunContext, source: str) -> None:
-    """The whole new version against the schema, before it is published (the change's rows may
-    repeat a unique value an earlier version holds)."""
-    from shared_tasks.validation.dataset_check import validate_dataset  # numpy and polars only where read
-
-    try:
-        validate_dataset(ctx.dataset().files(), "the new version", spill_dir=ctx.workspace.root, rules=ctx.rules)
-    except DataValidationError as error:
-        raise DataValidationError(f"{source} applied to its base", error.problems, error.total) from None
+        return apply_output(ctx, state.change.step, state.change.assign_ids)
+    return apply_append(ctx, read_change_file(ctx.workspace.change_file, ctx.rules), state.change.assign_ids)

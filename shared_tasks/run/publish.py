@@ -15,6 +15,7 @@ from typing import TypeVar
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from shared_tasks.project.declared import Strategy
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.project.settings import Settings
 from shared_tasks.run.change import apply_kept_change
@@ -22,7 +23,14 @@ from shared_tasks.run.context import RunContext
 from shared_tasks.run.trust import pull_head_data
 from shared_tasks.run.workspace import RunState
 from shared_tasks.storage.pointer import s3_object_url
-from shared_tasks.versioning.versions import TRAILER_STEPS_BY, VersionRecord, commit_message
+from shared_tasks.versioning.versions import (
+    TRAILER_COMPUTED_FROM,
+    TRAILER_ROWS_DELETED,
+    TRAILER_ROWS_UPDATED,
+    TRAILER_STEPS_BY,
+    VersionRecord,
+    commit_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +129,29 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
     elsewhere = {step: runner for step, runner in state.ran_by.items() if runner != orchestrator}
     named = elsewhere or ctx.settings.is_declared  # a declared pipeline's history names its steps
     steps_by = {TRAILER_STEPS_BY: ", ".join(f"{s}={r}" for s, r in state.ran_by.items())} if named else {}
-    message = commit_message(ctx.run_id, orchestrator, applied.rows_added, applied.rows, extra=steps_by)
+    subject, trailers = _what_the_strategy_did(ctx, state, orchestrator)
+    message = commit_message(
+        ctx.run_id, orchestrator, applied.rows_added, applied.rows, subject=subject, extra={**steps_by, **trailers}
+    )
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)
+
+
+def _what_the_strategy_did(ctx: RunContext, state: RunState, orchestrator: str) -> tuple[str | None, dict[str, str]]:
+    """A merge's updates and deletes, and the commit a replace was computed from, for history."""
+    applied, change = state.applied, state.change
+    assert applied is not None
+    if not ctx.settings.is_declared or change is None:
+        return None, {}
+    strategy = ctx.settings.declared().output.strategy
+    if strategy is Strategy.MERGE:
+        counts = f"+{applied.rows_added} ~{applied.rows_updated} -{applied.rows_deleted}"
+        trailers = {TRAILER_ROWS_UPDATED: str(applied.rows_updated), TRAILER_ROWS_DELETED: str(applied.rows_deleted)}
+        return f"Publish dataset version: {counts} record(s) merged from {orchestrator}", trailers
+    if strategy is Strategy.REPLACE:
+        computed_from = {TRAILER_COMPUTED_FROM: change.computed_from} if change.computed_from else {}
+        return f"Publish dataset version: replaced by {applied.rows} record(s) from {orchestrator}", computed_from
+    return None, {}
 
 
 def _push_pointer(ctx: RunContext, attempt: int, remote_url: str | None = None) -> PublishedVersion:
@@ -158,6 +186,9 @@ def published_version(
         size=version.size,
         rows=version.rows,
         rows_added=version.rows_added,
+        rows_updated=version.rows_updated,
+        rows_deleted=version.rows_deleted,
+        computed_from=version.computed_from,
         s3_url=s3_object_url(remote_url, version.md5),
         attempts=attempts,
         already_published=already,

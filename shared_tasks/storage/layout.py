@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from shared_tasks.files import atomic_file
+from shared_tasks.files import atomic_file, write_atomically
 from shared_tasks.project.records import WrittenFile
 from shared_tasks.project.settings import Layout
 from shared_tasks.storage.catalog import FileCatalog
-from shared_tasks.storage.dataset import FileFacts, append_records, scan_ids
+from shared_tasks.storage.dataset import FileFacts, append_records, file_facts, records_to_csv_bytes, scan_ids
+from shared_tasks.storage.keyed import KeyedChange, MergeCounts
 from shared_tasks.storage.parts import concatenate, merge_small_tail, part_files, part_name, part_number, write_part
 from shared_tasks.storage.pointer import directory_md5
 from shared_tasks.validation.schema import DatasetRules, employee_rules
@@ -34,6 +35,15 @@ class Appended:
 
     facts: FileFacts
     holder_md5: str
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """The dataset after a merge or a replace: its facts, what the merge did, and the md5s of the files written."""
+
+    facts: FileFacts
+    counts: MergeCounts
+    written_md5s: tuple[str, ...]
 
 
 class DatasetLayout(Protocol):
@@ -62,6 +72,14 @@ class DatasetLayout(Protocol):
 
     def append(self, records: pd.DataFrame, part_rows: int) -> Appended:
         """Add the records without writing any existing file in place."""
+        ...
+
+    def merge(self, change: KeyedChange, part_rows: int) -> Rewritten:
+        """Update and delete the change's keys where they are, insert the rest; no file written in place."""
+        ...
+
+    def replace(self, records: pd.DataFrame, part_rows: int) -> Rewritten:
+        """The records become the whole dataset."""
         ...
 
     def written(self, md5: str) -> WrittenFile | None:
@@ -124,6 +142,25 @@ class SingleFile(_Layout):
         self.catalog.remember(facts.md5, rows=facts.rows, **largest)
         return Appended(facts, facts.md5)
 
+    def merge(self, change: KeyedChange, part_rows: int) -> Rewritten:
+        counts = MergeCounts()
+        with atomic_file(self.path, fsync=True) as out:
+            change.merge_file(self.path, out, counts)
+            inserts = change.insert_frame()
+            out.write(records_to_csv_bytes(inserts))
+        counts.inserted = len(inserts)
+        facts = self._remembered(file_facts(self.path))
+        return Rewritten(facts, counts, (facts.md5,))
+
+    def replace(self, records: pd.DataFrame, part_rows: int) -> Rewritten:
+        write_atomically(self.path, records_to_csv_bytes(records, header=True), fsync=True)
+        facts = self._remembered(file_facts(self.path))
+        return Rewritten(facts, MergeCounts(inserted=len(records)), (facts.md5,))
+
+    def _remembered(self, facts: FileFacts) -> FileFacts:
+        self.catalog.remember(facts.md5, rows=facts.rows)
+        return facts
+
     def written(self, md5: str) -> WrittenFile | None:
         return WrittenFile.of(self.path, md5)
 
@@ -158,6 +195,43 @@ class Partitioned(_Layout):
         if new_part in parts:  # not merged away: its largest id is the change's
             self.catalog.remember(parts[new_part].md5, **self._largest_of(records))
         return Appended(_directory_facts(parts), parts[max(parts)].md5)
+
+    def merge(self, change: KeyedChange, part_rows: int) -> Rewritten:
+        """Rewrite only the parts holding a key of the change (each read once for its key columns, the
+        touched ones again to rewrite them); the inserts become a new part, as an append's records do."""
+        counts = MergeCounts()
+        touched = [part for part in self.files() if change.touches(part)]
+        emptied: list[Path] = []
+        for part in touched:
+            with atomic_file(part, fsync=True, temp_dir=self.path.parent) as out:
+                kept = change.merge_file(part, out, counts)
+            if kept == 0:
+                emptied.append(part)
+        inserts = change.insert_frame()
+        counts.inserted = len(inserts)
+        for part in emptied[: len(emptied) - 1] if len(emptied) == len(self.files()) and inserts.empty else emptied:
+            part.unlink()  # a part whose records were all deleted (the last one stays when nothing else would)
+        written = [part for part in touched if part.exists()]
+        if not inserts.empty:
+            self.append(inserts, part_rows)
+            written.append(self.files()[-1])
+        parts = self.part_facts()
+        return Rewritten(_directory_facts(parts), counts, tuple(parts[p.name].md5 for p in written if p.name in parts))
+
+    def replace(self, records: pd.DataFrame, part_rows: int) -> Rewritten:
+        """New parts of at most `part_rows` records each, numbered after the old ones, which then go."""
+        old = self.files()
+        number = part_number(old[-1]) + 1
+        new: list[Path] = []
+        for start in range(0, max(len(records), 1), max(part_rows, 1)):
+            new.append(self.path / part_name(number + len(new)))
+            write_part(new[-1], records.iloc[start : start + part_rows])
+        for part in old:
+            part.unlink()
+        parts = self.part_facts()
+        return Rewritten(
+            _directory_facts(parts), MergeCounts(inserted=len(records)), tuple(parts[p.name].md5 for p in new)
+        )
 
     def written(self, md5: str) -> WrittenFile | None:
         return None

@@ -170,7 +170,16 @@ def rules_of(settings: Settings) -> DatasetRules:
         stamp = path.stat().st_mtime_ns
     except OSError:
         raise ValueError(f"pipeline {declared.name!r}: its schema file {path} does not exist") from None
-    return _declared_rules(path, stamp, declared.output.generated_key, declared.name)
+    rules = _declared_rules(path, stamp, declared.output.generated_key, declared.name)
+    output = declared.output
+    if output.strategy == "merge" and not rules.table.primary_key:
+        raise ValueError(f"pipeline {declared.name!r}: merge needs a primaryKey in {path.name} (the key it merges on)")
+    if output.delete_column is not None and output.delete_column in rules.table.names:
+        raise ValueError(
+            f"pipeline {declared.name!r}: delete_column {output.delete_column!r} is a field of {path.name};"
+            " name a column of the output only"
+        )
+    return rules
 
 
 @functools.lru_cache(maxsize=16)

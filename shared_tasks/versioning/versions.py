@@ -22,6 +22,10 @@ TRAILER_ROWS = "Rows"
 TRAILER_RESTORED_FROM = "Restored-From"
 # Which orchestrator ran each step, when not all were the run's own (a step cut over to Dagster).
 TRAILER_STEPS_BY = "Steps-By"
+# What a declared pipeline's merge did beyond inserting, and the commit a replace was computed from.
+TRAILER_ROWS_UPDATED = "Rows-Updated"
+TRAILER_ROWS_DELETED = "Rows-Deleted"
+TRAILER_COMPUTED_FROM = "Computed-From"
 
 
 class VersionRecord(Record):
@@ -42,6 +46,9 @@ class VersionRecord(Record):
     author: str | None = None
     restored_from: str | None = None
     steps_by: dict[str, str] | None = None
+    rows_updated: int | None = None
+    rows_deleted: int | None = None
+    computed_from: str | None = None
     problem: str | None = None
 
     @property
@@ -95,6 +102,9 @@ def _record(reader: PointerReader, commit: str, time: str, author: str, trailers
         author=author,
         restored_from=trailers.get(TRAILER_RESTORED_FROM),
         steps_by=_steps_by(trailers.get(TRAILER_STEPS_BY)),
+        rows_updated=_int_or_none(trailers.get(TRAILER_ROWS_UPDATED)),
+        rows_deleted=_int_or_none(trailers.get(TRAILER_ROWS_DELETED)),
+        computed_from=trailers.get(TRAILER_COMPUTED_FROM),
         problem=problem,
     )
 
