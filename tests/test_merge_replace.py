@@ -496,3 +496,60 @@ def test_merge_keys_match_by_value_and_the_rows_it_keeps_are_written_back_byte_f
         file.read_text() if index == 0 else file.read_text().split("\n", 1)[1] for index, file in enumerate(files)
     )
     assert merged == "id,price,note\n7,1.5,new\n" + kept_rows + "11,0.25,inserted\n", merged
+
+
+# --- both orchestrators: every example's graph, and the merge materialized by Dagster -----------------
+
+EXAMPLE_PROJECTS = sorted((REPO_ROOT / "examples").glob("*/dataset-pipeline.toml"))
+
+
+@pytest.mark.parametrize("project_file", EXAMPLE_PROJECTS, ids=lambda path: path.parent.name)
+def test_every_example_pipelines_airflow_tasks_and_edges_equal_its_dagster_assets_and_dependencies(
+    project_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    from dagster_assets.declared_pipelines import pipeline_definitions
+    from shared_tasks.project.pipeline import pipeline_steps
+    from tests.test_airflow_dag import load_dag
+
+    load_dag(monkeypatch, tmp_path, PIPELINE_PROJECT_FILE=str(project_file))
+    dags = importlib.import_module("airflow_dags.declared_pipelines")
+    for pipeline in load_project(project_file).pipelines:
+        settings = Settings(git_url="file:///unused", work_root=tmp_path, project_file=project_file)
+        settings = settings.for_pipeline(pipeline.name)
+        dag = getattr(dags, f"{pipeline.name}_pipeline")
+        airflow = {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+        assets, _ = pipeline_definitions(pipeline)
+        step_of = {step.output: step.name for step in pipeline_steps(settings)}
+        dagster = {step_of[a.key.path[-1]]: {step_of[k.path[-1]] for k in a.asset_deps[a.key]} for a in assets}
+        assert airflow == dagster and len(airflow) == len(pipeline.steps) + 2
+
+
+def test_dagster_materializes_a_merge_and_shows_what_it_updated(
+    stations: Stations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from dagster_assets.declared_pipelines import DeclaredPipelineSettings, pipeline_definitions
+    from dagster_assets.resources import NoStoredOutputs
+
+    monkeypatch.setenv("PIPELINE_GIT_URL", stations.settings.git_url)
+    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(stations.settings.work_root))
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(stations.settings.project_file))
+    assets, job = pipeline_definitions(stations.settings.declared())
+    assert job.name == "station_readings_pipeline"
+    resources = {"declared_settings": DeclaredPipelineSettings(), "io_manager": NoStoredOutputs()}
+    config = {"ops": {"station_readings__pulled_dataset": {"config": {"days": 1, "corrections": 2}}}}
+    result = dg.materialize(assets, resources=resources, run_config=config)
+    assert result.success
+    published = result.asset_materializations_for_node("station_readings__published_dataset")[0]
+    claims = {key: entry.value for key, entry in published.metadata.items()}
+    assert (claims["rows"], claims["rows_added"], claims["rows_updated"], claims["rows_deleted"]) == (
+        SEED_ROWS + 5,
+        5,
+        2,
+        0,
+    )
+    newest = history(stations.settings)[0]
+    assert newest.commit == claims["commit"] and newest.orchestrator == "dagster" and newest.rows_updated == 2
