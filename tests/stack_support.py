@@ -33,9 +33,11 @@ def _full_stack(root: Path, session_home: Path, team_project: bool = False) -> I
     )
     up_env = dict(env)
     if team_project:
-        from tests.team_project import write_project
+        from tests.team_project import add_station_pipeline, write_project
 
-        up_env["PIPELINE_PROJECT_FILE"] = str(write_project(root / TEAM_PROJECT_DIR, package="stack_readings_team"))
+        project_file = write_project(root / TEAM_PROJECT_DIR, package="stack_readings_team")
+        add_station_pipeline(project_file)  # two pipelines in one deployment
+        up_env["PIPELINE_PROJECT_FILE"] = str(project_file)
     up = cli("stack", "up", "--seed-rows", "500", env=up_env, timeout=600)
     assert up.returncode == 0, up.stderr
     yield env
@@ -54,8 +56,8 @@ def porting_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Pa
     yield from _full_stack(tmp_path_factory.mktemp("porting-stack"), session_home, team_project=True)
 
 
-def team_env(stack_env: dict[str, str]) -> dict[str, str]:
-    """The CLI environment of the team whose project the stack's orchestrators load."""
+def team_env(stack_env: dict[str, str], pipeline: str = "readings") -> dict[str, str]:
+    """The CLI environment of the team whose project the stack's orchestrators load, on one of its pipelines."""
     project = Path(stack_env["DATASET_PIPELINE_STACK_DIR"]).parent / TEAM_PROJECT_DIR / "dataset-pipeline.toml"
     assert project.is_file(), "this stack loads no team project"
-    return {**stack_env, "PIPELINE_PROJECT_FILE": str(project)}
+    return {**stack_env, "PIPELINE_PROJECT_FILE": str(project), "PIPELINE_NAME": pipeline}

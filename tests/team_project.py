@@ -161,3 +161,21 @@ def seed_origin(root: Path, settings: Settings, remote_root: Path, dvc_files: di
 def git_out(cwd: Path, *args: str) -> str:
     env = {**os.environ}
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+STATION_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station_readings"
+
+
+def add_station_pipeline(project_file: Path) -> None:
+    """The station-readings example (merge on station + day) as a second pipeline of the project."""
+    import shutil
+
+    root = project_file.parent
+    (root / "schemas").mkdir(exist_ok=True)
+    shutil.copyfile(
+        STATION_EXAMPLE / "schemas" / "station_readings.schema.json", root / "schemas" / "station_readings.schema.json"
+    )
+    shutil.copyfile(STATION_EXAMPLE / "station_steps.py", root / "station_steps.py")
+    example = (STATION_EXAMPLE / "dataset-pipeline.toml").read_text(encoding="utf-8")
+    with project_file.open("a", encoding="utf-8") as out:
+        out.write("\n" + example[example.index("[[pipeline]]") :])

@@ -259,3 +259,50 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     )
     refused = cli("run", "--via", "airflow", "--param", "readings=0", env=env)
     assert refused.returncode == 1 and "below its minimum 1" in refused.stderr
+
+
+def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(
+    porting_stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The station-readings example, the project's second pipeline (merge on station + day): three runs
+    started at once, one per runner, each publish one version; every version's rows are its parent's
+    plus its inserts minus its deletes, and the head holds each key once."""
+    import itertools
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tests.stack_support import team_env
+    from tests.team_project import STATION_EXAMPLE
+
+    env = team_env(porting_stack_env, "station_readings")
+    readings_before = json.loads(cli("history", "--json", env=team_env(porting_stack_env)).stdout)
+    adopted = cli("adopt", str(STATION_EXAMPLE / "seed" / "station_readings.csv"), "--json", env=env, timeout=300)
+    assert adopted.returncode == 0, adopted.stderr
+    command = [sys.executable, "-m", "dataset_pipeline.cli", "run", "--param", "days=1", "--param", "corrections=3"]
+    runs = {
+        via: subprocess.Popen(
+            [*command, "--via", via, "--json"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for via in ("airflow", "dagster", "direct")
+    }
+    in_flight_together = all(run.poll() is None for via, run in runs.items() if via != "direct")
+    published = {}
+    for via, run in runs.items():
+        stdout, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, f"{via}: {stderr.decode()[-3000:]}"
+        published[via] = json.loads(stdout)
+    assert in_flight_together, "the orchestrators' runs were in flight at once"
+    history = json.loads(cli("history", "--json", env=env).stdout)
+    assert len(history) == 4 and history[-1]["commit"] == json.loads(adopted.stdout)["commit"]
+    assert {v["commit"] for v in history[:3]} == {p["commit"] for p in published.values()}, "one version per run"
+    for newer, older in itertools.pairwise(history):
+        assert newer["rows"] == older["rows"] + newer["rows_added"] - newer["rows_deleted"], newer
+        assert newer["rows_updated"] >= 3, f"its three corrections updated their rows: {newer}"
+        runner = newer["steps_by"]["push_data"]
+        assert set(newer["steps_by"].values()) == {runner} and runner in published, newer["steps_by"]
+    verified = cli("verify", history[0]["commit"], "--json", env=env, timeout=300)
+    assert json.loads(verified.stdout)["ok"], verified.stdout  # every key once: the primaryKey checked whole
+    assert json.loads(cli("history", "--json", env=team_env(porting_stack_env)).stdout) == readings_before, (
+        "the project's other pipeline keeps its own history"
+    )
