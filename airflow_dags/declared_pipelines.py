@@ -3,8 +3,9 @@
 Each DAG is the pipeline's steps as TaskFlow tasks, derived from the project file alone: parse time
 imports none of the team's code, and its run parameters become the trigger form's Params,
 validated by Airflow before a run starts and by the steps again. The version is announced on the
-pipeline's own Asset. Every task runs in Airflow here: cutting a declared step over to Dagster
-is still to come.
+pipeline's own Asset, whose watcher announces every version made elsewhere, and each pipeline has a
+verifying DAG of its own (`verify_<name>_version`), as the built-in pipeline has. Every task runs
+in Airflow here: cutting a declared step over to Dagster is still to come.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context, task
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
 from airflow_dags.pods import executor_config
-from airflow_dags.version_watcher import announcement
+from airflow_dags.verifying import verify_dag
+from airflow_dags.version_watcher import NewVersionTrigger, announcement
 from shared_tasks.project.declared import DeclaredPipeline, load_project
 from shared_tasks.project.params import ParamSpec
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
@@ -41,7 +43,11 @@ def pipeline_asset(pipeline: DeclaredPipeline) -> Asset:
         if orchestration.dvc_remote_url
         else f"dvc://{orchestration.dvc_remote}"
     )
-    return Asset(name=pipeline.names.airflow_asset, uri=f"{where}/{pipeline.dataset}")
+    watcher = AssetWatcher(
+        name=f"new_versions_of_{pipeline.name}",
+        trigger=NewVersionTrigger(poll_seconds=orchestration.announce_interval_seconds, pipeline=pipeline.name),
+    )
+    return Asset(name=pipeline.names.airflow_asset, uri=f"{where}/{pipeline.dataset}", watchers=[watcher])
 
 
 def step_callable(pipeline: DeclaredPipeline, step: StepSpec, asset: Asset) -> Callable[[], dict[str, Any]]:
@@ -67,9 +73,8 @@ def step_callable(pipeline: DeclaredPipeline, step: StepSpec, asset: Asset) -> C
     return run_step
 
 
-def pipeline_dag(pipeline: DeclaredPipeline) -> DAG:
+def pipeline_dag(pipeline: DeclaredPipeline, asset: Asset) -> DAG:
     names = pipeline.names
-    asset = pipeline_asset(pipeline)
     with DAG(
         dag_id=names.dag_id,
         description=pipeline.description or f"The declared pipeline {pipeline.name}",
@@ -93,6 +98,24 @@ def pipeline_dag(pipeline: DeclaredPipeline) -> DAG:
 
 
 # A bad project file fails this import, naming the file and the field (Airflow shows it as an import error).
+def settings_of(pipeline: DeclaredPipeline) -> Callable[[], Any]:
+    def load() -> Any:
+        from shared_tasks.project.settings import load_settings
+
+        return load_settings(pipeline=pipeline.name)
+
+    return load
+
+
 if orchestration.project_file is not None:
     for declared in load_project(orchestration.project_file).pipelines:
-        globals()[declared.names.dag_id] = pipeline_dag(declared)
+        declared_asset = pipeline_asset(declared)
+        globals()[declared.names.dag_id] = pipeline_dag(declared, declared_asset)
+        globals()[declared.names.verify_dag_id] = verify_dag(
+            declared.names.verify_dag_id,
+            declared_asset,
+            settings_of(declared),
+            declared.names.dag_tag,
+            f"Verify each new version of {declared.name}'s dataset from the remote",
+            __doc__,
+        )

@@ -55,17 +55,22 @@ def unannounced(versions: Sequence[VersionRecord], announced: str | None) -> lis
 
 
 class NewVersionTrigger(BaseEventTrigger):
-    def __init__(self, poll_seconds: float = 30.0, skip_orchestrator: str = "airflow", **kwargs: Any) -> None:
+    """The watcher of one pipeline's versions: a declared pipeline's (`pipeline`), or the built-in one's."""
+
+    def __init__(
+        self, poll_seconds: float = 30.0, skip_orchestrator: str = "airflow", pipeline: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.poll_seconds = poll_seconds
         self.skip_orchestrator = skip_orchestrator
+        self.pipeline = pipeline
         self._memory: str | None = None  # where the watermark lives when no state store was given
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{__name__}.NewVersionTrigger",
-            {"poll_seconds": self.poll_seconds, "skip_orchestrator": self.skip_orchestrator},
-        )
+        kwargs: dict[str, Any] = {"poll_seconds": self.poll_seconds, "skip_orchestrator": self.skip_orchestrator}
+        if self.pipeline is not None:
+            kwargs["pipeline"] = self.pipeline
+        return (f"{__name__}.NewVersionTrigger", kwargs)
 
     async def _watermark(self) -> str | None:
         if self.asset_state_store is None:
@@ -79,10 +84,10 @@ class NewVersionTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(ANNOUNCED_COMMIT_KEY, commit)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from shared_tasks.project.settings import load_builtin_settings
+        from shared_tasks.project.settings import load_builtin_settings, load_settings
         from shared_tasks.versioning.history import history
 
-        settings = load_builtin_settings()
+        settings = load_settings(pipeline=self.pipeline) if self.pipeline else load_builtin_settings()
         while True:
             try:
                 versions = await asyncio.to_thread(history, settings)

@@ -126,37 +126,36 @@ def failed_run_log(client: AirflowClient, dag_id: str, run_id: str, task_id: str
     return "\n".join(client.log_tail(dag_id, run_id, task, lines=60))
 
 
-def verified_since(client: AirflowClient, since: datetime) -> tuple[dict[str, list[str]], bool]:
-    """Commit -> the verify runs ending at or after `since` that verified it; and whether one is still to end.
-
-    A verify run that failed in that time fails the caller at once, with its log.
+def verified_since(client: AirflowClient, since: datetime, dag: str = VERIFY_DAG) -> tuple[dict[str, list[str]], bool]:
+    """Commit -> the runs of the verifying DAG `dag` ending at or after `since` that verified it; and
+    whether one is still to end. A verify run that failed in that time fails the caller at once, with its log.
     """
     verified_by: dict[str, list[str]] = {}
     busy = False
-    for run in client.dag_runs(VERIFY_DAG, order_by="run_after"):
+    for run in client.dag_runs(dag, order_by="run_after"):
         if run.end_date is not None and run.end_date < since:
             continue
         if run.state == "failed":
-            log = failed_run_log(client, VERIFY_DAG, run.dag_run_id, VERIFY_TASK)
-            raise AssertionError(f"{VERIFY_DAG} run {run.dag_run_id} failed:\n{log}")
+            log = failed_run_log(client, dag, run.dag_run_id, VERIFY_TASK)
+            raise AssertionError(f"{dag} run {run.dag_run_id} failed:\n{log}")
         if run.state != "success":
             busy = True
             continue
-        for result in client.return_value(VERIFY_DAG, run.dag_run_id, VERIFY_TASK) or []:
+        for result in client.return_value(dag, run.dag_run_id, VERIFY_TASK) or []:
             verified_by.setdefault(result["commit"], []).append(run.dag_run_id)
     return verified_by, busy
 
 
 def wait_until_verified(
-    client: AirflowClient, commits: Collection[str], since: datetime, timeout: float = 300
+    client: AirflowClient, commits: Collection[str], since: datetime, timeout: float = 300, dag: str = VERIFY_DAG
 ) -> dict[str, list[str]]:
     """`verified_since`, once every commit is verified and no verify run is queued or running."""
 
     def all_verified() -> dict[str, list[str]] | None:
-        verified_by, busy = verified_since(client, since)
+        verified_by, busy = verified_since(client, since, dag)
         return verified_by if not busy and set(commits) <= set(verified_by) else None
 
-    return eventually(all_verified, f"{VERIFY_DAG}'s runs of {len(commits)} version(s)", timeout=timeout)
+    return eventually(all_verified, f"{dag}'s runs of {len(commits)} version(s)", timeout=timeout)
 
 
 @contextmanager

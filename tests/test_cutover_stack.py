@@ -10,6 +10,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.peering_support import (
     eventually,
     every_step_reported,
     stack_status,
+    wait_until_verified,
 )
 
 pytestmark = pytest.mark.slow
@@ -276,6 +278,7 @@ def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_ai
     from tests.team_project import STATION_EXAMPLE
 
     env = team_env(porting_stack_env, "station_readings")
+    started = datetime.now(UTC)
     readings_before = json.loads(cli("history", "--json", env=team_env(porting_stack_env)).stdout)
     adopted = cli("adopt", str(STATION_EXAMPLE / "seed" / "station_readings.csv"), "--json", env=env, timeout=300)
     assert adopted.returncode == 0, adopted.stderr
@@ -295,7 +298,8 @@ def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_ai
     assert in_flight_together, "the orchestrators' runs were in flight at once"
     history = json.loads(cli("history", "--json", env=env).stdout)
     assert len(history) == 4 and history[-1]["commit"] == json.loads(adopted.stdout)["commit"]
-    assert {v["commit"] for v in history[:3]} == {p["commit"] for p in published.values()}, "one version per run"
+    commits = [p["commit"] for p in published.values()]
+    assert {v["commit"] for v in history[:3]} == set(commits), "one version per run"
     for newer, older in itertools.pairwise(history):
         assert newer["rows"] == older["rows"] + newer["rows_added"] - newer["rows_deleted"], newer
         assert newer["rows_updated"] >= 3, f"its three corrections updated their rows: {newer}"
@@ -306,3 +310,6 @@ def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_ai
     assert json.loads(cli("history", "--json", env=team_env(porting_stack_env)).stdout) == readings_before, (
         "the project's other pipeline keeps its own history"
     )
+    with airflow_client(porting_stack_env) as client:  # its own watcher and verifying DAG: every version verified once
+        verified = wait_until_verified(client, commits, started, dag="verify_station_readings_version")
+    assert all(len(verified[commit]) == 1 for commit in commits), verified

@@ -424,7 +424,11 @@ def test_both_orchestrators_load_a_declared_pipeline_with_their_own_loaders(
 
     parsed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert parsed.returncode == 0, parsed.stderr[-2000:]
-    assert "'readings_pipeline'" in parsed.stdout and parsed.stdout.strip().endswith("{}"), parsed.stdout
+    dags, errors = parsed.stdout.strip().splitlines()[-1].split("] ", 1)
+    assert errors == "{}", parsed.stdout[-2000:]
+    assert {"readings_pipeline", "verify_readings_version", "dataset_pipeline", "verify_dataset_version"} == {
+        name.strip(" '[") for name in dags.split(",")
+    }, dags
     validated = dagster_cli(
         "definitions",
         "validate",
@@ -505,3 +509,49 @@ def test_every_version_command_takes_the_declared_pipeline_and_what_is_not_there
     assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
     not_yet = runner.invoke(app, ["cutover", "clean", "dagster"])
     assert not_yet.exit_code == 1 and "cannot be cut over yet" in not_yet.output
+
+
+def test_each_declared_pipeline_has_a_watcher_on_its_asset_and_a_verifying_dag_of_its_own(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    from airflow_dags.version_watcher import NewVersionTrigger
+    from tests.test_airflow_dag import load_dag
+
+    load_dag(monkeypatch, tmp_path, PIPELINE_PROJECT_FILE=str(team.settings.project_file))
+    module = importlib.import_module("airflow_dags.declared_pipelines")
+    asset = next(iter(module.readings_pipeline.get_task("push_data").outlets))
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath.endswith("NewVersionTrigger") and kwargs["pipeline"] == "readings"
+    assert NewVersionTrigger(**kwargs).pipeline == "readings", "the triggerer rebuilds the watcher of this pipeline"
+    verifying = module.verify_readings_version
+    assert list(verifying.timetable.asset_condition.objects) == [asset], "scheduled on the pipeline's own Asset"
+    assert verifying.max_active_runs == 1 and verifying.get_task("verify_versions").inlets == [asset]
+
+
+def test_the_watcher_of_a_declared_pipeline_announces_its_versions_and_no_other_pipelines(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow_dags.version_watcher import NewVersionTrigger
+    from shared_tasks.project.names import ANNOUNCED_COMMIT_KEY
+    from tests.test_version_watcher import StateStore
+
+    _team_env(team, monkeypatch)
+    store = StateStore()
+
+    async def scenario() -> dict[str, object]:
+        watcher = NewVersionTrigger(poll_seconds=0.1, pipeline="readings")
+        watcher.asset_state_store = store  # type: ignore[assignment]
+        events = watcher.run()
+        first = asyncio.ensure_future(anext(events))
+        await asyncio.wait_for(store.until(lambda values: ANNOUNCED_COMMIT_KEY in values), 60)
+        await asyncio.to_thread(run_pipeline, team.settings, "direct-declared")
+        event = await asyncio.wait_for(first, 60)
+        return dict(event.payload)
+
+    announced = asyncio.run(scenario())
+    assert announced["run_id"] == "direct-declared" and announced["commit"] == history(team.settings)[0].commit
