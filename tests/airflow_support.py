@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import CALLER_CREDENTIALS, REPO_ROOT, SESSION_CUTOVER, cli, hermetic_environment
 from tests.ports import free_port
+from tests.stack_scheduling import stopped_once
 
 DAG_TEST_SCRIPT = """
 import json
@@ -130,5 +131,6 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, session_home: Path) 
     stack = _shared["stack"]
     if not stack.status()["services"]["airflow"]["running"]:
         stack.up()
+    down = stopped_once("airflow_stack", stack.down)
     yield stack
-    stack.down()
+    down()

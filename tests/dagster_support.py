@@ -18,6 +18,7 @@ from shared_tasks.project.pipeline import STEPS
 from shared_tasks.project.settings import Settings
 from tests.conftest import CALLER_CREDENTIALS, cli
 from tests.ports import free_port
+from tests.stack_scheduling import stopped_once
 
 CHANGE_OP = NAMES.op_name(STEPS["modify_data"].output)  # its config holds the records
 PUBLISHED_KEY = NAMES.asset_key(STEPS["push_data"].output)
@@ -111,7 +112,7 @@ def shared_dagster_stack(add_cleanup: Callable[..., None]) -> DagsterStack:
         env.update(CALLER_CREDENTIALS)
         stack = DagsterStack(env=env, root=root)
         add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
-        add_cleanup(lambda: cli("stack", "down", env=env))  # cleanups run last-in, first-out
+        add_cleanup(stopped_once("dagster_stack", lambda: cli("stack", "down", env=env)))  # last-in, first-out
         stack.up()
         _shared["stack"] = stack
     return _shared["stack"]

@@ -5,10 +5,15 @@ starts a stack of its own. xdist's `loadgroup` marks cannot say so with pytest 9
 node id attribute pytest no longer reads), and the controller that schedules collects nothing, so
 the groups are by module here, and each worker checks after collecting that every test using a
 stack fixture lives in a module of that stack's group.
+
+A group's tests run one after another on its worker, so its stack is stopped as soon as the last of
+them ends, not at the end of the session: a stack left running (its scheduler, DAG processor,
+daemon and code servers) takes CPU from every test after it on a two-core machine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -51,3 +56,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if misplaced:
         raise pytest.UsageError("a stack's test outside its group:\n" + "\n".join(misplaced))
+
+
+_stops: dict[str, Callable[[], None]] = {}
+
+
+def stopped_once(fixture: str, stop: Callable[[], None]) -> Callable[[], None]:
+    """`stop` made idempotent, and run when the last test of `fixture`'s group on this worker ends.
+
+    The fixture's own teardown calls the returned function too; whichever comes first stops the stack.
+    """
+    done: list[bool] = []
+
+    def once() -> None:
+        if not done:
+            done.append(True)
+            stop()
+
+    _stops[fixture] = once
+    return once
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not hasattr(item.config, "workerinput"):
+        return  # without xdist, a group's modules need not run one after another
+    group = GROUP_OF_MODULE.get(item.path.name)
+    if group is None or (nextitem is not None and GROUP_OF_MODULE.get(nextitem.path.name) == group):
+        return
+    stop = _stops.pop(group, None)
+    if stop is not None:
+        stop()

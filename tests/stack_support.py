@@ -11,12 +11,13 @@ import pytest
 
 from tests.conftest import cli, hermetic_environment
 from tests.ports import free_port
+from tests.stack_scheduling import stopped_once
 
 # Where a stack's team project lives (its orchestrators load it; the built-in pipeline's CLI env has none).
 TEAM_PROJECT_DIR = "team-project"
 
 
-def _full_stack(root: Path, session_home: Path, team_project: bool = False) -> Iterator[dict[str, str]]:
+def _full_stack(fixture: str, root: Path, session_home: Path, team_project: bool = False) -> Iterator[dict[str, str]]:
     """The environment of a CLI talking to a stack of its own: S3 API, origin, Airflow and Dagster.
 
     With `team_project`, a team's project (tests/team_project.py) is written beside the stack and its
@@ -38,22 +39,25 @@ def _full_stack(root: Path, session_home: Path, team_project: bool = False) -> I
         project_file = write_project(root / TEAM_PROJECT_DIR, package="stack_readings_team")
         add_station_pipeline(project_file)  # two pipelines in one deployment
         up_env["PIPELINE_PROJECT_FILE"] = str(project_file)
+    down = stopped_once(fixture, lambda: cli("stack", "down", env=env))
     up = cli("stack", "up", "--seed-rows", "500", env=up_env, timeout=600)
     assert up.returncode == 0, up.stderr
     yield env
-    cli("stack", "down", env=env)
+    down()
 
 
 @pytest.fixture(scope="session")
 def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
     """The session's full stack, for the comparison, everyone at once and peering."""
-    yield from _full_stack(tmp_path_factory.mktemp("full-stack"), session_home)
+    yield from _full_stack("full_stack_env", tmp_path_factory.mktemp("full-stack"), session_home)
 
 
 @pytest.fixture(scope="session")
 def porting_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
     """A second full stack, for porting steps: its tests then run beside the other full stack's, on another worker."""
-    yield from _full_stack(tmp_path_factory.mktemp("porting-stack"), session_home, team_project=True)
+    yield from _full_stack(
+        "porting_stack_env", tmp_path_factory.mktemp("porting-stack"), session_home, team_project=True
+    )
 
 
 def team_env(stack_env: dict[str, str], pipeline: str = "readings") -> dict[str, str]:
