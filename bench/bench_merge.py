@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import json
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -78,8 +77,18 @@ def md5s(path: Path) -> dict[str, tuple[str, int]]:
     return {f.name: (hashlib.md5(f.read_bytes(), usedforsecurity=False).hexdigest(), f.stat().st_size) for f in files}
 
 
-def one_case(args: tuple[str, int, int, int, bool], results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    layout_name, rows, part_rows, updates, spread = args
+def high_water_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not carried over from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def one_case(args: tuple[str, str, int, int, int, bool], results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """One merge in a fresh process (the dataset was written by the parent), so its peak memory is its own."""
+    layout_name, where, rows, part_rows, updates, spread = args
+    baseline = high_water_mb()
     from shared_tasks.project.settings import Layout
     from shared_tasks.storage.keyed import KeyedChange
     from shared_tasks.storage.layout import for_layout
@@ -88,34 +97,33 @@ def one_case(args: tuple[str, int, int, int, bool], results: multiprocessing.Que
 
     rules = DatasetRules(load_table_schema(SCHEMA))
     layout = Layout(layout_name)
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / ("readings" if layout is Layout.PARTITIONED else "readings.csv")
-        write_dataset(target, rows, part_rows if layout is Layout.PARTITIONED else None)
-        before = md5s(target)
-        upserts, deletes = change_frame(rows, updates, spread)
-        table = rules.table
-        key_fields = [table.field(name) for name in table.primary_key]
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        started = time.perf_counter()
-        change = KeyedChange.of(key_fields, list(table.names), upserts, deletes)  # type: ignore[arg-type]
-        done = for_layout(layout, target, rules=rules).merge(change, part_rows)
-        seconds = time.perf_counter() - started
-        after = md5s(target)
-        rewritten = sum(size for name, (md5, size) in after.items() if before.get(name, ("", 0))[0] != md5)
-        results.put(
-            {
-                "layout": layout_name,
-                "corrections": "spread" if spread else "recent",
-                "seconds": round(seconds, 2),
-                "dataset_mb": round(sum(size for _, size in before.values()) / 1e6, 1),
-                "rewritten_mb": round(rewritten / 1e6, 2),
-                "files_rewritten": sum(1 for name, (md5, _) in after.items() if before.get(name, ("",))[0] != md5),
-                "updated": done.counts.updated,
-                "inserted": done.counts.inserted,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "rss_before_mb": round(baseline / 1024, 1),
-            }
-        )
+    target = Path(where)
+    before = md5s(target)
+    upserts, deletes = change_frame(rows, updates, spread)
+    table = rules.table
+    key_fields = [table.field(name) for name in table.primary_key]
+    imported = high_water_mb()
+    started = time.perf_counter()
+    change = KeyedChange.of(key_fields, list(table.names), upserts, deletes)  # type: ignore[arg-type]
+    done = for_layout(layout, target, rules=rules).merge(change, part_rows)
+    seconds = time.perf_counter() - started
+    after = md5s(target)
+    changed = [name for name, (md5, _) in after.items() if before.get(name, ("",))[0] != md5]
+    results.put(
+        {
+            "layout": layout_name,
+            "corrections": "spread" if spread else "recent",
+            "seconds": round(seconds, 2),
+            "dataset_mb": round(sum(size for _, size in before.values()) / 1e6, 1),
+            "rewritten_mb": round(sum(after[name][1] for name in changed) / 1e6, 2),
+            "files_rewritten": len(changed),
+            "updated": done.counts.updated,
+            "inserted": done.counts.inserted,
+            "peak_rss_mb": high_water_mb(),
+            "rss_after_imports_mb": imported,
+            "rss_at_start_mb": baseline,
+        }
+    )
 
 
 def main() -> None:
@@ -127,13 +135,15 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     for layout in ("single-file", "partitioned"):
         for spread in (False, True):
-            results = context.Queue()
-            child = context.Process(
-                target=one_case, args=((layout, options.rows, options.part_rows, options.updates, spread), results)
-            )
-            child.start()
-            print(json.dumps(results.get()))
-            child.join()
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / ("readings" if layout == "partitioned" else "readings.csv")
+                write_dataset(target, options.rows, options.part_rows if layout == "partitioned" else None)
+                results = context.Queue()
+                args = (layout, str(target), options.rows, options.part_rows, options.updates, spread)
+                child = context.Process(target=one_case, args=(args, results))
+                child.start()
+                print(json.dumps(results.get()))
+                child.join()
 
 
 if __name__ == "__main__":
