@@ -17,7 +17,7 @@ import pytest
 
 from shared_tasks.run.generate import generate_records, write_seed_dataset
 from shared_tasks.storage.dataset import file_facts
-from shared_tasks.validation import csv_blocks, dataset_check, id_ledger
+from shared_tasks.validation import csv_lines, dataset_check, id_ledger
 from shared_tasks.validation.dataset_check import DatasetVerdict, validate_dataset
 from shared_tasks.validation.schema import COLUMN_NAMES, COLUMNS, FREE_ID_MAX, ID_COLUMN, CategoryColumn, IntColumn
 from shared_tasks.validation.validate import MAX_REPORTED_PROBLEMS, DataValidationError, Problem, read_change_file
@@ -288,7 +288,7 @@ def dataset_problems(files: list[Path]) -> tuple[list[Problem], int]:
 @pytest.fixture(params=["blocks", "tiny blocks"])
 def block_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "tiny blocks":  # every few lines a block, halved down to a line or two
-        monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 300)
+        monkeypatch.setattr(csv_lines, "BLOCK_BYTES", 300)
         monkeypatch.setattr(dataset_check, "PYTHON_BYTES", 150)
     return str(request.param)
 
@@ -399,8 +399,8 @@ def test_ids_above_the_free_range_must_follow_one_another(tmp_path: Path) -> Non
 def test_a_line_longer_than_any_record_is_refused_without_holding_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 1 << 10)
-    monkeypatch.setattr(csv_blocks, "LONGEST_LINE_BYTES", 1 << 12)
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(csv_lines, "LONGEST_LINE_BYTES", 1 << 12)
     path = tmp_path / "data.csv"
     path.write_bytes(to_bytes(HEADER, good_rows(3)) + b"x" * (1 << 14) + b"\n")
     problems, _ = dataset_problems([path])
@@ -456,7 +456,7 @@ def test_random_valid_datasets_are_accepted_with_the_facts_of_their_bytes(
 ) -> None:
     rng = random.Random(seed)
     monkeypatch.setattr(id_ledger, "SPILL_ENTRIES", rng.choice([50, 1 << 20]))
-    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", rng.choice([200, 1 << 12, 1 << 16, 8 << 20]))
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", rng.choice([200, 1 << 12, 1 << 16, 8 << 20]))
     monkeypatch.setattr(dataset_check, "PYTHON_BYTES", rng.choice([100, 1 << 11]))
     count = rng.randint(1, 1_500)
     rows = good_rows(count, seed=seed, first_id=rng.randint(1, 10**9))
@@ -483,7 +483,7 @@ def test_repeated_ids_are_found_as_the_change_validator_finds_them(
     monkeypatch.setattr(id_ledger, "SPILL_ENTRIES", rng.choice([10, 100, 1 << 20]))
     monkeypatch.setattr(id_ledger, "PARTITION_ENTRIES", rng.choice([3, 16, 1 << 19]))
     monkeypatch.setattr(id_ledger, "MAX_PARTITIONS", rng.choice([2, 8, 256]))
-    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", rng.choice([1 << 10, 1 << 14]))
+    monkeypatch.setattr(csv_lines, "BLOCK_BYTES", rng.choice([1 << 10, 1 << 14]))
     rows = good_rows(400, seed=seed)
     rng.shuffle(rows)
     for _ in range(rng.randint(1, 60)):

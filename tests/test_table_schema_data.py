@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_tasks.validation import csv_blocks, dataset_check, id_ledger
+from shared_tasks.validation import csv_blocks, csv_lines, dataset_check, id_ledger
 from shared_tasks.validation.dataset_check import validate_dataset
 from shared_tasks.validation.field_values import DEFAULT_FALSE, DEFAULT_TRUE, FORMULA, NOT_A_NUMBER, NOT_AN_INTEGER
 from shared_tasks.validation.schema import DatasetRules, DataValidationError, Problem
@@ -485,7 +485,7 @@ def streaming_check(path: Path, rules: DatasetRules) -> tuple[list[Problem], int
 @pytest.fixture(params=["blocks", "tiny blocks", "quoted values"])
 def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param != "blocks":  # a block every few lines, halved down to Python
-        monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 64)
+        monkeypatch.setattr(csv_lines, "BLOCK_BYTES", 64)
         monkeypatch.setattr(dataset_check, "PYTHON_BYTES", 32)
         monkeypatch.setattr(id_ledger, "SPILL_ENTRIES", 8)
         monkeypatch.setattr(id_ledger, "PARTITION_ENTRIES", 4)

@@ -31,16 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared_tasks.validation.csv_blocks import (
-    BlockKeys,
-    LineReader,
-    LineTooLong,
-    PolarsBlocks,
-    Span,
-    key_ids,
-    lines_are_newlines,
-    split_in_halves,
-)
+from shared_tasks.validation.csv_blocks import BlockKeys, PolarsBlocks, key_ids
+from shared_tasks.validation.csv_lines import LineReader, LineTooLong, Span, lines_are_newlines, split_in_halves
 from shared_tasks.validation.field_values import Logical
 from shared_tasks.validation.id_ledger import LINE_BITS, IdLedger
 from shared_tasks.validation.row_rules import check_row, header_problems, undecodable

@@ -19,13 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared_tasks.validation.table_fields import (
-    Field,
-    FieldReading,
-    TableSchema,
-    field_label,
-    read_missing_values,
-)
+from shared_tasks.validation.field_reading import FieldReading
+from shared_tasks.validation.table_fields import Field, TableSchema, field_label, read_missing_values
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
