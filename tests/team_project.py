@@ -179,3 +179,10 @@ def add_station_pipeline(project_file: Path) -> None:
     example = (STATION_EXAMPLE / "dataset-pipeline.toml").read_text(encoding="utf-8")
     with project_file.open("a", encoding="utf-8") as out:
         out.write("\n" + example[example.index("[[pipeline]]") :])
+
+
+def use_settings_env(monkeypatch: Any, settings: Settings) -> None:
+    """The environment a CLI or an orchestrator reads a declared pipeline's settings from."""
+    monkeypatch.setenv("PIPELINE_GIT_URL", settings.git_url)
+    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(settings.work_root))
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(settings.project_file))

@@ -25,7 +25,7 @@ from shared_tasks.validation.schema import DataValidationError
 from shared_tasks.versioning.backends import LocalBackends, using_backends
 from shared_tasks.versioning.history import history, verify
 from tests.conftest import DVC_INIT_FILES, LocalVersioning, git
-from tests.team_project import SEED_ROWS, seed_origin, write_project
+from tests.team_project import SEED_ROWS, seed_origin, use_settings_env, write_project
 
 
 class TeamRepo:
@@ -162,9 +162,7 @@ def test_a_step_whose_function_does_not_match_its_declared_inputs_is_refused_nam
 def test_settings_from_the_environment_take_the_pipelines_dataset_and_layout(
     team: TeamRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
-    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
-    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
+    use_settings_env(monkeypatch, team.settings)
     loaded = load_settings()
     assert (loaded.dataset_path, loaded.layout, loaded.pipeline_name) == (
         "data/readings.csv",
@@ -276,9 +274,7 @@ def test_the_cli_runs_a_declared_pipeline_with_its_parameters_and_refuses_bad_on
 
     from dataset_pipeline.cli import app
 
-    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
-    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
-    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
+    use_settings_env(monkeypatch, team.settings)
     runner = CliRunner()
     before = git(team.origin, "rev-parse", "main")
     for bad, named in [
@@ -324,12 +320,6 @@ def test_airflow_gets_one_dag_per_declared_pipeline_with_its_steps_edges_and_par
 # --- Dagster: the pipeline's asset group and job, materialized in-process ------------------------
 
 
-def _team_env(team: TeamRepo, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIPELINE_GIT_URL", team.settings.git_url)
-    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(team.settings.work_root))
-    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(team.settings.project_file))
-
-
 def test_dagster_materializes_the_declared_pipeline_as_one_version_under_its_own_asset_keys(
     team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -338,7 +328,7 @@ def test_dagster_materializes_the_declared_pipeline_as_one_version_under_its_own
     from dagster_assets.declared_pipelines import DeclaredPipelineSettings, pipeline_definitions
     from dagster_assets.resources import NoStoredOutputs
 
-    _team_env(team, monkeypatch)
+    use_settings_env(monkeypatch, team.settings)
     assets, job = pipeline_definitions(team.settings.declared())
     assert job.name == "readings_pipeline"
     keys = [asset.key.path for asset in assets]
@@ -397,7 +387,7 @@ def test_the_builtin_pipeline_keeps_its_own_settings_beside_a_project_file(
     from shared_tasks.project.settings import load_builtin_settings
     from shared_tasks.validation.schema import ID_COLUMN, rules_of
 
-    _team_env(team, monkeypatch)
+    use_settings_env(monkeypatch, team.settings)
     assert load_settings().dataset_path == "data/readings.csv"
     builtin = load_builtin_settings()
     assert (builtin.dataset_path, builtin.is_declared) == ("data/employee_attrition.csv", False)
@@ -490,7 +480,7 @@ def test_every_version_command_takes_the_declared_pipeline_and_what_is_not_there
     from dataset_pipeline.cli import app
     from tests.team_project import seed_csv
 
-    _team_env(team, monkeypatch)
+    use_settings_env(monkeypatch, team.settings)
     runner = CliRunner()
     version = run_pipeline(team.settings, "manual__team-cli", params={"readings": 2})
     shown = runner.invoke(app, ["history", "--json", "--pipeline", "readings"])
@@ -540,7 +530,7 @@ def test_the_watcher_of_a_declared_pipeline_announces_its_versions_and_no_other_
     from shared_tasks.project.names import ANNOUNCED_COMMIT_KEY
     from tests.test_version_watcher import StateStore
 
-    _team_env(team, monkeypatch)
+    use_settings_env(monkeypatch, team.settings)
     store = StateStore()
 
     async def scenario() -> dict[str, object]:

@@ -29,6 +29,7 @@ from shared_tasks.validation.schema import DataValidationError, rules_of
 from shared_tasks.versioning.history import history, verify
 from shared_tasks.versioning.local_dvc import LocalDvc
 from tests.conftest import REPO_ROOT, LocalVersioning, git
+from tests.team_project import use_settings_env
 
 STATION_PROJECT = REPO_ROOT / "examples" / "station_readings"
 SEED = STATION_PROJECT / "seed" / "station_readings.csv"
@@ -148,9 +149,7 @@ def history_table(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
 
     from dataset_pipeline.cli import app
 
-    monkeypatch.setenv("PIPELINE_GIT_URL", settings.git_url)
-    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(settings.work_root))
-    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(settings.project_file))
+    use_settings_env(monkeypatch, settings)
     shown = CliRunner().invoke(app, ["history"])
     assert shown.exit_code == 0, shown.output
     return shown.output
@@ -534,9 +533,7 @@ def test_dagster_materializes_a_merge_and_shows_what_it_updated(
     from dagster_assets.declared_pipelines import DeclaredPipelineSettings, pipeline_definitions
     from dagster_assets.resources import NoStoredOutputs
 
-    monkeypatch.setenv("PIPELINE_GIT_URL", stations.settings.git_url)
-    monkeypatch.setenv("PIPELINE_WORK_ROOT", str(stations.settings.work_root))
-    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(stations.settings.project_file))
+    use_settings_env(monkeypatch, stations.settings)
     assets, job = pipeline_definitions(stations.settings.declared())
     assert job.name == "station_readings_pipeline"
     resources = {"declared_settings": DeclaredPipelineSettings(), "io_manager": NoStoredOutputs()}
