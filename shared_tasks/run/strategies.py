@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from shared_tasks.project.declared import Strategy
 from shared_tasks.project.records import AppliedChange
 from shared_tasks.run.context import RunContext
-from shared_tasks.run.trust import remember_own_version, remember_valid
+from shared_tasks.run.trust import remember_own_version
 from shared_tasks.storage.keyed import KeyedChange
 from shared_tasks.validation.validate import DataValidationError, Problem, validate_records
 
@@ -124,8 +124,7 @@ def apply_replace(ctx: RunContext, step: str) -> AppliedChange:
 
 def _applied(ctx: RunContext, rewritten: Rewritten) -> AppliedChange:
     facts, counts = rewritten.facts, rewritten.counts
-    for md5 in (facts.md5, *rewritten.written_md5s):
-        remember_valid(ctx.catalog, md5, ctx.rules)
+    remember_own_version(ctx, facts.md5, *rewritten.written_md5s)
     return AppliedChange(
         md5=facts.md5,
         size=facts.size,

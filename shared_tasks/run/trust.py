@@ -44,11 +44,11 @@ def remember_valid(catalog: FileCatalog, md5: str, rules: DatasetRules | None = 
     catalog.remember(md5, **{verdict_key(rules): True})
 
 
-def remember_own_version(ctx: RunContext, md5: str, holder_md5: str) -> None:
-    """A version this run made: a valid base with a validated change appended, so valid as a whole, and
-    so is the file that now holds the change (the file, or the part, alone or merged with others)."""
-    remember_valid(ctx.catalog, md5, ctx.rules)
-    remember_valid(ctx.catalog, holder_md5, ctx.rules)
+def remember_own_version(ctx: RunContext, md5: str, *written_md5s: str) -> None:
+    """A version this run made: a valid base with validated records applied, so valid as a whole, and
+    so is each file it wrote (the file, a new or rewritten part, alone or merged with others)."""
+    for valid in (md5, *written_md5s):
+        remember_valid(ctx.catalog, valid, ctx.rules)
 
 
 def pull_head_data(ctx: RunContext) -> PulledVersion:

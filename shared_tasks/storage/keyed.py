@@ -11,6 +11,7 @@ read as strings in batches, so the values of the rows a merge keeps are written 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,28 +70,30 @@ class KeyedChange:
             parts.append(pl.col(key_field.name).replace_strict(distinct, canonical, return_dtype=pl.String))
         return batch.with_columns(pl.concat_str(parts, separator=KEY_SEPARATOR).alias(KEY_COLUMN))
 
+    @functools.cached_property
+    def _wanted(self) -> pl.Expr:
+        """The change's canonical keys, as the list `is_in` takes (made once for every file)."""
+        import polars as pl
+
+        return pl.lit(pl.Series(list(self.rows), dtype=pl.String).implode())
+
     def touches(self, file: Path) -> bool:
         """Whether the file holds a key of the change (reading only the key columns)."""
         import polars as pl
 
-        wanted = pl.Series(list(self.rows), dtype=pl.String)
-        keys = [f.name for f in self.key_fields]
-        for batch in _batches(file, keys):
-            if self.keyed(batch).get_column(KEY_COLUMN).is_in(wanted.implode()).any():
-                return True
-        return False
+        held = pl.col(KEY_COLUMN).is_in(self._wanted).any()
+        return any(self.keyed(batch).select(held).item() for batch in _batches(file, [f.name for f in self.key_fields]))
 
     def merge_file(self, source: Path, out: BinaryIO, counts: MergeCounts) -> int:
         """Write `source` with the change's keys updated or deleted; returns the records written."""
         import polars as pl
 
-        wanted = pl.Series(list(self.rows), dtype=pl.String).implode()
         written = 0
         with source.open("rb") as reader:
             out.write(reader.readline())  # the header, as it is
         for raw in _batches(source, None):
             batch = self.keyed(raw)
-            hits = batch.with_row_index("__row__").filter(pl.col(KEY_COLUMN).is_in(wanted))
+            hits = batch.with_row_index("__row__").filter(pl.col(KEY_COLUMN).is_in(self._wanted))
             if hits.height:
                 raw = self._applied(raw, hits, counts)
             raw.write_csv(out, include_header=False, line_terminator="\n")

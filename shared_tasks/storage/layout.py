@@ -209,8 +209,9 @@ class Partitioned(_Layout):
                 emptied.append(part)
         inserts = change.insert_frame()
         counts.inserted = len(inserts)
-        for part in emptied[: len(emptied) - 1] if len(emptied) == len(self.files()) and inserts.empty else emptied:
-            part.unlink()  # a part whose records were all deleted (the last one stays when nothing else would)
+        keep_one = len(emptied) == len(self.files()) and inserts.empty  # the directory keeps a part, if empty
+        for part in emptied[:-1] if keep_one else emptied:
+            part.unlink()  # a part whose records were all deleted
         written = [part for part in touched if part.exists()]
         if not inserts.empty:
             self.append(inserts, part_rows)
