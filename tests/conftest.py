@@ -61,6 +61,16 @@ def environ_of(pid: int) -> str:
         return ""
 
 
+def runs(pid: int) -> bool:
+    """Whether a process runs. A zombie does not: it has exited, and an orphan waits for the machine's
+    init to reap it, which in a container may never happen."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 # Every DAG a test builds, in this process or another, reads this cutover file (every step in
 # Airflow), never the repository's own, which a person porting a step may have changed.
 SESSION_CUTOVER = Path(tempfile.mkdtemp(prefix="pipeline-tests-")) / "cutover.yaml"

@@ -14,7 +14,7 @@ from rich.console import Console
 from dataset_pipeline.dagster_runs import launch, wait_for_run
 from orchestrator_clients.dagster_api import LAUNCH_TAG, DagsterClient
 from shared_tasks.project.names import NAMES
-from tests.conftest import CALLER_CREDENTIALS, cli, environ_of
+from tests.conftest import CALLER_CREDENTIALS, cli, environ_of, runs
 from tests.dagster_support import DagsterStack
 
 LOOPBACK_ADDRESSES = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 in /proc/net
@@ -25,7 +25,7 @@ def group_members(pgids: set[int]) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getpgid(int(entry.name)) in pgids:
+                if os.getpgid(int(entry.name)) in pgids and runs(int(entry.name)):
                     members.add(int(entry.name))
             except ProcessLookupError:
                 continue
