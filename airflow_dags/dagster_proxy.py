@@ -34,10 +34,10 @@ from shared_tasks.project.cutover import (
     AIRFLOW_RUN_TAG,
     AIRFLOW_TASK_TAG,
     AIRFLOW_TRY_TAG,
+    BUILTIN,
     DAGSTER_RUN_XCOM,
+    CutoverSteps,
 )
-from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import STEPS
 
 RUN_URL_XCOM = DAGSTER_RUN_XCOM  # Dagster checks it: the run acts for this task only if the task names it
 FAILED = {"FAILURE", "CANCELED"}
@@ -102,15 +102,27 @@ class DagsterRunTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_seconds)
 
 
+def launch_config(pipeline: CutoverSteps, step_name: str, params: Any) -> dict[str, Any]:
+    """The Dagster run config that gives the launched step this Airflow run's parameters: the built-in
+    modify step's `records`, or a declared pipeline's parameters, as config of the step's own asset."""
+    step = pipeline.steps[step_name]
+    if pipeline.declared is None:
+        wanted = {"records": int(params["records"])} if "records" in step.inputs else {}
+    else:
+        wanted = {name: params[name] for name in pipeline.params if name in params}
+    return {"ops": {pipeline.names.op_name(step.output): {"config": wanted}}} if wanted else {}
+
+
 class DagsterStepOperator(BaseOperator):
     """The task of a step that runs in Dagster (see the module's docstring)."""
 
     operator_extra_links = (DagsterRunLink(),)
     ui_color = "#e0d9ff"
 
-    def __init__(self, *, step_name: str, **kwargs: Any) -> None:
+    def __init__(self, *, step_name: str, pipeline: CutoverSteps = BUILTIN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step_name = step_name
+        self.pipeline = pipeline
 
     def execute(self, context: Any) -> Any:
         from orchestrator_clients.dagster_api import DagsterClient
@@ -125,13 +137,12 @@ class DagsterStepOperator(BaseOperator):
             run_id = earlier[0].run_id
             self.log.info("waiting on Dagster run %s, launched by an earlier try", endpoint.run_url(run_id))
         else:
-            step = STEPS[self.step_name]
-            ops = {NAMES.op_name(step.output): {"config": {"records": int(context["params"]["records"])}}}
+            names = self.pipeline.names
             run_id = client.launch_run(
-                JobSelector(NAMES.dagster_location, NAMES.dagster_job),
-                run_config={"ops": ops} if "records" in step.inputs else {},
+                JobSelector(names.dagster_location, names.dagster_job),
+                run_config=launch_config(self.pipeline, self.step_name, context["params"]),
                 tags={**task, AIRFLOW_TRY_TAG: str(ti.try_number)},
-                asset_selection=[NAMES.asset_key(step.output)],
+                asset_selection=[names.asset_key(self.pipeline.steps[self.step_name].output)],
             )
             self.log.info("launched Dagster run %s for step %s", endpoint.run_url(run_id), self.step_name)
         ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
@@ -150,8 +161,9 @@ class DagsterStepOperator(BaseOperator):
         run_id, url = str(event["run_id"]), endpoint.run_url(str(event["run_id"]))
         if event["status"] != "SUCCESS":
             raise AirflowException(f"the Dagster run {url} ended {event['status']}: {client.failure(run_id)}")
-        step = STEPS[self.step_name]
-        record = {**client.materialization_metadata(run_id, NAMES.asset_key(step.output)), "dagster_run_id": run_id}
+        step = self.pipeline.steps[self.step_name]
+        asset_key = self.pipeline.names.asset_key(step.output)
+        record = {**client.materialization_metadata(run_id, asset_key), "dagster_run_id": run_id}
         record[RUN_URL_XCOM] = url
         self.log.info("Dagster run %s materialized %s: %s", url, step.output, record)
         if step.publishes:

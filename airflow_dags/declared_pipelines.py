@@ -4,8 +4,9 @@ Each DAG is the pipeline's steps as TaskFlow tasks, derived from the project fil
 imports none of the team's code, and its run parameters become the trigger form's Params,
 validated by Airflow before a run starts and by the steps again. The version is announced on the
 pipeline's own Asset, whose watcher announces every version made elsewhere, and each pipeline has a
-verifying DAG of its own (`verify_<name>_version`), as the built-in pipeline has. Every task runs
-in Airflow here: cutting a declared step over to Dagster is still to come.
+verifying DAG of its own (`verify_<name>_version`), as the built-in pipeline has. A step its cutover
+file (`cutover.<name>.yaml` beside the project file) sets to dagster keeps its task, which launches
+the step's asset in Dagster with this run's tags and parameters and waits in the triggerer.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context, task
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
+from airflow_dags.dagster_proxy import DagsterStepOperator
 from airflow_dags.pods import executor_config
 from airflow_dags.verifying import verify_dag
 from airflow_dags.version_watcher import NewVersionTrigger, announcement
+from shared_tasks.project.cutover import CutoverSteps, Runner, declared_cutover_file, read_cutover
 from shared_tasks.project.declared import DeclaredPipeline, load_project
 from shared_tasks.project.params import ParamSpec
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
@@ -75,6 +78,8 @@ def step_callable(pipeline: DeclaredPipeline, step: StepSpec, asset: Asset) -> C
 
 def pipeline_dag(pipeline: DeclaredPipeline, asset: Asset) -> DAG:
     names = pipeline.names
+    steps = CutoverSteps.of(pipeline)
+    cutover = read_cutover(declared_cutover_file(pipeline), steps)
     with DAG(
         dag_id=names.dag_id,
         description=pipeline.description or f"The declared pipeline {pipeline.name}",
@@ -85,12 +90,16 @@ def pipeline_dag(pipeline: DeclaredPipeline, asset: Asset) -> DAG:
     ) as dag:
         tasks: dict[str, Any] = {}
         for step in declared_steps(pipeline):
-            made = task(
-                task_id=step.name,
-                doc_md=step.description,
-                executor_config=executor_config(),
-                outlets=[asset] if step.publishes else [],
-            )(step_callable(pipeline, step, asset))()
+            common: dict[str, Any] = {
+                "task_id": step.name,
+                "doc_md": step.description,
+                "executor_config": executor_config(),
+                "outlets": [asset] if step.publishes else [],
+            }
+            if cutover.runner(step.name) is Runner.DAGSTER:
+                made: Any = DagsterStepOperator(step_name=step.name, pipeline=steps, **common)
+            else:
+                made = task(**common)(step_callable(pipeline, step, asset))()
             for upstream in step.upstream:
                 tasks[upstream] >> made
             tasks[step.name] = made

@@ -6,8 +6,8 @@ version is recorded as Airflow's. Anyone who may launch a Dagster run can set ta
 are honoured only when Airflow, asked through its REST API with the sensor's own login
 (`AirflowPeer`), vouches for them:
 
-- the four tags are all there, name DAG `dataset_pipeline`, a run id any orchestrator accepts, a
-  step's task, and a try number;
+- the four tags are all there, name the DAG of the pipeline the step belongs to (`dataset_pipeline`,
+  or a declared pipeline's), a run id any orchestrator accepts, a step's task, and a try number;
 - the task is the step this Dagster run works on, and one Airflow runs in Dagster (its operator
   launches a Dagster run; a task Airflow runs itself launches nothing);
 - the Airflow run exists and is running, the task is running or deferred (launching, or waiting
@@ -23,8 +23,9 @@ the error is a transient one, left to the step's retries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -39,9 +40,10 @@ from shared_tasks.project.cutover import (
     AIRFLOW_TRY_TAG,
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
+    steps_of_dag,
 )
-from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import STEPS
+from shared_tasks.project.names import NAMES, PipelineNames
+from shared_tasks.project.settings import OrchestrationSettings
 from shared_tasks.run.workspace import check_run_id
 
 AIRFLOW_TAG_PREFIX = "airflow/"
@@ -72,23 +74,30 @@ class AirflowClaim:
     try_number: int
 
 
-def claimed_task(tags: Mapping[str, str], asset: str) -> AirflowClaim | None:
+def claimed_task(
+    tags: Mapping[str, str], asset: str | Sequence[str], project_file: Path | None = None
+) -> AirflowClaim | None:
     """The Airflow task the run's tags claim, checked as far as it can be without Airflow; None
-    when the run carries no `airflow/` tag (a run of Dagster's own)."""
+    when the run carries no `airflow/` tag (a run of Dagster's own). `asset` is the key of the asset
+    the run materializes (a built-in step's asset name alone)."""
     claimed = _airflow_tags(tags)
     if claimed is None:
         return None
-    dag_id, run_id, task_id, try_text = (claimed[key] for key in AIRFLOW_TAGS)
-    if dag_id != NAMES.dag_id:
-        raise ClaimRefused(AIRFLOW_DAG_TAG, dag_id, f"the steps belong to DAG {NAMES.dag_id!r}")
+    key = (asset,) if isinstance(asset, str) else tuple(asset)
+    dag_id, run_id, task_id, try_text = (claimed[tag] for tag in AIRFLOW_TAGS)
+    pipeline = steps_of_dag(dag_id, project_file)
+    if pipeline is None or pipeline.names.asset_key_prefix != key[:-1]:
+        owner = NAMES.dag_id if len(key) == 1 else PipelineNames.of(key[0]).dag_id
+        raise ClaimRefused(AIRFLOW_DAG_TAG, dag_id, f"the step belongs to DAG {owner!r}")
     try:
         check_run_id(run_id)
     except ValueError as error:
         raise ClaimRefused(AIRFLOW_RUN_TAG, run_id, str(error)) from None
-    if task_id not in STEPS:
-        raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"the steps' tasks are {', '.join(STEPS)}")
-    if STEPS[task_id].output != asset:
-        raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"that task launches {STEPS[task_id].output}, not {asset}")
+    steps = pipeline.steps
+    if task_id not in steps:
+        raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"the steps' tasks are {', '.join(steps)}")
+    if steps[task_id].output != key[-1]:
+        raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"that task launches {steps[task_id].output}, not {key[-1]}")
     if not try_text.isascii() or not try_text.isdigit() or int(try_text) < 1:
         raise ClaimRefused(AIRFLOW_TRY_TAG, try_text, "not a try number (1, 2, ...)")
     return AirflowClaim(dag_id, run_id, task_id, int(try_text))
@@ -177,9 +186,9 @@ def _launched_run_url(client: AirflowClient, claim: AirflowClaim) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def check_launch_tags(tags: Mapping[str, str], dagster_run_id: str, asset: str) -> bool:
+def check_launch_tags(tags: Mapping[str, str], dagster_run_id: str, asset: str | Sequence[str]) -> bool:
     """Whether the run acts for an Airflow run, after Airflow vouched for its tags (see the module)."""
-    claim = claimed_task(tags, asset)
+    claim = claimed_task(tags, asset, OrchestrationSettings().project_file)
     if claim is None:
         return False
     peer = AirflowPeer()

@@ -2,24 +2,34 @@
 
 The assets are derived from the project file alone, as Airflow's DAG of the same pipeline is: the
 product's pull, one asset per team step, the product's publish, each keyed under the pipeline's
-name. The run's parameters are the pull asset's config (its fields the declared parameters, with
-their defaults), checked against their bounds by every step before it reads or writes anything.
+name. The run's parameters are config of the run's assets (each asset's fields are the declared
+parameters, with their defaults; a whole run sets them on the pull asset), checked against their
+bounds by every step before it reads or writes anything. A step Airflow cut over to Dagster is
+launched by its Airflow task with that run's tags and parameters, and works in that run's workspace
+once Airflow vouches for the tags (dagster_assets.airflow_claims).
 """
 
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_assets.assets import POD_TAGS, RETRY_POLICY, no_retry_on_bad_input, step_result
+from dagster_assets.airflow_claims import check_launch_tags
+from dagster_assets.assets import (
+    POD_TAGS,
+    RETRY_POLICY,
+    no_retry_on_bad_input,
+    pipeline_run_id,
+    run_orchestrator,
+    step_result,
+)
 from shared_tasks.project.declared import DeclaredPipeline, load_project
-from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec, declared_steps
+from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
 from shared_tasks.project.settings import OrchestrationSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 ORCHESTRATOR = "dagster"
-PULL = PIPELINE[0]
 _CONFIG_TYPES: dict[str, type] = {"integer": int, "number": float, "string": str, "boolean": bool}
 
 
@@ -43,10 +53,23 @@ def params_schema(pipeline: DeclaredPipeline) -> dict[str, dg.Field]:
 
 
 def run_params(context: dg.AssetExecutionContext, pipeline: DeclaredPipeline) -> dict[str, Any]:
-    """The run's parameters from the pull asset's config, checked: Dagster's config schema has no bounds."""
+    """The run's parameters, checked: Dagster's config schema has no bounds. They may be given on any
+    of the run's assets (the pull asset in a whole run; the one step Airflow launches when it cut that
+    step over), so every step of a run reads the same values; one given twice must agree."""
     run_config: dict[str, Any] = dict(context.run.run_config)
-    given = run_config.get("ops", {}).get(pipeline.names.op_name(PULL.output), {}).get("config", {})
-    return pipeline.checked_params(dict(given))
+    ops: dict[str, Any] = run_config.get("ops", {})
+    given: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for step in declared_steps(pipeline):
+        op = pipeline.names.op_name(step.output)
+        for name, value in (ops.get(op, {}).get("config") or {}).items():
+            if name in given and given[name] != value:
+                raise ValueError(
+                    f"parameter {name!r} is {given[name]!r} in the config of {where[name]}"
+                    f" but {value!r} in that of {op}: give it once"
+                )
+            given[name], where[name] = value, op
+    return pipeline.checked_params(given)
 
 
 def step_asset(pipeline: DeclaredPipeline, step: StepSpec, outputs: dict[str, str]) -> dg.AssetsDefinition:
@@ -60,17 +83,19 @@ def step_asset(pipeline: DeclaredPipeline, step: StepSpec, outputs: dict[str, st
         op_tags=POD_TAGS,
         retry_policy=RETRY_POLICY,
         pool=names.publish_pool,
-        config_schema=params_schema(pipeline) if step.name == PULL.name else None,
+        config_schema=params_schema(pipeline),
     )
 
     def run_step(
         context: dg.AssetExecutionContext, declared_settings: DeclaredPipelineSettings
     ) -> dg.MaterializeResult:
         with no_retry_on_bad_input():
-            params = run_params(context, pipeline)  # before anything is read or written
+            # before anything is read or written: tags claiming an Airflow run must be Airflow's own
+            for_airflow = check_launch_tags(context.run.tags, context.run.run_id, names.asset_key(step.output))
+            params = run_params(context, pipeline)
             settings = declared_settings.load(pipeline.name)
-            inputs = StepInputs(orchestrator=ORCHESTRATOR, runner=ORCHESTRATOR, params=params)
-            record = step.run(settings, context.run.root_run_id or context.run.run_id, inputs)
+            inputs = StepInputs(orchestrator=run_orchestrator(for_airflow), runner=ORCHESTRATOR, params=params)
+            record = step.run(settings, pipeline_run_id(context, for_airflow), inputs)
         return step_result(record, settings.git_url)
 
     return decorate(run_step)

@@ -52,8 +52,8 @@ def cutover(porting_stack_env: dict[str, str]) -> Iterator[Any]:
     to_dagster()
 
 
-def parsed_as(client: AirflowClient, in_dagster: set[str]) -> bool | None:
-    tasks = client.task_operators(NAMES.dag_id)
+def parsed_as(client: AirflowClient, in_dagster: set[str], dag_id: str = NAMES.dag_id) -> bool | None:
+    tasks = client.task_operators(dag_id)
     return True if {name for name, kind in tasks.items() if kind == PROXY_OPERATOR} == in_dagster else None
 
 
@@ -262,6 +262,28 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     )
     refused = cli("run", "--via", "airflow", "--param", "readings=0", env=env)
     assert refused.returncode == 1 and "below its minimum 1" in refused.stderr
+
+    # Cut the team's `clean` over to Dagster: Airflow's task launches it there, in this run's workspace.
+    with airflow_client(porting_stack_env) as client:
+        for runner, in_dagster in (("dagster", {"clean"}), ("airflow", set())):
+            moved = cli("cutover", "clean", runner, env=env)
+            assert moved.returncode == 0, moved.stderr
+            eventually(
+                lambda: parsed_as(client, in_dagster, "readings_pipeline"),  # noqa: B023 (waited on at once)
+                f"Airflow parsing readings_pipeline with {in_dagster or 'no step'} in Dagster",
+                timeout=180,
+            )
+            if runner == "airflow":
+                break
+            ran = cli("run", "--via", "airflow", "--param", "readings=2", "--json", env=env, timeout=600)
+            assert ran.returncode == 0, ran.stderr[-3000:]
+            version = json.loads(ran.stdout)
+            assert (version["rows"], version["rows_added"]) == (rows + 2, 2)
+            newest = json.loads(cli("history", "--json", env=env).stdout)[0]
+            assert newest["commit"] == version["commit"] and newest["orchestrator"] == "airflow"
+            in_airflow = dict.fromkeys(["pull_data", "collect", "push_data"], "airflow")
+            assert newest["steps_by"] == {**in_airflow, "clean": "dagster"}
+            assert json.loads(cli("verify", version["commit"], "--json", env=env).stdout)["ok"]
 
 
 def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(

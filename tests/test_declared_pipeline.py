@@ -7,6 +7,7 @@ a folder). What a run published is read back from the origin and the remote.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shared_tasks.project.cutover import CutoverSteps, read_cutover
 from shared_tasks.project.declared import ProjectFileError, load_project
 from shared_tasks.project.pipeline import StepInputs, pipeline_steps, run_pipeline
 from shared_tasks.project.settings import Layout, Settings, load_settings
@@ -470,7 +472,7 @@ def test_adopt_publishes_a_csv_as_the_first_version_beside_another_pipelines_dat
     sys.modules.pop(f"{package}.steps", None)
 
 
-def test_every_version_command_takes_the_declared_pipeline_and_what_is_not_there_yet_says_so(
+def test_every_version_command_takes_the_declared_pipeline(
     team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import json
@@ -497,8 +499,17 @@ def test_every_version_command_takes_the_declared_pipeline_and_what_is_not_there
     good = tmp_path / "good.csv"
     good.write_text(seed_csv(2))
     assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
-    not_yet = runner.invoke(app, ["cutover", "clean", "dagster"])
-    assert not_yet.exit_code == 1 and "cannot be cut over yet" in not_yet.output
+    builtin_before = Path(os.environ["PIPELINE_CUTOVER_FILE"]).read_text()
+    moved = runner.invoke(app, ["cutover", "clean", "dagster", "--pipeline", "readings"])
+    assert moved.exit_code == 0, moved.output
+    written = team.project_dir / "cutover.readings.yaml"  # beside the project file: it travels with it
+    assert read_cutover(written, CutoverSteps.of(team.settings.declared())).in_dagster() == ["clean"]
+    assert written.read_text().startswith("# Which orchestrator runs each step of DAG readings_pipeline")
+    assert Path(os.environ["PIPELINE_CUTOVER_FILE"]).read_text() == builtin_before, "the built-in's lines are its own"
+    listed = runner.invoke(app, ["cutover"])
+    assert listed.exit_code == 0 and all(name in listed.stdout for name in ("collect", "clean", "push_data"))
+    unknown = runner.invoke(app, ["cutover", "modify_data", "dagster"])
+    assert unknown.exit_code == 1 and "the steps of readings_pipeline are pull_data, collect, clean" in unknown.output
 
 
 def test_each_declared_pipeline_has_a_watcher_on_its_asset_and_a_verifying_dag_of_its_own(
@@ -545,3 +556,137 @@ def test_the_watcher_of_a_declared_pipeline_announces_its_versions_and_no_other_
 
     announced = asyncio.run(scenario())
     assert announced["run_id"] == "direct-declared" and announced["commit"] == history(team.settings)[0].commit
+
+
+# --- cut over: a declared step run by Dagster for an Airflow run --------------------------------
+
+
+def readings_tags(task_id: str, dag_id: str = "readings_pipeline") -> dict[str, str]:
+    from shared_tasks.project.cutover import AIRFLOW_DAG_TAG, AIRFLOW_RUN_TAG, AIRFLOW_TASK_TAG, AIRFLOW_TRY_TAG
+
+    run_id = "manual__2026-12-07T12:00:00+00:00"
+    return {AIRFLOW_DAG_TAG: dag_id, AIRFLOW_RUN_TAG: run_id, AIRFLOW_TASK_TAG: task_id, AIRFLOW_TRY_TAG: "1"}
+
+
+def test_a_declared_steps_airflow_tags_are_checked_against_its_own_dag_steps_and_asset(team: TeamRepo) -> None:
+    from dagster_assets.airflow_claims import AirflowClaim, ClaimRefused, claimed_task
+    from shared_tasks.project.cutover import AIRFLOW_DAG_TAG, AIRFLOW_TASK_TAG
+
+    project = team.settings.project_file
+    tags = readings_tags("clean")
+    claim = claimed_task(tags, ("readings", "clean"), project)
+    assert claim == AirflowClaim("readings_pipeline", tags["airflow/run_id"], "clean", 1)
+    forged = [
+        # (tags, asset key, project file, refused tag, what the refusal says)
+        (readings_tags("clean", "dataset_pipeline"), ("readings", "clean"), project, AIRFLOW_DAG_TAG, "'readings_"),
+        (readings_tags("push_data"), ("published_dataset",), project, AIRFLOW_DAG_TAG, "'dataset_pipeline'"),
+        (readings_tags("clean", "ledger_pipeline"), ("readings", "clean"), project, AIRFLOW_DAG_TAG, "belongs to"),
+        (readings_tags("clean"), ("readings", "clean"), None, AIRFLOW_DAG_TAG, "'readings_pipeline'"),
+        (readings_tags("collect"), ("readings", "clean"), project, AIRFLOW_TASK_TAG, "launches collect, not clean"),
+        (readings_tags("modify_data"), ("readings", "clean"), project, AIRFLOW_TASK_TAG, "pull_data, collect, clean"),
+    ]
+    for forged_tags, asset, project_file, tag, says in forged:
+        with pytest.raises(ClaimRefused) as refused:
+            claimed_task(forged_tags, asset, project_file)
+        assert refused.value.tag == tag and says in str(refused.value.description), (forged_tags, asset)
+
+
+def test_a_declared_step_cut_over_to_dagster_works_in_the_airflow_runs_workspace_with_its_parameters(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Airflow runs pull_data, collect and push_data; its `clean` task launches the step's asset in Dagster
+    with the run's tags and parameters (launch_config); the version is Airflow's, `clean` run by Dagster."""
+    import dagster as dg
+
+    from airflow_dags.dagster_proxy import launch_config
+    from dagster_assets import declared_pipelines as declared_assets
+    from dagster_assets.resources import NoStoredOutputs
+
+    use_settings_env(monkeypatch, team.settings)
+    pipeline = team.settings.declared()
+    steps = {step.name: step for step in pipeline_steps(team.settings)}
+    tags = readings_tags("clean")
+    run_id, params = tags["airflow/run_id"], {"readings": 3}
+    for name in ("pull_data", "collect"):
+        steps[name].run(team.settings, run_id, StepInputs(orchestrator="airflow", runner="airflow", params=params))
+    config = launch_config(CutoverSteps.of(pipeline), "clean", params)
+    assert config == {"ops": {"readings__clean": {"config": {"readings": 3}}}}
+    assets, _ = declared_assets.pipeline_definitions(pipeline)
+    clean_asset = next(asset for asset in assets if asset.key.path == ["readings", "clean"])
+    resources = {"declared_settings": declared_assets.DeclaredPipelineSettings(), "io_manager": NoStoredOutputs()}
+
+    unvouched = dg.materialize([clean_asset], resources=resources, run_config=config, tags=tags, raise_on_error=False)
+    assert not unvouched.success and team.calls() == ["collect"], "tags no Airflow vouched for run nothing"
+    failure = next(event for event in unvouched.all_events if event.event_type_value == "STEP_FAILURE")
+    assert "Airflow is not configured here" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
+
+    vouched: list[tuple[str, ...]] = []
+
+    def vouch(run_tags: dict[str, str], dagster_run_id: str, asset: tuple[str, ...]) -> bool:
+        vouched.append(tuple(asset))
+        return "airflow/run_id" in run_tags
+
+    monkeypatch.setattr(declared_assets, "check_launch_tags", vouch)
+    assert dg.materialize([clean_asset], resources=resources, run_config=config, tags=tags).success
+    assert vouched == [("readings", "clean")] and team.calls() == ["collect", "clean"]
+    version = steps["push_data"].run(team.settings, run_id, StepInputs(orchestrator="airflow", runner="airflow"))
+    newest = history(team.settings)[0]
+    assert newest.commit == version.to_dict()["commit"] and newest.orchestrator == "airflow" and newest.run_id == run_id
+    assert newest.steps_by == {"pull_data": "airflow", "collect": "airflow", "clean": "dagster", "push_data": "airflow"}
+    assert newest.rows_added == 3 and len(team.head_data(tmp_path / "reads")) == SEED_ROWS + 3
+
+
+def test_a_parameter_given_twice_in_a_dagster_run_must_agree(team: TeamRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from dagster_assets.declared_pipelines import DeclaredPipelineSettings, pipeline_definitions
+    from dagster_assets.resources import NoStoredOutputs
+
+    use_settings_env(monkeypatch, team.settings)
+    assets, _ = pipeline_definitions(team.settings.declared())
+    resources = {"declared_settings": DeclaredPipelineSettings(), "io_manager": NoStoredOutputs()}
+    before = git(team.origin, "rev-parse", "main")
+    ops = {"readings__pulled_dataset": {"config": {"readings": 2}}, "readings__clean": {"config": {"readings": 3}}}
+    refused = dg.materialize(assets, resources=resources, run_config={"ops": ops}, raise_on_error=False)
+    assert not refused.success and git(team.origin, "rev-parse", "main") == before and team.calls() == []
+    failure = next(event for event in refused.all_events if event.event_type_value == "STEP_FAILURE")
+    said = str(failure.event_specific_data.error)  # type: ignore[union-attr]
+    assert "parameter 'readings' is 2 in the config of readings__pulled_dataset but 3 in that of readings__clean" in (
+        said
+    )
+    ops["readings__clean"]["config"]["readings"] = 2  # the same value twice is one value
+    assert dg.materialize(assets, resources=resources, run_config={"ops": ops}).success
+    assert history(team.settings)[0].rows_added == 2
+
+
+def test_a_declared_dag_runs_each_step_where_its_cutover_file_says(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    from airflow_dags.dagster_proxy import DagsterStepOperator
+    from shared_tasks.project.cutover import Cutover, CutoverError, Runner, write_cutover
+    from tests.test_airflow_dag import load_dag
+
+    steps = CutoverSteps.of(team.settings.declared())
+    cutover_file = team.project_dir / "cutover.readings.yaml"
+
+    def kinds() -> dict[str, str]:
+        load_dag(monkeypatch, tmp_path, PIPELINE_PROJECT_FILE=str(team.settings.project_file))
+        dag = importlib.import_module("airflow_dags.declared_pipelines").readings_pipeline
+        return {task.task_id: type(task).__name__ for task in dag.tasks}
+
+    assert set(kinds().values()) == {"_PythonDecoratedOperator"}, "no file: every step in Airflow"
+    write_cutover(cutover_file, Cutover({"clean": Runner.DAGSTER}, steps))
+    assert kinds() == {
+        "pull_data": "_PythonDecoratedOperator",
+        "collect": "_PythonDecoratedOperator",
+        "clean": DagsterStepOperator.__name__,
+        "push_data": "_PythonDecoratedOperator",
+    }
+    module = importlib.import_module("airflow_dags.declared_pipelines")
+    clean = module.readings_pipeline.get_task("clean")
+    assert clean.pipeline.names.dagster_job == "readings_pipeline" and clean.upstream_task_ids == {"collect"}
+    cutover_file.write_text("clean: dagster\nmodify_data: dagster\n")
+    with pytest.raises(CutoverError, match=r"cutover.readings.yaml, line 2: unknown step 'modify_data'"):
+        kinds()

@@ -11,8 +11,7 @@ from rich.table import Table
 
 from dataset_pipeline.airflow_stack import cutover_file
 from dataset_pipeline.cli.app import PipelineOption, current_settings, err, out, print_json, reported_errors
-from shared_tasks.project.cutover import Cutover, Runner, read_cutover, write_cutover
-from shared_tasks.project.pipeline import STEPS
+from shared_tasks.project.cutover import BUILTIN, Cutover, CutoverSteps, Runner, read_cutover, write_cutover
 from shared_tasks.project.settings import ENV_PREFIX
 
 
@@ -76,30 +75,28 @@ def restore_cmd(
 
 
 def cutover_cmd(
-    step: Annotated[str | None, typer.Argument(help="A step of the pipeline: " + ", ".join(STEPS))] = None,
+    step: Annotated[str | None, typer.Argument(help="A step of the pipeline (`cutover` alone lists them).")] = None,
     runner: Annotated[Runner | None, typer.Argument(help="Who runs it from now on.")] = None,
     pipeline: PipelineOption = None,
 ) -> None:
-    """Which orchestrator runs each step of DAG dataset_pipeline; with STEP and airflow|dagster, set one."""
+    """Which orchestrator runs each step of the pipeline's DAG; with STEP and airflow|dagster, set one."""
     with reported_errors():
+        steps = BUILTIN
         if pipeline is not None or f"{ENV_PREFIX}PROJECT_FILE" in os.environ:
-            declared = current_settings(pipeline).declared()
-            raise ValueError(
-                f"the steps of the declared pipeline {declared.name!r} cannot be cut over yet: they run in Airflow's"
-                f" DAG {declared.names.dag_id} or in Dagster's job {declared.names.dagster_job}, each whole"
-                " (unset PIPELINE_PROJECT_FILE to cut over the built-in pipeline's steps)"
-            )
-        path = cutover_file()
-        cutover = read_cutover(path)
+            steps = CutoverSteps.of(current_settings(pipeline).declared())
+        path = steps.file(cutover_file())
+        cutover = read_cutover(path, steps)
         if step is not None:
-            if step not in STEPS:
-                raise ValueError(f"unknown step {step!r}; the steps are {', '.join(STEPS)}")
+            if step not in steps.steps:
+                raise ValueError(
+                    f"unknown step {step!r}; the steps of {steps.names.dag_id} are {', '.join(steps.steps)}"
+                )
             if runner is None:
                 raise ValueError(f"say who runs {step}: airflow or dagster")
-            cutover = Cutover({**cutover.runners, step: runner})
+            cutover = Cutover({**cutover.runners, step: runner}, steps)
             write_cutover(path, cutover)
-        table = Table("step", "runs in", title=str(path))
-        for name in STEPS:
+        table = Table("step", "runs in", title=f"{steps.names.dag_id}: {path}")
+        for name in steps.steps:
             table.add_row(name, cutover.runner(name).value)
         out.print(table)
         if step is not None:

@@ -1,7 +1,10 @@
-"""Which orchestrator runs each step of DAG `dataset_pipeline`: the cutover file beside the DAG.
+"""Which orchestrator runs each step of a pipeline's DAG: its cutover file.
 
-The Airflow DAG reads it to choose each task's kind; the CLI's `cutover` command reads and writes
-it; so its format lives here, with the pipeline it names.
+The built-in pipeline's file is beside its DAG (`cutover.yaml`, or PIPELINE_CUTOVER_FILE); a
+declared pipeline's is beside the project file that declares it (`cutover.<pipeline>.yaml`), so
+it travels with the project, to the cluster's DAG folder too. The Airflow DAG reads it to choose
+each task's kind; the CLI's `cutover` command reads and writes it; so its format lives here, with
+the pipelines it names.
 
 One line per step, `airflow` or `dagster`; a step missing from the file, or no file at all, runs in
 Airflow. Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on
@@ -20,8 +23,9 @@ from pathlib import Path
 import yaml
 
 from shared_tasks.files import write_atomically
-from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import PIPELINE
+from shared_tasks.project.declared import DeclaredPipeline, load_project
+from shared_tasks.project.names import NAMES, PipelineNames
+from shared_tasks.project.pipeline import STEPS, StepSpec, declared_steps
 
 # Tags of a Dagster run launched for a step of an Airflow run: the step works in that run's workspace.
 AIRFLOW_DAG_TAG = "airflow/dag_id"
@@ -36,7 +40,7 @@ DAGSTER_RUN_XCOM = "dagster_run_url"
 
 FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
 HEADER = (
-    f"# Which orchestrator runs each step of DAG {NAMES.dag_id}: airflow or dagster.\n"
+    "# Which orchestrator runs each step of DAG {dag_id}: airflow or dagster.\n"
     "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
 )
 
@@ -57,22 +61,66 @@ class CutoverError(ValueError):
 
 
 @dataclass(frozen=True)
+class CutoverSteps:
+    """The steps a cutover file may name: those of one pipeline, and the names it is known by."""
+
+    names: PipelineNames
+    steps: dict[str, StepSpec]
+    params: tuple[str, ...]  # the run's parameters a step launched in Dagster is given
+    declared: DeclaredPipeline | None = None
+
+    @classmethod
+    def of(cls, pipeline: DeclaredPipeline | None = None) -> CutoverSteps:
+        """A declared pipeline's steps, or (None) the built-in pipeline's."""
+        if pipeline is None:
+            return BUILTIN
+        steps = {step.name: step for step in declared_steps(pipeline)}
+        return cls(pipeline.names, steps, tuple(pipeline.params), pipeline)
+
+    def file(self, builtin_file: Path) -> Path:
+        """Where this pipeline's cutover file is (`builtin_file`, for the built-in pipeline)."""
+        return builtin_file if self.declared is None else declared_cutover_file(self.declared)
+
+
+def declared_cutover_file(pipeline: DeclaredPipeline) -> Path:
+    """A declared pipeline's cutover file, beside the project file: it travels with the project."""
+    return pipeline.project_dir / f"cutover.{pipeline.name}.yaml"
+
+
+BUILTIN = CutoverSteps(NAMES, dict(STEPS), ("records",))
+
+
+def steps_of_dag(dag_id: str, project_file: Path | None) -> CutoverSteps | None:
+    """The pipeline whose DAG is `dag_id`: the built-in one, or one the project file declares."""
+    if dag_id == NAMES.dag_id:
+        return BUILTIN
+    if project_file is None:
+        return None
+    for pipeline in load_project(project_file).pipelines:
+        if pipeline.names.dag_id == dag_id:
+            return CutoverSteps.of(pipeline)
+    return None
+
+
+@dataclass(frozen=True)
 class Cutover:
     runners: dict[str, Runner]
+    of: CutoverSteps = BUILTIN
 
     def runner(self, step: str) -> Runner:
         return self.runners.get(step, Runner.AIRFLOW)
 
     def in_dagster(self) -> list[str]:
-        return [step.name for step in PIPELINE if self.runner(step.name) is Runner.DAGSTER]
+        return [step for step in self.of.steps if self.runner(step) is Runner.DAGSTER]
 
     def to_text(self) -> str:
-        return HEADER + "".join(f"{step.name}: {self.runner(step.name).value}\n" for step in PIPELINE)
+        header = HEADER.format(dag_id=self.of.names.dag_id)
+        return header + "".join(f"{step}: {self.runner(step).value}\n" for step in self.of.steps)
 
 
-def read_cutover(path: Path) -> Cutover:
+def read_cutover(path: Path, of: CutoverSteps = BUILTIN) -> Cutover:
     if not path.exists():
-        return Cutover({})
+        return Cutover({}, of)
     text = _read_text(path)
     try:
         _check_nesting(path, text)
@@ -84,16 +132,17 @@ def read_cutover(path: Path) -> Cutover:
     except yaml.YAMLError as error:
         raise CutoverError(f"{path}: not YAML: {error}") from None
     if node is None:
-        return Cutover({})
+        return Cutover({}, of)
     if not isinstance(node, yaml.MappingNode):
         raise CutoverError(f"{path}, line {node.start_mark.line + 1}: expected one `step: airflow|dagster` per line")
-    steps = {step.name for step in PIPELINE}
+    steps = set(of.steps)
     runners: dict[str, Runner] = {}
     for key, value in node.value:
         line = key.start_mark.line + 1
         if not isinstance(key, yaml.ScalarNode) or key.value not in steps:
             raise CutoverError(
-                f"{path}, line {line}: unknown step {key.value!r}; the steps are {', '.join(sorted(steps))}"
+                f"{path}, line {line}: unknown step {key.value!r}; the steps of {of.names.dag_id}"
+                f" are {', '.join(of.steps)}"
             )
         if key.value in runners:
             raise CutoverError(f"{path}, line {line}: step {key.value!r} is named twice")
@@ -101,7 +150,7 @@ def read_cutover(path: Path) -> Cutover:
             shown = value.value if isinstance(value, yaml.ScalarNode) else "a list or mapping"
             raise CutoverError(f"{path}, line {line}: step {key.value!r} set to {shown!r}; use airflow or dagster")
         runners[key.value] = Runner(value.value)
-    return Cutover(runners)
+    return Cutover(runners, of)
 
 
 def _read_text(path: Path) -> str:
