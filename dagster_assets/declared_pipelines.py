@@ -9,7 +9,7 @@ launched by its Airflow task with that run's tags and parameters, and works in t
 once Airflow vouches for the tags (dagster_assets.airflow_claims).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dagster as dg
 
@@ -22,6 +22,8 @@ from dagster_assets.assets import (
     run_orchestrator,
     step_result,
 )
+from dagster_assets.peering import airflow_runs_sensor
+from shared_tasks.project.cutover import CutoverSteps
 from shared_tasks.project.declared import DeclaredPipeline, load_project
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
 from shared_tasks.project.settings import OrchestrationSettings, Settings, load_settings
@@ -115,16 +117,22 @@ def pipeline_definitions(
     return assets, job
 
 
-def declared_definitions() -> tuple[list[dg.AssetsDefinition], list["UnresolvedAssetJobDefinition"]]:
-    """Every declared pipeline's assets and job; none without a project file. A bad project file
-    fails the code location's load, naming the file and the field."""
+class DeclaredDefinitions(NamedTuple):
+    assets: list[dg.AssetsDefinition]
+    jobs: list["UnresolvedAssetJobDefinition"]
+    sensors: list[dg.SensorDefinition]
+
+
+def declared_definitions(peer_interval_seconds: int = 30) -> DeclaredDefinitions:
+    """Every declared pipeline's assets, job and sensor of Airflow's runs of its DAG; none without a
+    project file. A bad project file fails the code location's load, naming the file and the field."""
     project_file = OrchestrationSettings().project_file
+    found = DeclaredDefinitions([], [], [])
     if project_file is None:
-        return [], []
-    assets: list[dg.AssetsDefinition] = []
-    jobs: list[UnresolvedAssetJobDefinition] = []
+        return found
     for pipeline in load_project(project_file).pipelines:
         pipeline_assets, job = pipeline_definitions(pipeline)
-        assets += pipeline_assets
-        jobs.append(job)
-    return assets, jobs
+        found.assets.extend(pipeline_assets)
+        found.jobs.append(job)
+        found.sensors.append(airflow_runs_sensor(None, peer_interval_seconds, CutoverSteps.of(pipeline)))
+    return found

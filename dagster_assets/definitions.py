@@ -73,12 +73,12 @@ observe_dataset_head = dg.define_asset_job(
 )
 
 # The pipelines a team declares in its project file, beside the built-in one.
-DECLARED_ASSETS, DECLARED_JOBS = declared_definitions()
+DECLARED = declared_definitions(DagsterSettings().peer_interval_seconds)
 
 defs = dg.Definitions(
-    assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset, *DECLARED_ASSETS],
+    assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset, *DECLARED.assets],
     asset_checks=CHECKS,
-    jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED_JOBS],
+    jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED.jobs],
     schedules=[
         *pipeline_schedules(),
         dg.ScheduleDefinition(
@@ -88,7 +88,10 @@ defs = dg.Definitions(
             default_status=dg.DefaultScheduleStatus.RUNNING,
         ),
     ],
-    sensors=[airflow_runs_sensor(published_dataset_checks, DagsterSettings().peer_interval_seconds)],
+    sensors=[
+        airflow_runs_sensor(published_dataset_checks, DagsterSettings().peer_interval_seconds),
+        *DECLARED.sensors,
+    ],
     resources={**RESOURCES, "declared_settings": DeclaredPipelineSettings()},
     executor=step_executor(),
 )

@@ -1,4 +1,4 @@
-"""Airflow's runs of DAG `dataset_pipeline` in Dagster: dagster-airlift's "peer" and "observe", on Airflow 3.
+"""Airflow's runs of each pipeline's DAG in Dagster: dagster-airlift's "peer" and "observe", on Airflow 3.
 
 dagster-airlift 0.29 cannot reach Airflow 3 (it builds every URL on the removed `/api/v1`, logs in
 with basic auth, and reads Airflow 2's shapes), so this sensor reads Airflow's REST API v2 through
@@ -14,6 +14,9 @@ looked. Runs updated since then (less an overlap for clocks and late commits) ar
 so are runs that were still going; while Airflow cannot be reached the cursor stays where it was,
 so the next evaluation catches up. Steps that Airflow cut over to Dagster are Dagster's own
 materializations already: their task's record names the Dagster run, and they are skipped here.
+
+Each pipeline has a sensor of its own (`airflow_runs` for the built-in one, `<name>_airflow_runs` for
+a declared one), reporting its DAG's task instances on its own asset keys, with a cursor of its own.
 """
 
 from __future__ import annotations
@@ -29,8 +32,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator_clients.airflow_api import AirflowClient, TaskInstance
-from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import STEPS
+from shared_tasks.project.cutover import BUILTIN, CutoverSteps
 
 OVERLAP = timedelta(minutes=5)
 RUNS_KEPT = 1000  # runs the cursor remembers; older ones are no longer read again
@@ -54,16 +56,17 @@ class AirflowPeer(BaseSettings):
             raise dg.Failure("Airflow is not configured: set PIPELINE_AIRFLOW_URL, _USERNAME and _PASSWORD")
         return AirflowClient(self.url, self.username, self.password.get_secret_value())
 
-    def links(self) -> AirflowLinks:
-        return AirflowLinks((self.ui_url or self.url or "").rstrip("/"))
+    def links(self, dag_id: str = BUILTIN.names.dag_id) -> AirflowLinks:
+        return AirflowLinks((self.ui_url or self.url or "").rstrip("/"), dag_id)
 
 
 @dataclass(frozen=True)
 class AirflowLinks:
     base: str
+    dag_id: str = BUILTIN.names.dag_id
 
     def run(self, run_id: str) -> str:
-        return f"{self.base}/dags/{NAMES.dag_id}/runs/{quote(run_id, safe='')}"
+        return f"{self.base}/dags/{self.dag_id}/runs/{quote(run_id, safe='')}"
 
     def task(self, run_id: str, task: TaskInstance) -> str:
         return f"{self.run(run_id)}/tasks/{task.task_id}?try_number={task.try_number}"
@@ -86,21 +89,26 @@ class Observed:
 
 
 def observe_airflow(
-    client: AirflowClient, cursor: PeerCursor, links: AirflowLinks, now: datetime
+    client: AirflowClient,
+    cursor: PeerCursor,
+    links: AirflowLinks,
+    now: datetime,
+    pipeline: CutoverSteps = BUILTIN,
 ) -> tuple[Observed, PeerCursor]:
-    """What Airflow did since the cursor, as Dagster events, and the cursor after it."""
+    """What Airflow did since the cursor in the pipeline's DAG, as Dagster events, and the cursor after it."""
+    dag_id = pipeline.names.dag_id
     since = cursor.since - OVERLAP if cursor.since else None
-    runs = {run.dag_run_id: run for run in client.dag_runs(NAMES.dag_id, updated_at_gte=since)}
+    runs = {run.dag_run_id: run for run in client.dag_runs(dag_id, updated_at_gte=since)}
     for run_id in cursor.active:
         if run_id not in runs:
-            runs[run_id] = client.dag_run(NAMES.dag_id, run_id)
+            runs[run_id] = client.dag_run(dag_id, run_id)
     observed = Observed()
     reported = {run_id: dict(tasks) for run_id, tasks in cursor.reported.items()}
     for run_id in runs:
         done = reported.setdefault(run_id, {})
-        for task in client.task_instances(NAMES.dag_id, run_id):
-            new = task.task_id in STEPS and task.try_number > done.get(task.task_id, 0)
-            if new and _observe_task(client, run_id, task, links, observed):
+        for task in client.task_instances(dag_id, run_id):
+            new = task.task_id in pipeline.steps and task.try_number > done.get(task.task_id, 0)
+            if new and _observe_task(client, pipeline, run_id, task, links, observed):
                 done[task.task_id] = task.try_number
     active = [run_id for run_id, run in runs.items() if run.state not in FINAL_RUN_STATES]
     kept = dict(list(reported.items())[-RUNS_KEPT:])
@@ -108,20 +116,26 @@ def observe_airflow(
 
 
 def _observe_task(
-    client: AirflowClient, run_id: str, task: TaskInstance, links: AirflowLinks, observed: Observed
+    client: AirflowClient,
+    pipeline: CutoverSteps,
+    run_id: str,
+    task: TaskInstance,
+    links: AirflowLinks,
+    observed: Observed,
 ) -> bool:
     """Add the task's event; True once the task instance is settled (reported, or nothing to report)."""
-    asset = list(NAMES.asset_key(STEPS[task.task_id].output))
+    step = pipeline.steps[task.task_id]
+    asset = list(pipeline.names.asset_key(step.output))
     about: dict[str, Any] = {
         "airflow_run_id": run_id,
         "airflow_try_number": task.try_number,
         "airflow_run_url": dg.MetadataValue.url(links.run(run_id)),
     }
     if task.state == "success":
-        record = client.return_value(NAMES.dag_id, run_id, task.task_id)
+        record = client.return_value(pipeline.names.dag_id, run_id, task.task_id)
         if not isinstance(record, Mapping) or record.get("dagster_run_id"):
             return True  # no record to report, or a step Dagster ran for Airflow: its own event already
-        tags = {DATA_VERSION_TAG: str(record["md5"])} if STEPS[task.task_id].publishes and record.get("md5") else None
+        tags = {DATA_VERSION_TAG: str(record["md5"])} if step.publishes and record.get("md5") else None
         observed.events.append(
             dg.AssetMaterialization(asset_key=asset, metadata={**_metadata(record), **about}, tags=tags)
         )
@@ -137,16 +151,16 @@ def _observe_task(
             dg.AssetObservation(
                 asset_key=asset,
                 description=f"Airflow's task {task.task_id} of run {run_id} failed (try {task.try_number})",
-                metadata={**about, **failure, "log_tail": "\n".join(_log_tail(client, run_id, task))},
+                metadata={**about, **failure, "log_tail": "\n".join(_log_tail(client, pipeline, run_id, task))},
             )
         )
         return True
     return False  # still going, or waiting for a retry: looked at again next time
 
 
-def _log_tail(client: AirflowClient, run_id: str, task: TaskInstance) -> list[str]:
+def _log_tail(client: AirflowClient, pipeline: CutoverSteps, run_id: str, task: TaskInstance) -> list[str]:
     try:
-        return client.log_tail(NAMES.dag_id, run_id, task, lines=10)
+        return client.log_tail(pipeline.names.dag_id, run_id, task, lines=10)
     except Exception:  # the log is a courtesy; the link says where it is
         return []
 
@@ -156,25 +170,28 @@ def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value for key, value in values}
 
 
-def airflow_runs_sensor(checks_job: dg.UnresolvedAssetJobDefinition, interval_seconds: int) -> dg.SensorDefinition:
-    """The sensor, running when Airflow is configured; it requests the checks of every version it reports."""
+def airflow_runs_sensor(
+    checks_job: dg.UnresolvedAssetJobDefinition | None, interval_seconds: int, pipeline: CutoverSteps = BUILTIN
+) -> dg.SensorDefinition:
+    """The pipeline's sensor, running when Airflow is configured; with a checks job, it requests the
+    checks of every version it reports."""
     peer = AirflowPeer()
+    names = pipeline.names
 
     @dg.sensor(
-        name=NAMES.airflow_runs_sensor,
+        name=names.airflow_runs_sensor,
         job=checks_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING if peer.url else dg.DefaultSensorStatus.STOPPED,
-        description=f"Airflow's runs of DAG {NAMES.dag_id}, reported as materializations of the steps' assets",
+        description=f"Airflow's runs of DAG {names.dag_id}, reported as materializations of the steps' assets",
     )
     def airflow_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         with AirflowPeer().client() as client:
             observed, cursor = observe_airflow(
-                client, PeerCursor.parse(context.cursor), AirflowPeer().links(), datetime.now(UTC)
+                client, PeerCursor.parse(context.cursor), AirflowPeer().links(names.dag_id), datetime.now(UTC), pipeline
             )
-        requests = [
-            dg.RunRequest(run_key=key, tags={CHECKED_COMMIT_TAG: commit}) for key, commit in observed.checked_commits
-        ]
+        checked = observed.checked_commits if checks_job is not None else []
+        requests = [dg.RunRequest(run_key=key, tags={CHECKED_COMMIT_TAG: commit}) for key, commit in checked]
         return dg.SensorResult(asset_events=observed.events, run_requests=requests, cursor=cursor.model_dump_json())
 
     return airflow_runs

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.airflow_records import DagRun, TaskInstance
 from orchestrator_clients.dagster_api import DagsterClient
 from orchestrator_clients.dagster_records import SensorTick
-from shared_tasks.project.names import NAMES
+from shared_tasks.project.names import NAMES, PipelineNames
 from shared_tasks.project.pipeline import PIPELINE
 from shared_tasks.project.settings import Settings
 from tests.conftest import cli
@@ -62,11 +62,13 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 180, i
         time.sleep(interval)
 
 
-def materializations_of_airflow_run(client: DagsterClient, airflow_run_id: str) -> dict[str, list[dict[str, Any]]]:
+def materializations_of_airflow_run(
+    client: DagsterClient, airflow_run_id: str, names: PipelineNames = NAMES, assets: Sequence[str] = STEP_ASSETS
+) -> dict[str, list[dict[str, Any]]]:
     """Each step asset's materializations that Dagster holds for this Airflow run (by the metadata that names it)."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for asset in STEP_ASSETS:
-        events = client.asset_materializations(NAMES.asset_key(asset), limit=200)
+    for asset in assets:
+        events = client.asset_materializations(names.asset_key(asset), limit=200)
         found[asset] = [
             {**event.metadata, "tags": event.tags, "dagster_run_id": event.run_id}
             for event in events
@@ -76,35 +78,39 @@ def materializations_of_airflow_run(client: DagsterClient, airflow_run_id: str) 
 
 
 def sensor_tick_after(
-    client: DagsterClient, moment: float, *, failed: bool = False, timeout: float = 240
+    client: DagsterClient, moment: float, *, failed: bool = False, timeout: float = 240, names: PipelineNames = NAMES
 ) -> SensorTick:
-    """The first evaluation of Dagster's sensor of Airflow's runs that began after `moment` and has ended
-    (with `failed`, the first that ended in failure)."""
+    """The first evaluation of the pipeline's sensor of Airflow's runs that began after `moment` and has
+    ended (with `failed`, the first that ended in failure)."""
 
     def ended() -> SensorTick | None:
-        for tick in reversed(client.sensor_ticks(NAMES.dagster_location, NAMES.airflow_runs_sensor)):
+        for tick in reversed(client.sensor_ticks(names.dagster_location, names.airflow_runs_sensor)):
             if tick.timestamp > moment and tick.status != "STARTED" and (tick.status == "FAILURE" or not failed):
                 return tick
         return None
 
     return eventually(
-        ended, f"an evaluation of sensor {NAMES.airflow_runs_sensor} begun after {moment:.0f}", timeout=timeout
+        ended, f"an evaluation of sensor {names.airflow_runs_sensor} begun after {moment:.0f}", timeout=timeout
     )
 
 
 def every_step_reported(
-    client: DagsterClient, airflow_run_id: str, timeout: float = 120
+    client: DagsterClient,
+    airflow_run_id: str,
+    timeout: float = 120,
+    names: PipelineNames = NAMES,
+    assets: Sequence[str] = STEP_ASSETS,
 ) -> dict[str, list[dict[str, Any]]]:
     """The Airflow run's materializations in Dagster, once every step has one, and as they stand after the
     sensor has looked at Airflow once more (so a report made twice would be there to count)."""
 
     def all_steps() -> dict[str, list[dict[str, Any]]] | None:
-        found = materializations_of_airflow_run(client, airflow_run_id)
+        found = materializations_of_airflow_run(client, airflow_run_id, names, assets)
         return found if all(found.values()) else None
 
     eventually(all_steps, f"Dagster's materializations of Airflow run {airflow_run_id}", timeout=timeout)
-    sensor_tick_after(client, time.time())
-    return materializations_of_airflow_run(client, airflow_run_id)
+    sensor_tick_after(client, time.time(), names=names)
+    return materializations_of_airflow_run(client, airflow_run_id, names, assets)
 
 
 def dataset_events(client: AirflowClient) -> list[dict[str, Any]]:

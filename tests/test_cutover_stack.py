@@ -20,7 +20,7 @@ from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
 from shared_tasks.project.cutover import AIRFLOW_RUN_TAG, read_cutover
-from shared_tasks.project.names import NAMES
+from shared_tasks.project.names import NAMES, PipelineNames
 from shared_tasks.project.pipeline import PIPELINE, STEPS
 from tests.conftest import cli, headless_page
 from tests.peering_support import (
@@ -240,7 +240,7 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     csv.write_text(seed_csv())
     adopted = cli("adopt", str(csv), "--json", env=env, timeout=300)
     assert adopted.returncode == 0, adopted.stderr
-    rows, made = SEED_ROWS, []
+    rows, made, run_ids = SEED_ROWS, [], {}
     for via, readings in (("direct", 2), ("airflow", 3), ("dagster", 1)):
         ran = cli("run", "--via", via, "--param", f"readings={readings}", "--json", env=env, timeout=600)
         assert ran.returncode == 0, f"{via}: {ran.stderr[-3000:]}"
@@ -248,6 +248,7 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
         rows += readings
         assert (version["rows"], version["rows_added"]) == (rows, readings), via
         made.append((via, version["commit"]))
+        run_ids[via] = version["run_id"]
     history = json.loads(cli("history", "--json", env=env).stdout)
     assert [v["commit"] for v in history] == [commit for _, commit in reversed(made)] + [
         json.loads(adopted.stdout)["commit"]
@@ -262,6 +263,18 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     )
     refused = cli("run", "--via", "airflow", "--param", "readings=0", env=env)
     assert refused.returncode == 1 and "below its minimum 1" in refused.stderr
+
+    # Peering: the pipeline's own sensor reports each of Airflow's task instances once, on its asset keys.
+    readings_names, step_assets = (
+        PipelineNames.of("readings"),
+        ("pulled_dataset", "collect", "clean", "published_dataset"),
+    )
+    reported = every_step_reported(
+        dagster_client(porting_stack_env), run_ids["airflow"], names=readings_names, assets=step_assets
+    )
+    assert {asset: len(events) for asset, events in reported.items()} == dict.fromkeys(step_assets, 1), reported
+    assert reported["published_dataset"][0]["commit"] == made[1][1]
+    assert not any(event["dagster_run_id"] for (event,) in reported.values()), "each a report of Airflow's task"
 
     # Cut the team's `clean` over to Dagster: Airflow's task launches it there, in this run's workspace.
     with airflow_client(porting_stack_env) as client:
@@ -284,6 +297,12 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
             in_airflow = dict.fromkeys(["pull_data", "collect", "push_data"], "airflow")
             assert newest["steps_by"] == {**in_airflow, "clean": "dagster"}
             assert json.loads(cli("verify", version["commit"], "--json", env=env).stdout)["ok"]
+            reported = every_step_reported(
+                dagster_client(porting_stack_env), version["run_id"], names=readings_names, assets=step_assets
+            )
+            assert {asset: len(events) for asset, events in reported.items()} == dict.fromkeys(step_assets, 1)
+            for asset, (event,) in reported.items():  # the cut-over step's is Dagster's own, not reported again
+                assert bool(event["dagster_run_id"]) == (asset == "clean"), asset
 
 
 def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(

@@ -129,3 +129,56 @@ def test_the_runs_looked_at_are_those_updated_since_the_last_look_less_an_overla
     observe(scripted_api, PeerCursor(since=NOW))
     (request,) = scripted_api.requests("GET", RUNS)
     assert request.query["updated_at_gte"] == ["2026-12-02T11:55:00+00:00"]
+
+
+def test_a_declared_pipelines_sensor_reports_its_own_dags_runs_on_its_own_asset_keys(
+    scripted_api: ScriptedApi, tmp_path: Any
+) -> None:
+    from shared_tasks.project.cutover import CutoverSteps
+    from shared_tasks.project.declared import load_project
+    from tests.team_project import write_project
+
+    pipeline = CutoverSteps.of(load_project(write_project(tmp_path / "project")).pipeline("readings"))
+    runs = "/api/v2/dags/readings_pipeline/dagRuns"
+    records = {
+        "pull_data": {"run_id": "r9", "commit": "c0", "md5": "m0", "rows": 12},
+        "collect": {"run_id": "r9", "rows": 3},
+        "clean": {"run_id": "r9", "rows": 3, "dagster_run_id": "d-9"},  # cut over: Dagster's own event already
+        "push_data": {"run_id": "r9", "commit": "c1", "md5": "m1", "rows": 15, "rows_added": 3},
+    }
+    listed = [{"task_id": task, "state": "success", "try_number": 1} for task in records]
+    scripted_api.script[("GET", runs)] = [
+        (200, {"dag_runs": [{"dag_run_id": "r9", "state": "success"}], "total_entries": 1})
+    ]
+    scripted_api.script[("GET", f"{runs}/r9/taskInstances")] = [(200, {"task_instances": listed, "total_entries": 4})]
+    for task, record in records.items():
+        scripted_api.script[("GET", f"{runs}/r9/taskInstances/{task}/xcomEntries/return_value")] = [
+            (200, {"value": record})
+        ]
+    links = AirflowLinks("http://airflow.example", "readings_pipeline")
+    with AirflowClient(scripted_api.url, "dagster-peer", "pw") as client:
+        observed, cursor = observe_airflow(client, PeerCursor(), links, NOW, pipeline)
+    assert reported(observed) == [
+        ("AssetMaterialization", "readings/pulled_dataset"),
+        ("AssetMaterialization", "readings/collect"),
+        ("AssetMaterialization", "readings/published_dataset"),
+    ]
+    assert observed.events[2].tags == {"dagster/data_version": "m1"}
+    assert observed.events[2].metadata["airflow_run_url"] == dg.MetadataValue.url(
+        "http://airflow.example/dags/readings_pipeline/runs/r9"
+    )
+    assert cursor.reported == {"r9": dict.fromkeys(records, 1)}
+    asked = {request.path for request in scripted_api.received}
+    assert asked and all("/dags/dataset_pipeline" not in path for path in asked), "the built-in DAG is another's"
+
+
+def test_every_declared_pipeline_has_a_sensor_of_its_own(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_assets.declared_pipelines import declared_definitions
+    from tests.team_project import add_station_pipeline, write_project
+
+    project_file = write_project(tmp_path / "project")
+    add_station_pipeline(project_file)
+    monkeypatch.setenv("PIPELINE_PROJECT_FILE", str(project_file))
+    sensors = declared_definitions(7).sensors
+    assert [sensor.name for sensor in sensors] == ["readings_airflow_runs", "station_readings_airflow_runs"]
+    assert {sensor.minimum_interval_seconds for sensor in sensors} == {7} and not any(s.has_jobs for s in sensors)
