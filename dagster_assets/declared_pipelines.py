@@ -123,9 +123,10 @@ class DeclaredDefinitions(NamedTuple):
     sensors: list[dg.SensorDefinition]
 
 
-def declared_definitions(peer_interval_seconds: int = 30) -> DeclaredDefinitions:
-    """Every declared pipeline's assets, job and sensor of Airflow's runs of its DAG; none without a
-    project file. A bad project file fails the code location's load, naming the file and the field."""
+def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool = False) -> DeclaredDefinitions:
+    """Every declared pipeline's assets, job and sensor of Airflow's runs of its DAG (and, with
+    `process_per_step`, its job with a process per step, as the built-in pipeline has locally); none
+    without a project file. A bad project file fails the code location's load, naming the file and the field."""
     project_file = OrchestrationSettings().project_file
     found = DeclaredDefinitions([], [], [])
     if project_file is None:
@@ -134,5 +135,14 @@ def declared_definitions(peer_interval_seconds: int = 30) -> DeclaredDefinitions
         pipeline_assets, job = pipeline_definitions(pipeline)
         found.assets.extend(pipeline_assets)
         found.jobs.append(job)
+        if process_per_step:
+            found.jobs.append(
+                dg.define_asset_job(
+                    pipeline.names.process_per_step_job,
+                    selection=dg.AssetSelection.assets(*pipeline_assets),
+                    executor_def=dg.multiprocess_executor,
+                    description="The pipeline with a process per step (as a pod per step on the cluster)",
+                )
+            )
         found.sensors.append(airflow_runs_sensor(None, peer_interval_seconds, CutoverSteps.of(pipeline)))
     return found

@@ -73,7 +73,7 @@ observe_dataset_head = dg.define_asset_job(
 )
 
 # The pipelines a team declares in its project file, beside the built-in one.
-DECLARED = declared_definitions(DagsterSettings().peer_interval_seconds)
+DECLARED = declared_definitions(DagsterSettings().peer_interval_seconds, process_per_step=bool(LOCAL_ONLY_JOBS))
 
 defs = dg.Definitions(
     assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset, *DECLARED.assets],

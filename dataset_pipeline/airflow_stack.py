@@ -187,16 +187,16 @@ class Service(ProcessService):
             return run_dag(self.stack, client, records, run_id, console, pipeline, params)
 
     def apply_cutover(self, cutover: Cutover, timeout: float = READY_TIMEOUT_SECONDS) -> float:
-        """Write the cutover file and wait until Airflow has parsed it; the seconds that took."""
+        """Write the cutover file of its pipeline and wait until Airflow has parsed it; the seconds that took."""
         started = time.monotonic()
-        path = cutover_file()
-        if read_cutover(path).in_dagster() != cutover.in_dagster():
+        path = cutover.of.file(cutover_file())
+        if read_cutover(path, cutover.of).in_dagster() != cutover.in_dagster():
             write_cutover(path, cutover)
         wanted = set(cutover.in_dagster())
         with self.client() as client:
 
             def parsed() -> bool:
-                operators = client.task_operators(NAMES.dag_id)
+                operators = client.task_operators(cutover.of.names.dag_id)
                 return {task for task, kind in operators.items() if kind == PROXY_OPERATOR} == wanted
 
             poll_until(

@@ -25,9 +25,9 @@ from rich.console import Console
 
 from dataset_pipeline.compare_runners import (
     RUNNERS,
-    SPECS,
     STEP_NAMES,
     RunnerSpec,
+    Work,
     cutover_kept,
     run_once,
     runner_named,
@@ -87,6 +87,9 @@ class Comparison:
     runs_per_runner: int
     records: int
     started: str
+    pipeline: str = "dataset"
+    steps: list[str] = field(default_factory=lambda: list(STEP_NAMES))
+    params: dict[str, Any] | None = None  # a declared pipeline's run parameters
     measures: list[RunMeasure] = field(default_factory=list)
     summaries: list[RunnerSummary] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
@@ -163,14 +166,21 @@ def run_comparison(
     stack: LocalStack,
     settings: Settings,
     runs: int,
-    records: int,
+    work: Work,
     console: Console,
     runners: tuple[str, ...] = RUNNERS,
 ) -> Comparison:
-    comparison = Comparison(runs, records, datetime.now(UTC).isoformat(timespec="seconds"))
+    comparison = Comparison(
+        runs,
+        work.records,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        pipeline=work.pipeline.names.pipeline,
+        steps=list(work.steps),
+        params=work.params,
+    )
     services = stack.status()["services"]
-    specs = [runner_named(name) for name in runners]
-    with cutover_kept(stack, specs, services) as restored:
+    specs = [runner_named(name, work.pipeline) for name in runners]
+    with cutover_kept(stack, specs, services, work.pipeline) as restored:
         comparison.cutover_restored = restored
         for spec in specs:
             missing = [name for name in spec.services if not services.get(name, {}).get("running")]
@@ -179,12 +189,12 @@ def run_comparison(
                 comparison.skipped[spec.name] = why
                 console.print(f"[yellow]skipping {spec.name}[/yellow]: {why}", highlight=False)
                 continue
-            cutover_seconds = set_cutover(stack, spec, console)
+            cutover_seconds = set_cutover(stack, spec, console, work.pipeline)
             pgids = [pid for name in spec.services for pid in services[name]["pids"].values()]
             processes = service_processes(pgids) if pgids else this_process()
-            measures, idle, peak = _measure_runner(stack, settings, spec, (runs, records), console, processes)
+            measures, idle, peak = _measure_runner(stack, settings, spec, (runs, work), console, processes)
             comparison.measures.extend(measures)
-            summary = summarize(spec.name, measures, idle, peak)
+            summary = summarize(spec.name, measures, idle, peak, work.steps, spec.isolation)
             summary.cutover_seconds = cutover_seconds
             comparison.summaries.append(summary)
     _add_overheads(comparison.summaries)
@@ -196,11 +206,11 @@ def _measure_runner(
     stack: LocalStack,
     settings: Settings,
     spec: RunnerSpec,
-    work: tuple[int, int],
+    runs_and_work: tuple[int, Work],
     console: Console,
     processes: Callable[[], Iterable[Any]],
 ) -> tuple[list[RunMeasure], float, float]:
-    runs, records = work
+    runs, work = runs_and_work
     sampler = MemorySampler(processes)
     idle = sampler.current_bytes()
     measures = []
@@ -208,7 +218,7 @@ def _measure_runner(
     with sampler:
         for number in range(1, runs + 1):
             console.print(f"{spec.name}: run {number}/{runs}…", highlight=False)
-            measure = _one_run(stack, settings, spec, records, quiet)
+            measure = _one_run(stack, settings, spec, work, quiet)
             if measure.ok:
                 console.print(f"  [green]✓[/green] {measure.seconds:.2f} s", highlight=False)
             else:
@@ -217,26 +227,33 @@ def _measure_runner(
     return measures, idle / 2**20, sampler.peak_bytes / 2**20
 
 
-def _one_run(stack: LocalStack, settings: Settings, spec: RunnerSpec, records: int, console: Console) -> RunMeasure:
+def _one_run(stack: LocalStack, settings: Settings, spec: RunnerSpec, work: Work, console: Console) -> RunMeasure:
     requested_at, started = time.time(), time.perf_counter()
     seen: list[float] = []
     try:
-        version, steps, timings = run_once(stack, settings, spec, records, console, seen)
+        version, steps, timings = run_once(stack, settings, spec, work, console, seen)
     except Exception as error:  # one failed run is a figure of the comparison, not its end
         return RunMeasure(spec.name, None, False, time.perf_counter() - started, {}, error=str(error)[:300])
     seconds = seen[0] - requested_at
-    parts = split_run(requested_at, seen[0], timings).to_dict() if len(timings) == len(STEP_NAMES) else None
+    parts = split_run(requested_at, seen[0], timings).to_dict() if len(timings) == len(work.steps) else None
     return RunMeasure(spec.name, version.run_id, True, seconds, steps, version.commit, parts=parts)
 
 
-def summarize(runner: str, measures: list[RunMeasure], idle_mb: float, peak_mb: float) -> RunnerSummary:
+def summarize(
+    runner: str,
+    measures: list[RunMeasure],
+    idle_mb: float,
+    peak_mb: float,
+    steps: tuple[str, ...] = STEP_NAMES,
+    isolation: str | None = None,
+) -> RunnerSummary:
     done = [m for m in measures if m.ok]
     split = [m.parts for m in done if m.parts is not None]
     step_parts = {
         step: {
             part: round(statistics.median(parts["steps"][step][part] for parts in split), 3) for part in STEP_PART_NAMES
         }
-        for step in STEP_NAMES
+        for step in steps
         if split and all(step in parts["steps"] for parts in split)
     }
     return RunnerSummary(
@@ -244,10 +261,10 @@ def summarize(runner: str, measures: list[RunMeasure], idle_mb: float, peak_mb: 
         runs=len(measures),
         successes=len(done),
         end_to_end=Spread.of([m.seconds for m in done]),
-        steps={name: Spread.of([m.step_seconds[name] for m in done if name in m.step_seconds]) for name in STEP_NAMES},
+        steps={name: Spread.of([m.step_seconds[name] for m in done if name in m.step_seconds]) for name in steps},
         idle_rss_mb=round(idle_mb, 1),
         peak_rss_mb=round(max(peak_mb, idle_mb), 1),
-        isolation=SPECS[runner].isolation,
+        isolation=isolation if isolation is not None else runner_named(runner).isolation,
         parts={part: Spread.of([parts["parts"][part] for parts in split]) for part in PARTS},
         step_parts=step_parts,
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from dataset_pipeline.compare import Comparison, RunnerSummary, Spread
-from dataset_pipeline.compare_runners import STEP_NAMES
 from dataset_pipeline.run_parts import HOW_PARTS_ARE_MEASURED, PARTS
 
 SECONDS_HEADER = "median [min–max] s"
@@ -17,7 +16,7 @@ PART_COLOURS = {"queue": "#9e9e9e", "start-up": "#ef8a62", "work": "#2166ac", "g
 
 def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     """The per-runner table, as header and rows of text."""
-    header = ["runner", "succeeded", f"end-to-end {SECONDS_HEADER}", *STEP_NAMES, "overhead over direct"]
+    header = ["runner", "succeeded", f"end-to-end {SECONDS_HEADER}", *comparison.steps, "overhead over direct"]
     header += ["peak RSS MB (idle)"]
     rows = []
     for summary in comparison.summaries:
@@ -26,7 +25,7 @@ def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
                 summary.runner,
                 f"{summary.successes}/{summary.runs}",
                 _spread(summary.end_to_end),
-                *(_spread(summary.steps[name]) for name in STEP_NAMES),
+                *(_spread(summary.steps[name]) for name in comparison.steps),
                 _overhead(summary),
                 f"{summary.peak_rss_mb:.0f} ({summary.idle_rss_mb:.0f})" if summary.peak_rss_mb is not None else "–",
             ]
@@ -50,10 +49,10 @@ def parts_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def console_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     """The per-runner medians, narrow enough for a terminal."""
-    header = ["runner", "ok", "end-to-end", *STEP_NAMES, "overhead", "peak MB"]
+    header = ["runner", "ok", "end-to-end", *comparison.steps, "overhead", "peak MB"]
     rows = []
     for summary in comparison.summaries:
-        medians = [summary.end_to_end, *(summary.steps[name] for name in STEP_NAMES)]
+        medians = [summary.end_to_end, *(summary.steps[name] for name in comparison.steps)]
         rows.append(
             [
                 summary.runner,
@@ -130,11 +129,11 @@ def plot(comparison: Comparison, target: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [*STEP_NAMES, "end-to-end"]
+    groups = [*comparison.steps, "end-to-end"]
     figure, axes = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(len(comparison.summaries), 1)
     for index, summary in enumerate(comparison.summaries):
-        spreads = [summary.steps.get(name) for name in STEP_NAMES] + [summary.end_to_end]
+        spreads = [summary.steps.get(name) for name in comparison.steps] + [summary.end_to_end]
         medians = [s.median if s else 0.0 for s in spreads]
         errors = [[s.median - s.low if s else 0.0 for s in spreads], [s.high - s.median if s else 0.0 for s in spreads]]
         positions = [group + index * width for group in range(len(groups))]
@@ -187,8 +186,13 @@ def _intro(comparison: Comparison) -> str:
         if restored is not None
         else ""
     )
+    work = (
+        f"{comparison.records} record(s) each"
+        if comparison.params is None
+        else "each with " + ", ".join(f"{name}={value!r}" for name, value in comparison.params.items())
+    )
     return (
-        f"{comparison.runs_per_runner} run(s) per runner, {comparison.records} record(s) each, one after "
+        f"Pipeline {comparison.pipeline}: {comparison.runs_per_runner} run(s) per runner, {work}, one after "
         "another on the local stack; steps as each orchestrator reports them, end-to-end from the request "
         "to the published version as the user sees it; memory is the peak resident memory of all of "
         "the runner's processes while it ran. Each runner's isolation is in the table of parts." + cutover

@@ -1,8 +1,9 @@
 """The comparison's runners: what each one is, its isolation, and how one run with it is made.
 
 A runner reaches an orchestrator only through its public API (through the stack's services);
-the cut-over runners set the cutover file beside the DAG for their runs, and the comparison puts
-it back as it was when it ends (`cutover_kept`).
+the cut-over runners set the pipeline's cutover file for their runs, and the comparison puts it
+back as it was when it ends (`cutover_kept`). The built-in pipeline and each declared one have
+the same runners; a cut-over runner may name any step of the pipeline (`airflow→dagster:STEP`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,27 @@ from rich.console import Console
 from dataset_pipeline import airflow_stack, dagster_stack
 from dataset_pipeline.run_parts import timing_of
 from dataset_pipeline.stack import LocalStack
-from shared_tasks.project.cutover import Cutover, Runner, read_cutover
-from shared_tasks.project.names import NAMES
-from shared_tasks.project.pipeline import PIPELINE, new_run_id, run_pipeline
+from shared_tasks.project.cutover import BUILTIN, Cutover, CutoverSteps, Runner, read_cutover
+from shared_tasks.project.pipeline import new_run_id, run_pipeline
 from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
 from shared_tasks.project.settings import Settings
 
-STEP_NAMES = tuple(step.name for step in PIPELINE)
+STEP_NAMES = tuple(BUILTIN.steps)
+CUT_OVER = "airflow→dagster:"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What every run of the comparison does: the pipeline, and the built-in one's records or a
+    declared one's parameters."""
+
+    pipeline: CutoverSteps = BUILTIN
+    records: int = 1
+    params: dict[str, Any] | None = None
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return tuple(self.pipeline.steps)
 
 
 @dataclass(frozen=True)
@@ -38,66 +53,97 @@ class RunnerSpec:
     process_per_step: bool = True
 
 
-RUNNER_SPECS = (
-    RunnerSpec("direct", (), "one process, warm: the CLI's own, the steps imported once", process_per_step=False),
-    RunnerSpec("airflow", ("airflow",), "a process per step: LocalExecutor (a pod per task on the cluster)"),
-    RunnerSpec(
-        "dagster",
-        ("dagster",),
-        "a process per step: multiprocess executor (k8s_job_executor on the cluster); the steps only, as Airflow's DAG",
-    ),
-    RunnerSpec(
-        "dagster-in-process",
-        ("dagster",),
-        "one process per run: in_process_executor, the steps share the run's process; the job as the UI runs it, "
-        "with its asset checks after push",
-        process_per_step=False,
-    ),
-    RunnerSpec(
-        "airflow→dagster:modify_data",
+def runner_specs(pipeline: CutoverSteps = BUILTIN) -> tuple[RunnerSpec, ...]:
+    """The pipeline's runners, headline first; the one-step cut-over runner ports the pipeline's first
+    step of its own (`modify_data`, or a team's first step)."""
+    ported = next((step.name for step in pipeline.steps.values() if step.declared), "modify_data")
+    return (
+        RunnerSpec("direct", (), "one process, warm: the CLI's own, the steps imported once", process_per_step=False),
+        RunnerSpec("airflow", ("airflow",), "a process per step: LocalExecutor (a pod per task on the cluster)"),
+        RunnerSpec(
+            "dagster",
+            ("dagster",),
+            "a process per step: multiprocess executor (k8s_job_executor on the cluster); the steps only, "
+            "as Airflow's DAG",
+        ),
+        RunnerSpec(
+            "dagster-in-process",
+            ("dagster",),
+            "one process per run: in_process_executor, the steps share the run's process; the job as the UI runs "
+            "it, with its asset checks after push",
+            process_per_step=False,
+        ),
+        cut_over_runner(ported),
+        RunnerSpec(
+            f"{CUT_OVER}all",
+            ("airflow", "dagster"),
+            "a process per step: each Airflow task launches its step in a Dagster run of its own",
+            in_dagster=tuple(pipeline.steps),
+        ),
+    )
+
+
+def cut_over_runner(step: str) -> RunnerSpec:
+    return RunnerSpec(
+        f"{CUT_OVER}{step}",
         ("airflow", "dagster"),
-        "a process per step: Airflow's tasks, modify_data launched in a Dagster run of its own",
-        in_dagster=("modify_data",),
-    ),
-    RunnerSpec(
-        "airflow→dagster:all",
-        ("airflow", "dagster"),
-        "a process per step: each Airflow task launches its step in a Dagster run of its own",
-        in_dagster=STEP_NAMES,
-    ),
-)
+        f"a process per step: Airflow's tasks, {step} launched in a Dagster run of its own",
+        in_dagster=(step,),
+    )
+
+
+RUNNER_SPECS = runner_specs()
 RUNNERS = tuple(spec.name for spec in RUNNER_SPECS)
 SPECS = {spec.name: spec for spec in RUNNER_SPECS}
 
 
-def runner_named(name: str) -> RunnerSpec:
+def runner_named(name: str, pipeline: CutoverSteps = BUILTIN) -> RunnerSpec:
     """The runner by its name (`->` may stand for `→`); an unknown name is an error listing them."""
-    spec = SPECS.get(name.replace("->", "→"))
-    if spec is None:
-        raise ValueError(f"unknown runner {name!r}; the runners are {', '.join(RUNNERS)}")
-    return spec
+    wanted = name.replace("->", "→")
+    specs = {spec.name: spec for spec in runner_specs(pipeline)}
+    if wanted in specs:
+        return specs[wanted]
+    if wanted.startswith(CUT_OVER) and wanted.removeprefix(CUT_OVER) in pipeline.steps:
+        return cut_over_runner(wanted.removeprefix(CUT_OVER))
+    raise ValueError(
+        f"unknown runner {name!r}; the runners are {', '.join(specs)}"
+        f" (or {CUT_OVER}STEP for a step of {pipeline.names.dag_id}: {', '.join(pipeline.steps)})"
+    )
+
+
+def runner_names(asked: list[str] | None, pipeline: CutoverSteps = BUILTIN) -> tuple[str, ...]:
+    """The runners asked for, each once, as the report names them; all of the pipeline's by default."""
+    if not asked:
+        return tuple(spec.name for spec in runner_specs(pipeline))
+    return tuple(dict.fromkeys(runner_named(name, pipeline).name for name in asked))
 
 
 @contextmanager
-def cutover_kept(stack: LocalStack, specs: list[RunnerSpec], services: dict[str, Any]) -> Iterator[list[str] | None]:
-    """The cutover as it was before the comparison, parsed by Airflow again once it ends (however it ends).
+def cutover_kept(
+    stack: LocalStack, specs: list[RunnerSpec], services: dict[str, Any], pipeline: CutoverSteps = BUILTIN
+) -> Iterator[list[str] | None]:
+    """The pipeline's cutover as it was before the comparison, parsed by Airflow again once it ends
+    (however it ends).
 
     Yields the steps that were in Dagster then (and will be again), or None when no runner uses Airflow.
     """
     if not any("airflow" in spec.services for spec in specs) or not services.get("airflow", {}).get("running"):
         yield None
         return
-    before = read_cutover(airflow_stack.cutover_file())  # a bad file fails here, naming its line, before any run
+    # a bad file fails here, naming its line, before any run
+    before = read_cutover(pipeline.file(airflow_stack.cutover_file()), pipeline)
     try:
         yield before.in_dagster()
     finally:
         airflow_stack.Service(stack).apply_cutover(before)
 
 
-def set_cutover(stack: LocalStack, spec: RunnerSpec, console: Console) -> float | None:
+def set_cutover(
+    stack: LocalStack, spec: RunnerSpec, console: Console, pipeline: CutoverSteps = BUILTIN
+) -> float | None:
     if "airflow" not in spec.services:
         return None
-    cutover = Cutover(dict.fromkeys(spec.in_dagster, Runner.DAGSTER))
+    cutover = Cutover(dict.fromkeys(spec.in_dagster, Runner.DAGSTER), pipeline)
     seconds = airflow_stack.Service(stack).apply_cutover(cutover)
     shown = ", ".join(spec.in_dagster) or "nothing"
     console.print(f"{spec.name}: {shown} in Dagster (Airflow parsed the cutover in {seconds:.1f} s)", highlight=False)
@@ -108,19 +154,19 @@ Timings = list[tuple[str, StepTiming]]
 
 
 def run_once(
-    stack: LocalStack, settings: Settings, spec: RunnerSpec, records: int, console: Console, seen: list[float]
+    stack: LocalStack, settings: Settings, spec: RunnerSpec, work: Work, console: Console, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings]:
     """One run with the runner: its version, the seconds of each step as reported, the steps' timings;
     `seen` gets the instant the client had the version."""
     if spec.name == "direct":
-        return _direct_run(settings, records, seen)
+        return _direct_run(settings, work, seen)
     if spec.services[0] == "airflow":
-        return _airflow_run(stack, records, console, seen)
-    return _dagster_run(stack, spec, records, console, seen)
+        return _airflow_run(stack, work, console, seen)
+    return _dagster_run(stack, spec, work, console, seen)
 
 
 def _direct_run(
-    settings: Settings, records: int, seen: list[float]
+    settings: Settings, work: Work, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings]:
     steps: dict[str, float] = {}
     started: dict[str, float] = {}
@@ -134,40 +180,45 @@ def _direct_run(
         if result is not None and result.timing is not None:
             timings.append((name, result.timing))
 
-    version = run_pipeline(settings, new_run_id("direct"), records=records, on_step=on_step)
+    version = run_pipeline(settings, new_run_id("direct"), records=work.records, on_step=on_step, params=work.params)
     seen.append(time.time())
     return version, steps, timings
 
 
 def _airflow_run(
-    stack: LocalStack, records: int, console: Console, seen: list[float]
+    stack: LocalStack, work: Work, console: Console, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings]:
     from dataset_pipeline.airflow_runs import run_dag
 
     with airflow_stack.Service(stack).client() as client:
-        outcome = run_dag(stack, client, records, None, console)
+        outcome = run_dag(stack, client, work.records, None, console, work.pipeline.declared, work.params)
         seen.append(time.time())
         run_id = str(outcome.orchestrator_run_id)
-        returned = {name: client.return_value(NAMES.dag_id, run_id, name) for name in STEP_NAMES}
-    return outcome.version, dict(outcome.step_seconds), _timings(returned)
+        dag_id = work.pipeline.names.dag_id
+        returned = {name: client.return_value(dag_id, run_id, name) for name in work.steps}
+    return outcome.version, dict(outcome.step_seconds), _timings(returned, work.steps)
 
 
 def _dagster_run(
-    stack: LocalStack, spec: RunnerSpec, records: int, console: Console, seen: list[float]
+    stack: LocalStack, spec: RunnerSpec, work: Work, console: Console, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    from dataset_pipeline.dagster_runs import JOB, PROCESS_PER_STEP_JOB, run_job
+    from dataset_pipeline.dagster_runs import run_job
+    from orchestrator_clients.dagster_records import JobSelector
 
     client = dagster_stack.Service(stack).client()
-    job = PROCESS_PER_STEP_JOB if spec.process_per_step else JOB
-    outcome = run_job(stack, client, records, None, console, job=job)
+    names = work.pipeline.names
+    job = JobSelector(
+        names.dagster_location, names.process_per_step_job if spec.process_per_step else names.dagster_job
+    )
+    outcome = run_job(stack, client, work.records, None, console, job, work.pipeline.declared, work.params)
     seen.append(time.time())
     assert outcome.orchestrator_run_id is not None
     materialized = client.run_materializations(outcome.orchestrator_run_id)
-    returned = {step.name: materialized.get(NAMES.asset_key(step.output)) for step in PIPELINE}
-    return outcome.version, dict(outcome.step_seconds), _timings(returned)
+    returned = {step.name: materialized.get(names.asset_key(step.output)) for step in work.pipeline.steps.values()}
+    return outcome.version, dict(outcome.step_seconds), _timings(returned, work.steps)
 
 
-def _timings(records: dict[str, Any]) -> Timings:
+def _timings(records: dict[str, Any], steps: tuple[str, ...]) -> Timings:
     """Each step's timing from what it returned, in the pipeline's order (steps without one left out)."""
-    found = [(name, timing_of(records.get(name))) for name in STEP_NAMES]
+    found = [(name, timing_of(records.get(name))) for name in steps]
     return [(name, timing) for name, timing in found if timing is not None]

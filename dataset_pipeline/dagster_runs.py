@@ -34,21 +34,22 @@ def run_job(
     records: int,
     run_id: str | None,
     console: Console,
-    job: JobSelector = JOB,
+    job: JobSelector | None = None,
     pipeline: DeclaredPipeline | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Launch the job (or re-execute the Dagster run `run_id`), wait, return the version: the built-in
-    pipeline's job adding `records`, or a declared `pipeline`'s with its `params`."""
+    pipeline's job adding `records`, or a declared `pipeline`'s with its `params` (`job`: another job
+    of the same steps, such as the one with a process per step; by default the pipeline's own)."""
     published_asset = PUBLISHED_ASSET
     if pipeline is not None:
         names = pipeline.names
-        job = JobSelector(names.dagster_location, names.dagster_job)
+        job = job or JobSelector(names.dagster_location, names.dagster_job)
         published_asset = names.asset_key(STEPS["push_data"].output)
         config = {"ops": {names.op_name(STEPS["pull_data"].output): {"config": dict(params or {})}}}
         launched = client.reexecute(run_id) if run_id is not None else client.launch_run(job, run_config=config)
     else:
-        launched = launch(client, records, run_id, job)
+        launched = launch(client, records, run_id, job or JOB)
     console.print(f"dagster run [bold]{launched}[/bold]  {client.url}/runs/{launched}", highlight=False)
     run = wait_for_run(client, launched, console)
     launched = run.run_id  # Dagster's retry of the launched run, when its worker died and Dagster retried it

@@ -180,9 +180,9 @@ class Service(ProcessService):
         pipeline: DeclaredPipeline | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> RunOutcome:
-        from dataset_pipeline.dagster_runs import JOB, run_job
+        from dataset_pipeline.dagster_runs import run_job
 
-        return run_job(self.stack, self.client(), records, run_id, console, JOB, pipeline, params)
+        return run_job(self.stack, self.client(), records, run_id, console, None, pipeline, params)
 
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 
 from dataset_pipeline.compare import Comparison, RunMeasure, summarize
 from dataset_pipeline.compare_report import parts_rows, write_report
-from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES, runner_named
+from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES, runner_named, runner_names
 from dataset_pipeline.run_parts import PARTS, split_run
 from shared_tasks.project.records import StepTiming
 
@@ -61,3 +61,41 @@ def test_a_runner_is_named_as_the_report_names_it_or_with_an_ascii_arrow() -> No
     assert {runner_named(name).name for name in RUNNERS} == set(RUNNERS)
     with pytest.raises(ValueError, match="unknown runner 'airflow->dagster:everything'; the runners are direct"):
         runner_named("airflow->dagster:everything")
+
+
+def test_a_declared_pipeline_is_compared_on_its_own_steps_and_any_of_them_can_be_cut_over(tmp_path: Path) -> None:
+    from shared_tasks.project.cutover import CutoverSteps
+    from shared_tasks.project.declared import load_project
+    from tests.team_project import write_project
+
+    pipeline = CutoverSteps.of(load_project(write_project(tmp_path / "project")).pipeline("readings"))
+    steps = ("pull_data", "collect", "clean", "push_data")
+    default = runner_names(None, pipeline)
+    assert default == (
+        "direct",
+        "airflow",
+        "dagster",
+        "dagster-in-process",
+        "airflow→dagster:collect",
+        "airflow→dagster:all",
+    )
+    assert runner_named("airflow->dagster:all", pipeline).in_dagster == steps
+    assert runner_named("airflow->dagster:clean", pipeline).in_dagster == ("clean",)
+    with pytest.raises(ValueError, match=r"airflow→dagster:STEP for a step of readings_pipeline: pull_data, collect"):
+        runner_named("airflow->dagster:modify_data", pipeline)
+    assert runner_names(["dagster", "airflow->dagster:clean", "dagster"], pipeline) == (
+        "dagster",
+        "airflow→dagster:clean",
+    )
+
+    comparison = Comparison(
+        1, 1, "2026-12-07T00:00:00+00:00", pipeline="readings", steps=list(steps), params={"readings": 2}
+    )
+    measures = [RunMeasure("dagster", "r", True, 9.0, dict.fromkeys(steps, 2.0), "c" * 40)]
+    comparison.measures.extend(measures)
+    comparison.summaries.append(summarize("dagster", measures, 10.0, 20.0, steps))
+    paths = write_report(comparison, tmp_path / "report")
+    markdown = paths["markdown"].read_text()
+    assert "Pipeline readings" in markdown and "readings=2" in markdown
+    assert all(f"| {step}" in markdown or f" {step} |" in markdown for step in steps), markdown
+    assert "modify_data" not in markdown

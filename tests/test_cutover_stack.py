@@ -304,6 +304,32 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
             for asset, (event,) in reported.items():  # the cut-over step's is Dagster's own, not reported again
                 assert bool(event["dagster_run_id"]) == (asset == "clean"), asset
 
+    # The comparison measures the team's pipeline on its own steps, cutting over one of them for its runs.
+    compared = cli(
+        *("compare", "--runs", "1", "--runner", "dagster", "--runner", "airflow->dagster:collect"),
+        *("--param", "readings=1", "--out", str(tmp_path / "compare"), "--json"),
+        env=env,
+        timeout=900,
+    )
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    comparison = json.loads(compared.stdout)
+    assert (comparison["pipeline"], comparison["params"]["readings"]) == ("readings", 1)
+    assert comparison["steps"] == ["pull_data", "collect", "clean", "push_data"]
+    assert [(s["runner"], s["successes"]) for s in comparison["summaries"]] == [
+        ("dagster", 1),
+        ("airflow→dagster:collect", 1),
+    ]
+    versions = {version["run_id"]: version for version in comparison["versions"]}
+    steps_by = {m["runner"]: versions[m["run_id"]]["steps_by"] for m in comparison["measures"]}
+    assert steps_by["dagster"] == dict.fromkeys(comparison["steps"], "dagster")
+    assert steps_by["airflow→dagster:collect"] == {
+        **dict.fromkeys(comparison["steps"], "airflow"),
+        "collect": "dagster",
+    }
+    assert comparison["cutover_restored"] == []
+    with airflow_client(porting_stack_env) as client:
+        assert parsed_as(client, set(), "readings_pipeline"), "the cutover put back as it was"
+
 
 def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(
     porting_stack_env: dict[str, str], tmp_path: Path

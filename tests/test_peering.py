@@ -172,7 +172,9 @@ def test_a_declared_pipelines_sensor_reports_its_own_dags_runs_on_its_own_asset_
     assert asked and all("/dags/dataset_pipeline" not in path for path in asked), "the built-in DAG is another's"
 
 
-def test_every_declared_pipeline_has_a_sensor_of_its_own(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_declared_pipeline_has_a_sensor_and_locally_a_job_with_a_process_per_step_of_its_own(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster_assets.declared_pipelines import declared_definitions
     from tests.team_project import add_station_pipeline, write_project
 
@@ -182,3 +184,12 @@ def test_every_declared_pipeline_has_a_sensor_of_its_own(tmp_path: Any, monkeypa
     sensors = declared_definitions(7).sensors
     assert [sensor.name for sensor in sensors] == ["readings_airflow_runs", "station_readings_airflow_runs"]
     assert {sensor.minimum_interval_seconds for sensor in sensors} == {7} and not any(s.has_jobs for s in sensors)
+    jobs = {job.name: job for job in declared_definitions(7, process_per_step=True).jobs}
+    assert sorted(jobs) == [
+        "readings_pipeline",
+        "readings_pipeline_process_per_step",
+        "station_readings_pipeline",
+        "station_readings_pipeline_process_per_step",
+    ]
+    assert jobs["readings_pipeline_process_per_step"].executor_def is dg.multiprocess_executor
+    assert [job.name for job in declared_definitions(7).jobs] == ["readings_pipeline", "station_readings_pipeline"]

@@ -86,7 +86,7 @@ def verify_cmd(
 
 def compare_cmd(
     runs: Annotated[int, typer.Option(min=1, max=100, help="Runs per runner.")] = 3,
-    records: Annotated[int, typer.Option(min=1, help="Generated records each run adds.")] = 1,
+    records: Annotated[int, typer.Option(min=1, help="Generated records each run adds (the built-in pipeline).")] = 1,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: <stack>/compare).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
     runners: Annotated[
@@ -94,31 +94,40 @@ def compare_cmd(
         typer.Option(
             "--runner",
             help="A runner to measure (again for more; default all): direct, airflow, dagster, dagster-in-process, "
-            "airflow->dagster:modify_data, airflow->dagster:all.",
+            "airflow->dagster:STEP (the pipeline's first step of its own by default), airflow->dagster:all.",
         ),
+    ] = None,
+    pipeline: PipelineOption = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="A declared pipeline's run parameter, NAME=VALUE (JSON or text).")
     ] = None,
 ) -> None:
     """Run the pipeline N times with each runner (directly, through Airflow, through Dagster, and cut over
     from one to the other); report time, where it went, and memory.
 
-    The cut-over runners set the cutover file beside the DAG for their runs and put it back as it was."""
+    The cut-over runners set the pipeline's cutover file for their runs and put it back as it was."""
+    from dataset_pipeline.cli.run_commands import parse_params
     from dataset_pipeline.compare import run_comparison
     from dataset_pipeline.compare_report import console_rows, write_report
-    from dataset_pipeline.compare_runners import RUNNERS, runner_named
+    from dataset_pipeline.compare_runners import Work, runner_names
+    from shared_tasks.project.cutover import CutoverSteps
 
     with reported_errors():
-        chosen = tuple(dict.fromkeys(runner_named(name).name for name in runners)) if runners else RUNNERS
         stack = local_stack()
         if not stack.status()["running"]:
             raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
-        settings = current_settings()
+        settings = current_settings(pipeline)
+        params = parse_params(param or [])
         if settings.is_declared:
-            raise ValueError(
-                f"compare measures the built-in pipeline; the declared pipeline {settings.pipeline_name!r} is not"
-                " compared yet (unset PIPELINE_PROJECT_FILE)"
-            )
+            declared = settings.declared()
+            work = Work(CutoverSteps.of(declared), params=declared.checked_params(params))
+        elif params:
+            raise ValueError("--param is for a declared pipeline (set PIPELINE_PROJECT_FILE)")
+        else:
+            work = Work(records=records)
+        chosen = runner_names(runners, work.pipeline)
         console = err if as_json else out
-        comparison = run_comparison(stack, settings, runs=runs, records=records, console=console, runners=chosen)
+        comparison = run_comparison(stack, settings, runs=runs, work=work, console=console, runners=chosen)
         paths = write_report(comparison, out_dir or stack.root / "compare")
         if as_json:
             print_json(comparison.to_dict())

@@ -45,7 +45,7 @@ def run(
         console = err if as_json else out
         if via == "direct":
             settings = current_settings(pipeline)
-            params = _params(param or [])
+            params = parse_params(param or [])
             if params and not settings.is_declared:
                 raise ValueError("--param is for a declared pipeline (set PIPELINE_PROJECT_FILE)")
             if settings.is_declared:
@@ -62,7 +62,7 @@ def run(
             )
             printed = version.to_dict()
         else:
-            declared, params = None, _params(param or [])
+            declared, params = None, parse_params(param or [])
             if pipeline is not None or params or ENV_PREFIX + "PROJECT_FILE" in os.environ:
                 settings = current_settings(pipeline)
                 if settings.is_declared:
@@ -91,7 +91,7 @@ def run(
             )
 
 
-def _params(given: list[str]) -> dict[str, Any]:
+def parse_params(given: list[str]) -> dict[str, Any]:
     """NAME=VALUE pairs; a value that reads as JSON (3, 2.5, true, "x") is that, else it is text."""
     params: dict[str, Any] = {}
     for pair in given:
