@@ -133,7 +133,7 @@ class Service(ProcessService):
             airflow["PIPELINE_DAGSTER_POLL_SECONDS"] = str(PROXY_POLL_SECONDS)  # the triggerer's look at the run
         inherited = {key: value for key, value in process_environment().items() if not key.startswith("AIRFLOW__")}
         path = os.pathsep.join([venv_bin, inherited.get("PATH", "")])
-        return {**inherited, **self.stack.settings_env(), **airflow, "PATH": path}
+        return {**inherited, **self.stack.settings_env(), **self.stack.project_env(), **airflow, "PATH": path}
 
     # lifecycle -------------------------------------------------------------------------------
     def up(self) -> None:

@@ -190,7 +190,9 @@ class Service(ProcessService):
         (self.home / "workspace.yaml").write_text(yaml.safe_dump(workspace_config(), sort_keys=False))
 
     def _start(self, role: str, command: list[str]) -> subprocess.Popen[bytes]:
-        env = process_environment(**self.stack.settings_env(), **self._peer_env(), DAGSTER_HOME=str(self.home))
+        env = process_environment(
+            **self.stack.settings_env(), **self.stack.project_env(), **self._peer_env(), DAGSTER_HOME=str(self.home)
+        )
         return self.start_process(role, command, env=env, cwd=self.home)
 
     def _peer_env(self) -> dict[str, str]:

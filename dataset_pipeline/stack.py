@@ -79,6 +79,8 @@ class StackConfig:
     seed_rows: int = SEED_DATASET_ROWS
     layout: Layout = Layout.SINGLE_FILE
     services: tuple[str, ...] = tuple(SERVICE_MODULES)
+    # A project file whose pipelines the orchestrators serve beside the built-in one (`up --project`).
+    project_file: Path | None = None
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StackConfig:
@@ -91,9 +93,21 @@ class StackConfig:
         }
         if "DATASET_PIPELINE_SERVICES" in env:
             values["services"] = parse_services(env["DATASET_PIPELINE_SERVICES"])
+        if env.get(f"{ENV_PREFIX}PROJECT_FILE"):
+            values["project_file"] = env[f"{ENV_PREFIX}PROJECT_FILE"]
         values.update({key: value for key, value in overrides.items() if value is not None})
         values["root"] = Path(values["root"]).resolve()
+        if values.get("project_file") is not None:
+            values["project_file"] = project_file_at(Path(values["project_file"]))
         return cls(**values)
+
+
+def project_file_at(path: Path) -> Path:
+    """The project file at `path`: the file itself, or the one a project folder holds."""
+    from shared_tasks.project.declared import PROJECT_FILE_NAME
+
+    path = path.expanduser().resolve()
+    return path / PROJECT_FILE_NAME if path.is_dir() else path
 
 
 def parse_services(text: str) -> tuple[str, ...]:
@@ -132,6 +146,23 @@ class LocalStack:
     @property
     def settings_file(self) -> Path:
         return self.root / "settings.env"
+
+    @property
+    def project_record(self) -> Path:
+        """Which project file the orchestrators were started with, for the next `up` and the CLI."""
+        return self.root / "project"
+
+    @property
+    def project_file(self) -> Path | None:
+        """The project file whose pipelines the stack's orchestrators serve (None: the built-in one only)."""
+        if self.config.project_file is not None:
+            return self.config.project_file
+        return self._recorded_project()
+
+    def project_env(self) -> dict[str, str]:
+        """What the orchestrators' processes need to load the served project's pipelines."""
+        project = self.project_file
+        return {f"{ENV_PREFIX}PROJECT_FILE": str(project)} if project is not None else {}
 
     @property
     def s3_ready_file(self) -> Path:
@@ -213,6 +244,7 @@ class LocalStack:
     # lifecycle -----------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._serve_project()
         (self.root / ".gitignore").write_text("*\n")
         os.environ.update({k: v for k, v in FAKE_CREDENTIALS.items() if k not in os.environ})
         self.s3.up()
@@ -247,12 +279,35 @@ class LocalStack:
             "bucket": self.config.bucket,
             "dvc_remote_url": self.remote_url,
             "settings_file": str(self.settings_file),
+            "project_file": str(self.project_file) if self.project_file is not None else None,
             "services": services,
             **urls,
             "env": self.env(),
         }
 
     # internals -----------------------------------------------------------------------------
+    def _recorded_project(self) -> Path | None:
+        recorded = self.project_record.read_text(encoding="utf-8").strip() if self.project_record.exists() else ""
+        return Path(recorded) if recorded else None
+
+    def _serve_project(self) -> None:
+        """Record the project asked for; one the running orchestrators do not serve is refused."""
+        asked = self.config.project_file
+        if asked is None:
+            return  # whatever the stack served before, if anything
+        from shared_tasks.project.declared import load_project
+
+        load_project(asked)  # a bad project file: an error naming it and the field, before anything starts
+        served = self._recorded_project()
+        running = [service.name for service in self.services() if service.status()["running"]]
+        if served != asked and running:
+            raise StackError(
+                f"{' and '.join(running)} already run{'s' if len(running) == 1 else ''} serving "
+                f"{served or 'the built-in pipeline only'}; stop the stack (`dataset-pipeline stack down`) "
+                f"to serve {asked}"
+            )
+        write_atomically(self.project_record, f"{asked}\n")
+
     def _write_settings_file(self) -> None:
         lines = [f"{key}={value}" for key, value in sorted(self.settings_env().items())]
         write_atomically(self.settings_file, "\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, hermetic_environment
+from tests.conftest import REPO_ROOT, cli, hermetic_environment
 from tests.ports import free_port
 from tests.stack_scheduling import stopped_once
 
@@ -17,10 +17,13 @@ from tests.stack_scheduling import stopped_once
 TEAM_PROJECT_DIR = "team-project"
 
 
-def _full_stack(fixture: str, root: Path, session_home: Path, team_project: bool = False) -> Iterator[dict[str, str]]:
+def _full_stack(
+    fixture: str, root: Path, session_home: Path, team_project: bool = False, example_project: bool = False
+) -> Iterator[dict[str, str]]:
     """The environment of a CLI talking to a stack of its own: S3 API, origin, Airflow and Dagster.
 
-    With `team_project`, a team's project (tests/team_project.py) is written beside the stack and its
+    With `example_project`, the orchestrators serve the station-readings example as `make demo` has them
+    do. With `team_project`, a team's project (tests/team_project.py) is written beside the stack and its
     orchestrators load it (PIPELINE_PROJECT_FILE in their environment only): `team_env` is the
     environment of a CLI working on that team's pipeline."""
     env = hermetic_environment(session_home)
@@ -33,6 +36,9 @@ def _full_stack(fixture: str, root: Path, session_home: Path, team_project: bool
         PIPELINE_CUTOVER_FILE=str(root / "cutover.yaml"),  # the tests move steps without touching the repository's file
     )
     up_env = dict(env)
+    serving: list[str] = []
+    if example_project:  # as `make demo` starts it
+        serving = ["--project", str(REPO_ROOT / "examples" / "station_readings")]
     if team_project:
         from tests.team_project import add_station_pipeline, write_project
 
@@ -40,7 +46,7 @@ def _full_stack(fixture: str, root: Path, session_home: Path, team_project: bool
         add_station_pipeline(project_file)  # two pipelines in one deployment
         up_env["PIPELINE_PROJECT_FILE"] = str(project_file)
     down = stopped_once(fixture, lambda: cli("stack", "down", env=env))
-    up = cli("stack", "up", "--seed-rows", "500", env=up_env, timeout=600)
+    up = cli("stack", "up", "--seed-rows", "500", *serving, env=up_env, timeout=600)
     assert up.returncode == 0, up.stderr
     yield env
     down()
@@ -49,7 +55,7 @@ def _full_stack(fixture: str, root: Path, session_home: Path, team_project: bool
 @pytest.fixture(scope="session")
 def full_stack_env(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Iterator[dict[str, str]]:
     """The session's full stack, for the comparison, everyone at once and peering."""
-    yield from _full_stack("full_stack_env", tmp_path_factory.mktemp("full-stack"), session_home)
+    yield from _full_stack("full_stack_env", tmp_path_factory.mktemp("full-stack"), session_home, example_project=True)
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,14 @@ import pytest
 from dataset_pipeline.compare_runners import RUNNERS, STEP_NAMES
 from dataset_pipeline.run_parts import PARTS
 from tests.conftest import REPO_ROOT, cli
+from tests.team_project import write_project
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
-def test_the_demo_publishes_directly_and_through_each_orchestrator_and_every_version_verifies(
-    full_stack_env: dict[str, str],
+def test_the_demo_publishes_each_pipeline_directly_and_through_each_orchestrator_and_every_version_verifies(
+    full_stack_env: dict[str, str], tmp_path: Path
 ) -> None:
     before = json.loads(cli("history", "--json", env=full_stack_env).stdout)
     completed = cli("demo", env=full_stack_env, timeout=900)
@@ -37,9 +38,26 @@ def test_the_demo_publishes_directly_and_through_each_orchestrator_and_every_ver
     made = history[: len(history) - len(before)]
     assert [v["orchestrator"] for v in made] == ["dagster", "airflow", "direct", "direct"]
     assert all(v["rows_added"] == 1 for v in made)
+    # The example the stack serves beside it: adopted from its seed, then the same four runs, merged.
+    example = json.loads(cli("history", "--json", "--pipeline", "station_readings", env=full_stack_env).stdout)
+    assert [v["orchestrator"] for v in example] == ["dagster", "airflow", "direct", "direct", "adopt"], example
+    assert all(v["rows_updated"] >= 1 for v in example[:4]), "each run's late corrections updated rows"
     verified = [line for line in completed.stdout.splitlines() if "verify" in line and line.startswith("✓")]
-    assert {line.split()[2] for line in verified} == {v["commit"][:12] for v in history}
+    assert {line.split()[2] for line in verified} == {v["commit"][:12] for v in history + example}
     assert "✗" not in completed.stdout
+    served = json.loads(cli("stack", "status", "--json", env=full_stack_env).stdout)["project_file"]
+    assert served == str(REPO_ROOT / "examples" / "station_readings" / "dataset-pipeline.toml")
+
+    # Another project while the orchestrators serve this one, or a broken one: refused, naming it, nothing stopped.
+    other = write_project(tmp_path / "other")
+    refused = cli("stack", "up", "--project", str(other), env=full_stack_env)
+    assert refused.returncode == 1 and "already run serving" in refused.stderr and str(other) in refused.stderr
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "dataset-pipeline.toml").write_text("[[pipeline]]\nname = 'x'\n")
+    broken = cli("stack", "up", "--project", str(tmp_path / "broken"), env=full_stack_env)
+    assert broken.returncode == 1 and "dataset-pipeline.toml" in broken.stderr, broken.stderr
+    status = json.loads(cli("stack", "status", "--json", env=full_stack_env).stdout)
+    assert status["project_file"] == served and all(s["running"] for s in status["services"].values())
 
 
 @pytest.mark.slow

@@ -69,23 +69,31 @@ def local_stack(dir_: Path | None = None, **overrides: Any) -> LocalStack:
     return LocalStack(StackConfig.from_environment(root=dir_, **overrides))
 
 
+# The project the local stack serves, once this process read its settings from the stack.
+_served_by_stack: list[Path] = []
+
+
 def current_settings(pipeline: str | None = None) -> Settings:
     """Settings from the environment; without them, from the local stack's settings file. With a
-    project file (PIPELINE_PROJECT_FILE), those of its pipeline `pipeline` (needed when it declares several)."""
-    if f"{ENV_PREFIX}GIT_URL" in os.environ:
-        return load_settings(pipeline=pipeline)
-    stack = local_stack()
-    if not stack.settings_file.exists():
-        raise StackError(
-            f"no settings: set {ENV_PREFIX}GIT_URL and {ENV_PREFIX}WORK_ROOT, "
-            "or start the local stack with `dataset-pipeline stack up`"
-        )
-    from dotenv import dotenv_values
+    project file (PIPELINE_PROJECT_FILE, or the one the local stack serves when `pipeline` is named),
+    those of its pipeline `pipeline` (needed when it declares several)."""
+    if f"{ENV_PREFIX}GIT_URL" not in os.environ:
+        stack = local_stack()
+        if not stack.settings_file.exists():
+            raise StackError(
+                f"no settings: set {ENV_PREFIX}GIT_URL and {ENV_PREFIX}WORK_ROOT, "
+                "or start the local stack with `dataset-pipeline stack up`"
+            )
+        from dotenv import dotenv_values
 
-    os.environ.setdefault(f"{ENV_PREFIX}LAYOUT", stack.layout.value)  # the origin's, even after a migration
-    for key, value in dotenv_values(stack.settings_file).items():
-        if value is not None:
-            os.environ.setdefault(key, value)
+        os.environ.setdefault(f"{ENV_PREFIX}LAYOUT", stack.layout.value)  # the origin's, even after a migration
+        for key, value in dotenv_values(stack.settings_file).items():
+            if value is not None:
+                os.environ.setdefault(key, value)
+        if stack.project_file is not None:
+            _served_by_stack[:] = [stack.project_file]
+    if pipeline is not None and _served_by_stack and f"{ENV_PREFIX}PROJECT_FILE" not in os.environ:
+        return Settings(project_file=_served_by_stack[0], pipeline_name=pipeline)  # the stack's project's
     return load_settings(pipeline=pipeline)
 
 

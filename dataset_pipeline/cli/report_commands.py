@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from dataset_pipeline.cli.app import (
 from dataset_pipeline.cli.run_commands import run
 from dataset_pipeline.cli.stack_commands import stack_up
 from dataset_pipeline.stack import StackError
+from shared_tasks.project.settings import ENV_PREFIX
 from shared_tasks.versioning.versions import VersionRecord
 
 
@@ -143,24 +145,57 @@ def compare_cmd(
             raise typer.Exit(1)
 
 
+EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "examples" / "station_readings" / "dataset-pipeline.toml"
+EXAMPLE_PIPELINE = "station_readings"
+EXAMPLE_SEED = EXAMPLE_PROJECT.parent / "seed" / "station_readings.csv"
+
+
 def demo() -> None:
-    """Stack up, two direct runs, one run through each orchestrator, history, verify every version."""
+    """Stack up serving the station-readings example beside the built-in pipeline; for each pipeline, two
+    direct runs (the example's first version adopted from its seed) and one through each orchestrator,
+    its history, and every version verified."""
+    from dataset_pipeline.cli.run_commands import adopt_cmd
+    from shared_tasks.versioning.history import history
+
+    with_example = EXAMPLE_PROJECT.is_file() and f"{ENV_PREFIX}PROJECT_FILE" not in os.environ
+    stack_up(
+        dir_=None,
+        s3_port=None,
+        airflow_port=None,
+        dagster_port=None,
+        services=None,
+        seed_rows=None,
+        layout=None,
+        project=EXAMPLE_PROJECT if with_example else None,
+    )
+    _demo_pipeline(None)
+    if with_example:
+        out.print(f"\nthe example pipeline {EXAMPLE_PIPELINE} ({EXAMPLE_PROJECT.parent.name}: merge on station + day)")
+        with reported_errors():
+            adopted = any(version.md5 for version in history(current_settings(EXAMPLE_PIPELINE)))
+        if not adopted:
+            adopt_cmd(EXAMPLE_SEED, pipeline=EXAMPLE_PIPELINE, run_id=None, as_json=False)
+        _demo_pipeline(EXAMPLE_PIPELINE)
+    out.print("demo complete: every version verifies. Stop the stack with `dataset-pipeline stack down`.")
+
+
+def _demo_pipeline(pipeline: str | None) -> None:
+    """Two direct runs and one through each running orchestrator, the history, every version verified."""
     from shared_tasks.versioning.history import history, verify
 
-    stack_up(dir_=None, s3_port=None, airflow_port=None, dagster_port=None, services=None, seed_rows=None, layout=None)
     with reported_errors():
-        before = {version.commit for version in history(current_settings())}
+        before = {version.commit for version in history(current_settings(pipeline))}
     for _ in range(2):
-        run(records=1, change_file=None, run_id=None, via="direct", as_json=False)
+        run(records=1, change_file=None, run_id=None, via="direct", as_json=False, pipeline=pipeline, param=None)
     with reported_errors():
         services = local_stack().status()["services"]
     for name, service in services.items():
         if name != "s3" and service["running"]:
             out.print(f"run through {name} ({service['url']})", highlight=False)
-            run(records=1, change_file=None, run_id=None, via=name, as_json=False)
-    history_cmd(as_json=False)
+            run(records=1, change_file=None, run_id=None, via=name, as_json=False, pipeline=pipeline, param=None)
+    history_cmd(as_json=False, pipeline=pipeline)
     with reported_errors():
-        settings = current_settings()
+        settings = current_settings(pipeline)
         failures = 0
         for version in history(settings):
             result = verify(settings, version.commit)
@@ -171,9 +206,9 @@ def demo() -> None:
             failures += not result.ok
         if failures:
             raise typer.Exit(1)
-        made = [version for version in history(settings) if version.commit not in before]
-        _show_what_each_orchestrator_sees(made, services)
-    out.print("demo complete: every version verifies. Stop the stack with `dataset-pipeline stack down`.")
+        if pipeline is None:  # what each orchestrator shows of the other's versions: the built-in pipeline's
+            made = [version for version in history(settings) if version.commit not in before]
+            _show_what_each_orchestrator_sees(made, services)
 
 
 def _show_what_each_orchestrator_sees(made: list[VersionRecord], services: dict[str, Any]) -> None:

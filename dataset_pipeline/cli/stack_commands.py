@@ -31,6 +31,13 @@ def stack_up(
     layout: Annotated[
         Layout | None, typer.Option(help="Dataset layout of a new origin (and of the settings written).")
     ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            help="A project file (or its folder) whose pipelines the orchestrators serve beside the built-in one; "
+            "kept for the next `up`. Default: PIPELINE_PROJECT_FILE, else the one served before."
+        ),
+    ] = None,
 ) -> None:
     """Start the stack (idempotent) and seed the origin on first start."""
     with reported_errors():
@@ -43,6 +50,7 @@ def stack_up(
             services=chosen,
             seed_rows=seed_rows,
             layout=layout,
+            project_file=project,
         )
         with out.status("starting the local stack…"):
             status = stack.up()
@@ -74,6 +82,8 @@ def _print_status(status: dict[str, Any]) -> None:
     table.add_row("running", "yes" if status["running"] else "no")
     for key in ("git_url", "s3_endpoint", "bucket", "dvc_remote_url", "settings_file"):
         table.add_row(key, str(status[key]))
+    if status.get("project_file"):
+        table.add_row("project_file", str(status["project_file"]))
     for name, service in status["services"].items():
         if name != "s3":
             table.add_row(f"{name}_url", f"{service['url']} ({'running' if service['running'] else 'stopped'})")
