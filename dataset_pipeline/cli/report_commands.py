@@ -115,6 +115,9 @@ def compare_cmd(
     from shared_tasks.project.cutover import CutoverSteps
 
     with reported_errors():
+        builtin = pipeline is None and f"{ENV_PREFIX}PROJECT_FILE" not in os.environ
+        if builtin:
+            runner_names(runners)  # a runner it does not have: named before anything else is asked
         stack = local_stack()
         if not stack.status()["running"]:
             raise StackError("the local stack is not running: start it with `dataset-pipeline stack up`")
