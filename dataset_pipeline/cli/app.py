@@ -31,6 +31,8 @@ PipelineOption = Annotated[
 app = typer.Typer(help="Versioned-dataset pipeline: pull, change, push with DVC and Git.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded local stack on 127.0.0.1.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+schema_app = typer.Typer(help="Table Schemas: guess one from a CSV.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
 
 out = Console(soft_wrap=True)
 TABLE_WIDTH = 170  # history rows hold full md5s and run ids: never truncate them
