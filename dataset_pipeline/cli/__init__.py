@@ -7,7 +7,7 @@ The commands live in modules by what they are about; they are registered here, i
 from dataset_pipeline.cli.app import app, schema_app, stack_app
 from dataset_pipeline.cli.report_commands import compare_cmd, demo, history_cmd, verify_cmd
 from dataset_pipeline.cli.run_commands import adopt_cmd, migrate_cmd, run
-from dataset_pipeline.cli.schema_commands import schema_infer
+from dataset_pipeline.cli.schema_commands import init_cmd, schema_infer
 from dataset_pipeline.cli.stack_commands import stack_down, stack_status, stack_up
 from dataset_pipeline.cli.version_commands import cutover_cmd, restore_cmd, validate_cmd
 
@@ -24,6 +24,7 @@ app.command("validate")(validate_cmd)
 app.command("restore")(restore_cmd)
 app.command("cutover")(cutover_cmd)
 app.command("demo")(demo)
+app.command("init")(init_cmd)
 schema_app.command("infer")(schema_infer)
 
 __all__ = ["app"]

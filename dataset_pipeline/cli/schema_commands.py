@@ -42,3 +42,29 @@ def schema_infer(
         except DataValidationError as error:
             err.print(f"✗ {csv} breaks the inferred schema: {error}", style="red", markup=False, highlight=False)
             raise typer.Exit(1) from None
+
+
+def init_cmd(
+    folder: Annotated[Path, typer.Argument(help="The project's folder (new, or empty).")],
+    from_csv: Annotated[
+        Path | None, typer.Option("--from", help="The team's CSV: its schema is inferred, a sample kept for tests.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The pipeline's name (default: from the CSV's file name).")] = None,
+) -> None:
+    """Write a pipeline project: project file, inferred schema, a package with an example step, and a
+    test of it through the product's pytest plugin. Without --from, a copy of the bundled example."""
+    from dataset_pipeline.scaffold import init_project
+
+    with reported_errors():
+        made = init_project(folder, from_csv, name)
+        key = ", ".join(made.primary_key) or "none"
+        out.print(
+            f"[green]✓[/green] pipeline {made.pipeline} in {made.root}: {made.project_file.name}, "
+            f"{made.schema_file.relative_to(made.root)} ({made.rows:,} rows read, key: {key}, {made.strategy})",
+            highlight=False,
+        )
+        out.print(
+            f"next: read the schema's comments; `cd {made.root} && pytest`; then "
+            f"`PIPELINE_PROJECT_FILE={made.project_file} dataset-pipeline adopt <the CSV>`",
+            highlight=False,
+        )

@@ -15,7 +15,7 @@ import importlib
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import polars as pl
+
+    from shared_tasks.validation.schema import DatasetRules
 
 
 class StepDefinitionError(ValueError):
@@ -150,7 +152,18 @@ def _input(
         )
     import polars as pl
 
-    frame = pl.read_parquet(output_file(ctx, name))
+    return as_annotated(pl.read_parquet(output_file(ctx, name)), annotation)
+
+
+def as_annotated(frame: Any, annotation: str) -> Any:
+    """A frame (pandas or polars) as the step's parameter is annotated: a polars LazyFrame or
+    DataFrame, else pandas."""
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    elif not isinstance(frame, pl.DataFrame):
+        frame = pl.from_pandas(frame)
     if "LazyFrame" in annotation:
         return frame.lazy()
     if "polars" in annotation or "pl." in annotation:
@@ -158,14 +171,44 @@ def _input(
     return frame.to_pandas()
 
 
+def call_step(
+    pipeline: DeclaredPipeline, step_name: str, inputs: Mapping[str, Any], params: Mapping[str, Any], run_id: str
+) -> Any:
+    """The team's step called as a run calls it, on frames given in memory (tests of a team's steps):
+    each input as its parameter is annotated, the run's parameters checked, the same seeded context.
+    Returns the frame it returned, checked to be one."""
+    step = pipeline.step(step_name)
+    function = load_step_function(pipeline, step)
+    missing = [name for name in step.inputs if name not in inputs]
+    extra = [name for name in inputs if name not in step.inputs]
+    if missing or extra:
+        raise StepDefinitionError(
+            f"step {step.name!r} takes ({', '.join(step.inputs) or 'no inputs'}); "
+            + (f"missing {', '.join(missing)}" if missing else f"not {', '.join(extra)}")
+        )
+    parameters = inspect.signature(function).parameters
+    arguments = {name: as_annotated(inputs[name], str(parameters[name].annotation)) for name in step.inputs}
+    if CONTEXT_PARAMETER in parameters:
+        checked = pipeline.checked_params(dict(params))
+        arguments[CONTEXT_PARAMETER] = StepContext(
+            run_id, step.name, checked, logging.getLogger(f"dataset_pipeline.step.{step.name}")
+        )
+    returned = function(**arguments)
+    _as_arrow(returned, step.name)  # a frame, or an error naming the step
+    return returned
+
+
 def _dataset_frame(ctx: RunContext) -> pl.LazyFrame:
-    """The pulled version, read lazily with the schema's types for integers and numbers."""
+    return scan_dataset(ctx.dataset().files(), ctx.rules)
+
+
+def scan_dataset(files: Sequence[Path], rules: DatasetRules) -> pl.LazyFrame:
+    """A dataset's files read lazily as a step gets them: the schema's integers and numbers typed, the rest text."""
     import polars as pl
 
     types = {"integer": pl.Int64, "number": pl.Float64}
-    schema = {column.name: types.get(column.type, pl.String) for column in ctx.rules.table.fields}
-    files = [str(path) for path in ctx.dataset().files()]
-    return pl.scan_csv(files, schema=schema)
+    schema = {column.name: types.get(column.type, pl.String) for column in rules.table.fields}
+    return pl.scan_csv([str(path) for path in files], schema=schema)
 
 
 def _keep(ctx: RunContext, step: str, returned: Any) -> StepOutput:
@@ -195,8 +238,14 @@ def _as_arrow(returned: Any, step: str) -> Any:
 
 
 def read_output(ctx: RunContext, step: str) -> pd.DataFrame:
-    """A kept output as pandas, for applying it to the dataset."""
+    """A kept output as pandas, for applying it to the dataset. Whole numbers stay whole where some
+    are missing (pandas' nullable Int64, not float64), so `1607` is not written back as `1607.0`."""
+    import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame: pd.DataFrame = pq.read_table(output_file(ctx, step)).to_pandas()
+    def whole(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+        return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None
+
+    frame: pd.DataFrame = pq.read_table(output_file(ctx, step)).to_pandas(types_mapper=whole)
     return frame
