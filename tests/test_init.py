@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,3 +114,63 @@ def test_init_without_a_csv_copies_the_bundled_example(tmp_path: Path) -> None:
     declared = load_project(tmp_path / "example" / "dataset-pipeline.toml").pipeline()
     assert (declared.name, declared.output.strategy) == ("station_readings", "merge")
     assert declared.schema_path.is_file()
+
+
+def test_the_plugin_runs_the_examples_two_steps_in_memory_as_a_run_calls_them(tmp_path: Path) -> None:
+    """The bundled example's steps through the plugin, opted into with `-p`: one step's output is the
+    next one's input, a retired station's readings are marked for deletion, bounds are checked."""
+    test = tmp_path / "test_station_steps.py"
+    test.write_text(
+        """
+import pytest
+from pathlib import Path
+
+SEED = Path(r"{seed}")
+
+
+def test_collect_then_quality_check(run_step, read_dataset, pipeline):
+    dataset = read_dataset(SEED)
+    collected = run_step("collect_readings", dataset=dataset, params={{"days": 2, "corrections": 3}})
+    assert collected.height > 0
+    again = run_step("collect_readings", dataset=dataset, params={{"days": 2, "corrections": 3}})
+    assert collected.equals(again), "the same run id and step draw the same rows"
+    checked = run_step(
+        "quality_check", collect_readings=collected, dataset=dataset, params={{"retire": "{station}"}}
+    )
+    retracted = checked.filter(checked["retracted"])
+    assert retracted.height > 0 and set(retracted["station"].to_list()) == {{"{station}"}}
+    with pytest.raises(ValueError, match="days"):
+        run_step("collect_readings", dataset=dataset, params={{"days": 99}})
+    with pytest.raises(ValueError, match="takes"):
+        run_step("quality_check", dataset=dataset)
+""".format(seed=STATION_SEED, station=first_station())
+    )
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hydra_pytest",
+            "-p",
+            "dataset_pipeline.testing",
+            str(test),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PIPELINE_PROJECT_FILE": str(STATION_PROJECT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr
+
+
+STATION_PROJECT = Path(__file__).resolve().parents[1] / "examples" / "station_readings" / "dataset-pipeline.toml"
+STATION_SEED = STATION_PROJECT.parent / "seed" / "station_readings.csv"
+
+
+def first_station() -> str:
+    return STATION_SEED.read_text().splitlines()[1].split(",")[0]
