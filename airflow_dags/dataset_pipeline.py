@@ -13,15 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
-from airflow_dags.dagster_proxy import DagsterStepOperator
+from airflow_dags.dagster_proxy import step_tasks
 from airflow_dags.dataset_asset import dataset_asset
-from airflow_dags.pods import executor_config
 from airflow_dags.version_watcher import announcement
 from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE
-from shared_tasks.project.cutover import Runner, read_cutover
+from shared_tasks.project.cutover import read_cutover
 from shared_tasks.project.names import NAMES
 from shared_tasks.project.pipeline import PIPELINE, StepInputs, StepSpec
 from shared_tasks.project.records import MAX_RECORDS_PER_RUN
@@ -74,18 +73,4 @@ with DAG(
     doc_md=__doc__,
     **pipeline_dag_arguments(orchestration),
 ) as dag:
-    step_tasks: dict[str, Any] = {}
-    for step in PIPELINE:
-        common: dict[str, Any] = {
-            "task_id": step.name,
-            "doc_md": step.description,
-            "executor_config": executor_config(),
-            "outlets": [dataset_asset] if step.publishes else [],
-        }
-        if cutover.runner(step.name) is Runner.DAGSTER:
-            step_task: Any = DagsterStepOperator(step_name=step.name, **common)
-        else:
-            step_task = task(**common)(step_callable(step))()
-        for upstream in step.upstream:
-            step_tasks[upstream] >> step_task
-        step_tasks[step.name] = step_task
+    step_tasks(PIPELINE, cutover, dataset_asset, step_callable)

@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
-from airflow_dags.dagster_proxy import DagsterStepOperator
-from airflow_dags.pods import executor_config
+from airflow_dags.dagster_proxy import step_tasks
 from airflow_dags.verifying import verify_dag
 from airflow_dags.version_watcher import NewVersionTrigger, announcement
-from shared_tasks.project.cutover import CutoverSteps, Runner, declared_cutover_file, read_cutover
+from shared_tasks.project.cutover import CutoverSteps, declared_cutover_file, read_cutover
 from shared_tasks.project.declared import DeclaredPipeline, load_project
 from shared_tasks.project.params import ParamSpec
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
@@ -88,21 +87,7 @@ def pipeline_dag(pipeline: DeclaredPipeline, asset: Asset) -> DAG:
         doc_md=__doc__,
         **pipeline_dag_arguments(orchestration),
     ) as dag:
-        tasks: dict[str, Any] = {}
-        for step in declared_steps(pipeline):
-            common: dict[str, Any] = {
-                "task_id": step.name,
-                "doc_md": step.description,
-                "executor_config": executor_config(),
-                "outlets": [asset] if step.publishes else [],
-            }
-            if cutover.runner(step.name) is Runner.DAGSTER:
-                made: Any = DagsterStepOperator(step_name=step.name, pipeline=steps, **common)
-            else:
-                made = task(**common)(step_callable(pipeline, step, asset))()
-            for upstream in step.upstream:
-                tasks[upstream] >> made
-            tasks[step.name] = made
+        step_tasks(declared_steps(pipeline), cutover, asset, lambda step: step_callable(pipeline, step, asset), steps)
     return dag
 
 

@@ -14,9 +14,7 @@ Each guess carries the reason it rests on, for the schema's comments.
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,20 +23,18 @@ from typing import Any
 import numpy as np
 
 from shared_tasks.validation.field_values import DATE, DATETIME, NUMBER
-from shared_tasks.validation.id_ledger import LINE_BITS, IdLedger
+from shared_tasks.validation.id_ledger import LINE_BITS
+from shared_tasks.validation.infer_keys import KeyLedgers
 
 BATCH_ROWS = 100_000
 ENUM_MOST_VALUES = 10  # text with at most this many distinct values (and fewer than half the rows) is an enum
 ENUM_LEAST_ROWS = 20  # below this many values an enum says nothing a reader could not see at a glance
-KEY_PAIR_COLUMNS = 10  # pairs are tried among the first this many key-able columns
-PAIRS_SETTLE_ROWS = 10_000
 BOOLEAN_WORDS = {"true", "True", "TRUE", "false", "False", "FALSE"}
 INTEGER = r"^-?(?:0|[1-9][0-9]*)$"
 LEADING_ZERO_INTEGER = r"^-?0[0-9]+$"
 SPECIAL_NUMBERS = r"^(?:NaN|NAN|nan|INF|inf|-INF|-inf)$"
 TYPES = ("boolean", "integer", "number", "date", "datetime", "string")
-# A unique column named so is the key before any pair; another unique column only when no pair is.
-IDENTIFIER_NAME = re.compile(r"(?:^|[^a-z])(?:id|key|code|uuid)(?:$|[^a-z])", re.IGNORECASE)
+UNKEYED = ("number", "datetime", "boolean")  # `1.5` and `1.50` are one number to the validator: no guessed key
 
 
 class InferenceError(ValueError):
@@ -143,15 +139,15 @@ def infer_schema(path: Path, batch_rows: int = BATCH_ROWS, spill_dir: Path | Non
     header = _header(path)
     stats = [ColumnStats(name) for name in header]
     rows = 0
-    with _KeyLedgers(spill_dir) as ledgers:
+    with KeyLedgers(spill_dir) as ledgers:
         for batch in _batches(pl, path, batch_rows):
             batch.columns = header  # the names as the csv module reads them (polars may keep a quote doubled)
             places = (np.arange(rows, rows + batch.height, dtype=np.int64) + 2) & ((1 << LINE_BITS) - 1)
             _observe(pl, batch, stats)
-            ledgers.observe(pl, batch, stats, places)
+            ledgers.observe(pl, batch, header, {c.name for c in stats if c.missing or c.kind in UNKEYED}, places)
             rows += batch.height
         fields = [_field(column, rows) for column in stats]
-        key, why = ledgers.key(stats, rows)
+        key, why = ledgers.key(header, rows)
     return InferredSchema(str(path), rows, fields, key, why)
 
 
@@ -275,86 +271,3 @@ def _type_reason(stats: ColumnStats, kind: str) -> str:
     if kind == "string" and stats.leading_zero:
         said = "whole numbers written with leading zeros: codes, kept as text"
     return said
-
-
-class _KeyLedgers:
-    """Each candidate key's hashes (a column, or a pair of columns), checked for repeats in bounded
-    memory. A candidate with a repeat inside a batch is dropped at once (most columns are, in their
-    first batch), so only those unique so far keep a ledger; past PAIRS_SETTLE_ROWS rows, a pair
-    with a column still unique alone is dropped (that column is the key; the pair adds nothing)."""
-
-    def __init__(self, spill_dir: Path | None) -> None:
-        self.spill_dir = spill_dir
-        self.singles: dict[str, IdLedger] = {}
-        self.pairs: dict[tuple[str, str], IdLedger] = {}
-        self.unfit: set[str] = set()  # a value missing, or a type no key is guessed of
-        self.repeated: set[str | tuple[str, str]] = set()
-        self.rows = 0
-
-    def __enter__(self) -> _KeyLedgers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for ledger in [*self.singles.values(), *self.pairs.values()]:
-            ledger.__exit__(*exc)
-
-    def observe(self, pl: Any, batch: Any, stats: list[ColumnStats], places: Any) -> None:
-        self.unfit |= {c.name for c in stats if c.missing or c.kind in ("number", "datetime", "boolean")}
-        keyable = [column.name for column in stats if column.name not in self.unfit]
-        singles = [name for name in keyable if name not in self.repeated]
-        pairs = [pair for pair in itertools.combinations(keyable[:KEY_PAIR_COLUMNS], 2) if pair not in self.repeated]
-        if self.rows:  # a pair starts in the first batch or never: it must see every row
-            pairs = [pair for pair in pairs if pair in self.pairs]
-        self.rows += batch.height
-        counted = (
-            batch.select(
-                [pl.col(name).n_unique().alias(f"s{i}") for i, name in enumerate(singles)]
-                + [pl.struct(list(pair)).n_unique().alias(f"p{i}") for i, pair in enumerate(pairs)]
-            ).row(0, named=True)
-            if singles or pairs
-            else {}
-        )
-        for i, name in enumerate(singles):
-            if counted[f"s{i}"] < batch.height:
-                self._drop(name)
-            else:
-                hashes = batch.get_column(name).hash().reinterpret(signed=True).to_numpy()
-                self.singles.setdefault(name, IdLedger(self.spill_dir)).add(hashes, places)
-        for i, pair in enumerate(pairs):
-            if counted[f"p{i}"] < batch.height:
-                self._drop(pair)
-            else:
-                hashes = batch.select(pair).hash_rows().reinterpret(signed=True).to_numpy()
-                self.pairs.setdefault(pair, IdLedger(self.spill_dir)).add(hashes, places)
-        if self.rows >= PAIRS_SETTLE_ROWS:  # a column unique over this many rows is the key, not a pair with it
-            for pair in [pair for pair in self.pairs if set(pair) & (set(singles) - self.repeated)]:
-                self._drop(pair)
-
-    def _drop(self, candidate: str | tuple[str, str]) -> None:
-        self.repeated.add(candidate)
-        ledger = self.singles.pop(candidate, None) if isinstance(candidate, str) else self.pairs.pop(candidate, None)
-        if ledger is not None:
-            ledger.__exit__(None, None, None)
-
-    def key(self, stats: list[ColumnStats], rows: int) -> tuple[list[str], str]:
-        if rows < 2:
-            return [], "too few rows to tell a key by"
-        unique = [
-            column.name
-            for column in stats
-            if column.name in self.singles
-            and column.name not in self.unfit
-            and not self.singles[column.name].repeats()[0]
-        ]
-        named_like_an_id = [name for name in unique if IDENTIFIER_NAME.search(name)]
-        if named_like_an_id:
-            name = named_like_an_id[0]
-            return [name], f"each {name!r} once in {rows:,} rows, and named like an identifier"
-        for (first, second), ledger in self.pairs.items():
-            if first in unique or second in unique:
-                continue  # unique by that column alone
-            if first not in self.unfit and second not in self.unfit and not ledger.repeats()[0]:
-                return [first, second], f"each ({first!r}, {second!r}) pair once in {rows:,} rows"
-        if unique:
-            return [unique[0]], f"each {unique[0]!r} once in {rows:,} rows"
-        return [], "no column, nor pair of columns, holds each value once"
