@@ -58,17 +58,25 @@ from __future__ import annotations
 import polars as pl
 
 from shared_tasks.run.team_steps import StepContext
-
+{constant}
 
 def refresh(dataset: pl.LazyFrame, ctx: StepContext) -> pl.DataFrame:
-    """An example to replace with the team's own: `rows` rows of the current version, drawn with
-    the run's seed (a retry draws the same). {how}"""
+    """{doc}"""
     current = dataset.collect()
-    return current.sample(n=min(int(ctx.params["rows"]), current.height), seed=ctx.seed)
+    drawn = current.sample(n=min(int(ctx.params["rows"]), current.height), seed=ctx.seed)
+    return {returned}
 '''
+# A keyed dataset's example revises one column outside the key: each drawn row takes the next one's
+# value (values the dataset already holds, so the schema still accepts them), and the merge updates.
+REVISED_CONSTANT = """
+REVISED = {column!r}  # the column outside the key the example revises
+"""
+REVISED_RETURN = "drawn.with_columns(pl.col(REVISED).shift(1, fill_value=pl.col(REVISED).last()))"
+
 
 CONFTEST = '''\
-"""The product's fixtures for this project's tests: pipeline, read_dataset, run_step."""
+"""The product's fixtures for this project's tests: pipeline, read_dataset, run_step, and a real
+Git origin and S3 API (dataset_origin, run_pipeline, publish_foreign_version)."""
 
 pytest_plugins = ["dataset_pipeline.testing"]
 '''
@@ -78,12 +86,18 @@ PYTEST_INI = """\
 testpaths = tests
 # DVC installs Hydra, whose pytest plugin loads a parser runtime another dependency replaces.
 addopts = -p no:hydra_pytest
+filterwarnings = ignore::DeprecationWarning:dvc
+# The data the plugin's dataset_origin fixture seeds its Git origin and S3 API with.
+dataset_pipeline_sample = tests/sample.csv
 """
 
 TEST = '''\
 """{name}'s steps, called as a run calls them, on a sample of the dataset (tests/sample.csv)."""
 
 from pathlib import Path
+
+import polars as pl
+import pytest
 
 SAMPLE = Path(__file__).with_name("sample.csv")
 
@@ -99,6 +113,27 @@ def test_a_retry_of_the_run_draws_the_same_rows(run_step, read_dataset):
     sample = read_dataset(SAMPLE)
     first = run_step("refresh", dataset=sample, run_id="manual__retry")
     assert first.equals(run_step("refresh", dataset=sample, run_id="manual__retry"))
+
+
+# The whole pipeline on a real Git origin and S3 API on loopback, seeded with the sample.
+
+
+def test_a_run_publishes_a_version_the_next_run_builds_on(dataset_origin, run_pipeline):
+    before = dataset_origin.read()
+    version = run_pipeline(params={{"rows": 3}})
+    assert version.commit == dataset_origin.head()
+    after = dataset_origin.read(version.commit)
+    assert after.columns == before.columns
+    assert after.height == before.height + version.rows_added
+
+
+def test_a_run_refuses_to_build_on_a_bad_upstream_version(dataset_origin, publish_foreign_version, run_pipeline):
+    bad = dataset_origin.read().cast(pl.String)
+    bad[0, bad.columns[0]] = "=1+2"  # a spreadsheet formula: no schema accepts one
+    foreign = publish_foreign_version(bad, message="a hand edit that breaks the schema")
+    with pytest.raises(ValueError, match="is not valid"):
+        run_pipeline()
+    assert dataset_origin.head() == foreign, "nothing was published on top of the bad version"
 '''
 
 
@@ -140,18 +175,26 @@ def init_project(root: Path, csv: Path | None, name: str | None = None) -> Scaff
     inferred = infer_schema(csv)
     strategy = "merge" if inferred.primary_key else "append"
     package = f"{pipeline}_steps"
-    how = (
-        f"They are merged on the key {', '.join(inferred.primary_key)}: each comes back unchanged."
-        if inferred.primary_key
-        else "They are appended: the schema has no key."
-    )
+    revised = next((f.name for f in inferred.fields if f.name not in inferred.primary_key), None)
+    key = ", ".join(inferred.primary_key)
+    if not inferred.primary_key:
+        how, constant, returned = "They are appended: the schema has no key.", "", "drawn"
+    elif revised is None:
+        how = f"They are merged on the key {key}, unchanged: a run publishes once a step changes them."
+        constant, returned = "", "drawn"
+    else:
+        how = (
+            f"Each passes its `{revised}` on to the next, as a correction would, and they are merged on "
+            f"the key {key}: the version updates them."
+        )
+        constant, returned = REVISED_CONSTANT.format(column=revised), REVISED_RETURN
     files = {
         "dataset-pipeline.toml": PROJECT.format(
             name=pipeline, source=csv.name, dataset=f"data/{csv.name}", package=package, strategy=strategy
         ),
         f"schemas/{pipeline}.schema.yaml": inferred.to_yaml(),
         f"{package}/__init__.py": "",
-        f"{package}/steps.py": STEPS.format(name=pipeline, how=how),
+        f"{package}/steps.py": STEPS.format(name=pipeline, doc=_docstring(how), constant=constant, returned=returned),
         "conftest.py": CONFTEST,
         "pytest.ini": PYTEST_INI,
         "tests/__init__.py": "",
@@ -171,6 +214,16 @@ def init_project(root: Path, csv: Path | None, name: str | None = None) -> Scaff
         inferred.primary_key,
         strategy,
     )
+
+
+def _docstring(how: str) -> str:
+    import textwrap
+
+    text = (
+        "An example to replace with the team's own: `rows` rows of the current version, drawn with "
+        f"the run's seed (a retry draws the same). {how}"
+    )
+    return textwrap.fill(text, width=96, subsequent_indent="    ")
 
 
 def _head(csv: Path, rows: int) -> str:

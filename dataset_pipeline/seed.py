@@ -7,6 +7,7 @@ endpoint, credentials) comes from each user's environment and is never committed
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from shared_tasks.project.redact import Redactor
@@ -28,6 +29,29 @@ def create_origin(
     seed: int = 0,
 ) -> str:
     """Make `bare_repo` and push the seed version to it and to the DVC remote; returns the commit."""
+
+    def seed_version(work: Path, git: Git, dvc: Dvc) -> None:
+        write_seed(settings, work, rows=rows, seed=seed)
+        dvc.add()
+        dvc.push()
+        git.run("add", "--", settings.pointer_path, str(Path(settings.data_relpath).parent / ".gitignore"))
+
+    return _new_origin(settings, bare_repo, remote_url, commit_message(SEED_RUN_ID, "seed", rows, rows), seed_version)
+
+
+def create_dvc_origin(settings: Settings, bare_repo: Path, remote_url: str) -> str:
+    """Make `bare_repo` with DVC set up and no dataset yet: a declared pipeline's first version is
+    then adopted into it (`adopt`). Returns the commit."""
+    return _new_origin(settings, bare_repo, remote_url, "Version datasets with DVC", None)
+
+
+def _new_origin(
+    settings: Settings,
+    bare_repo: Path,
+    remote_url: str,
+    message: str,
+    first_version: Callable[[Path, Git, Dvc], None] | None,
+) -> str:
     from dvc.repo import Repo
 
     redactor = Redactor.from_environment(settings.secret_values())
@@ -40,6 +64,7 @@ def create_origin(
         str(bare_repo),
         cwd=bare_repo.parent,
     )
+    settings.work_root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.work_root.parent) as tmp:
         work = Path(tmp) / "repo"
         work.mkdir()
@@ -50,13 +75,10 @@ def create_origin(
             with repo.config.edit() as config:
                 config["core"]["remote"] = settings.dvc_remote
                 config["remote"][settings.dvc_remote] = {"url": remote_url}
-        write_seed(settings, work, rows=rows, seed=seed)
-        dvc = Dvc(settings, work, redactor)
-        dvc.add()
-        dvc.push()
         git.run("add", "--", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
-        git.run("add", "--", settings.pointer_path, str(Path(settings.data_relpath).parent / ".gitignore"))
-        git.run("commit", "--quiet", "--file", "-", input_text=commit_message(SEED_RUN_ID, "seed", rows, rows))
+        if first_version is not None:
+            first_version(work, git, Dvc(settings, work, redactor))
+        git.run("commit", "--quiet", "--file", "-", input_text=message)
         git.run("remote", "add", "origin", "--", bare_repo.as_uri())
         git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{settings.git_branch}")
         commit = git.rev("HEAD")

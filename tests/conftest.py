@@ -1,7 +1,9 @@
 """Fixtures: a hermetic environment, a real S3 API on loopback, real bare Git origins.
 
 Modelled on DVC's own test fixtures: the origin is seeded once per session (template) and
-copied per test; moto's server runs on 127.0.0.1 with fake credentials.
+copied per test. The S3 API (moto's server on 127.0.0.1 with fake credentials, `s3_server`) and
+the hermetic environment are the ones the product's pytest plugin gives a team's tests
+(`dataset_pipeline.testing`, opted into in pyproject's addopts).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from urllib.parse import urlunsplit
 
 import pytest
 
-from dataset_pipeline.s3server import FAKE_CREDENTIALS, S3Server, s3_client
+from dataset_pipeline.s3server import S3Server, s3_client
 from dataset_pipeline.seed import create_origin
+from dataset_pipeline.testing.origin import SCRUBBED_PREFIXES, TEST_BUCKET
+from dataset_pipeline.testing.origin import hermetic_environment as plugin_environment
 from shared_tasks.project.cutover import Cutover, write_cutover
 from shared_tasks.project.redact import Redactor
 from shared_tasks.project.settings import Layout, Settings
@@ -30,13 +34,11 @@ from shared_tasks.versioning.backends import LocalBackends, using_backends
 from shared_tasks.versioning.gitops import Git
 from shared_tasks.versioning.local_dvc import LocalDvc
 
-TEST_BUCKET = "pipeline-test"
 TEST_REMOTE_URL = f"s3://{TEST_BUCKET}/datasets"
 TEST_SEED_ROWS = 1_000
 CHROMIUM = "/usr/bin/chromium"
 PART_ROWS = 400  # a partitioned origin holds the seed as three parts
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_SCRUBBED_PREFIXES = ("PIPELINE_", "GIT_", "GITSYNC_", "AWS_", "DATASET_PIPELINE_", "DVC_", "AIRFLOW_", "DAGSTER_")
 
 
 def fake_secret(kind: str = "tok") -> str:
@@ -83,20 +85,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def hermetic_environment(home: Path) -> dict[str, str]:
-    """The variables every test (and every process it starts) runs with."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
-    env.update(FAKE_CREDENTIALS)
-    env.update(
-        PIPELINE_CUTOVER_FILE=str(SESSION_CUTOVER),
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
-        DVC_NO_ANALYTICS="1",
-        DVC_GLOBAL_CONFIG_DIR=str(home / ".config" / "dvc"),
-        DVC_SYSTEM_CONFIG_DIR=str(home / ".config" / "dvc-system"),
-    )
-    return env
+    """The variables every test (and every process it starts) runs with: the plugin's, and the
+    session's cutover file."""
+    return {**plugin_environment(home), "PIPELINE_CUTOVER_FILE": str(SESSION_CUTOVER)}
 
 
 @pytest.fixture(scope="session")
@@ -108,18 +99,10 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def isolate(session_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The machine's own git, DVC and AWS configuration never reaches a test."""
     for key in list(os.environ):
-        if key.startswith(_SCRUBBED_PREFIXES):
+        if key.startswith(SCRUBBED_PREFIXES):
             monkeypatch.delenv(key)
     for key, value in hermetic_environment(session_home).items():
         monkeypatch.setenv(key, value)
-
-
-@pytest.fixture(scope="session")
-def s3_server(session_home: Path) -> Iterator[S3Server]:
-    os.environ.update(FAKE_CREDENTIALS)
-    with S3Server(port=0) as server:
-        s3_client(server.endpoint).create_bucket(Bucket=TEST_BUCKET)
-        yield server
 
 
 @pytest.fixture

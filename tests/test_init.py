@@ -29,16 +29,40 @@ def forget_packages() -> Iterator[list[str]]:
         del sys.modules[name]
 
 
-def run_generated_tests(project: Path) -> subprocess.CompletedProcess[str]:
+def run_generated_tests(project: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
+def a_teams_shell(tmp_path: Path) -> dict[str, str]:
+    """A developer's environment that would break (or misdirect) any versioning a test did with it:
+    Git signing every commit with a program that fails, an S3 endpoint nobody serves, real-looking
+    keys, the team's real origin. The plugin's fixtures must run with none of it."""
+    gitconfig = tmp_path / "developer.gitconfig"
+    gitconfig.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = false\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "AKIA" + "DEVELOPER0000000",
+        "PIPELINE_GIT_URL": "file:///nonexistent/team-origin.git",
+    }
+    signing = tmp_path / "signing"
+    subprocess.run(["git", "init", "-q", str(signing)], check=True, env=env)
+    refused = subprocess.run(
+        ["git", "-C", str(signing), "commit", "-q", "--allow-empty", "-m", "x"], env=env, capture_output=True
+    )
+    assert refused.returncode != 0, "the developer's Git configuration bites wherever it reaches"
+    return env
+
+
+@pytest.mark.slow  # the generated tests start an S3 API and run DVC's commands
 @pytest.mark.parametrize("keyed", [True, False], ids=["merge-on-the-inferred-key", "append-without-a-key"])
 def test_a_project_from_a_csv_has_a_passing_test_and_its_pipeline_publishes_verified_versions(
     keyed: bool, local_versioning: LocalVersioning, tmp_path: Path, forget_packages: list[str]
@@ -64,8 +88,8 @@ def test_a_project_from_a_csv_has_a_passing_test_and_its_pipeline_publishes_veri
     assert list(schema.primary_key) == (["station", "day"] if keyed else [])
     assert (project / "tests" / "sample.csv").read_text().count("\n") == 51, "the header and 50 rows"
 
-    tested = run_generated_tests(project)
-    assert tested.returncode == 0 and "2 passed" in tested.stdout, tested.stdout + tested.stderr
+    tested = run_generated_tests(project, a_teams_shell(tmp_path))
+    assert tested.returncode == 0 and "4 passed" in tested.stdout, tested.stdout + tested.stderr
 
     settings = local_versioning.settings.model_copy(update={"project_file": declared.project_file}).for_pipeline(None)
     adopted = adopt_csv(settings, csv, "adopt-init")
@@ -88,7 +112,7 @@ def test_the_generated_test_fails_when_the_step_does_not_do_what_it_says(tmp_pat
     steps = project / "readings_broken_steps" / "steps.py"
     steps.write_text(steps.read_text().replace('n=min(int(ctx.params["rows"]), current.height)', "n=1"))
     tested = run_generated_tests(project)
-    assert tested.returncode == 1 and "1 failed, 1 passed" in tested.stdout, tested.stdout + tested.stderr
+    assert tested.returncode == 1 and "1 failed, 3 passed" in tested.stdout, tested.stdout + tested.stderr
 
 
 def test_init_refuses_a_folder_in_use_and_a_csv_that_is_not_there(tmp_path: Path) -> None:

@@ -144,3 +144,5 @@ class PublishedVersion(StepRecord):
     # Whether the publisher held the publish turn (None: turns are off, or no publish was needed).
     had_turn: bool | None = None
     already_published: bool = False
+    # The run's change left the data as the head holds it: nothing was published, `commit` is the head's.
+    unchanged: bool = False

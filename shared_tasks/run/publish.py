@@ -30,6 +30,7 @@ from shared_tasks.versioning.versions import (
     TRAILER_STEPS_BY,
     VersionRecord,
     commit_message,
+    newest_version,
 )
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
         state = rebase_change(ctx, state)
     applied = state.applied
     assert applied is not None
+    if state.pulled is not None and applied.md5 == state.pulled.md5:
+        return _unchanged(ctx, attempt)
     pointer, remote_url = ctx.dvc.add_and_push(applied.written)
     if pointer.md5 != applied.md5:
         applied = rebase_change(ctx, state).applied  # the workspace no longer held exactly this run's change
@@ -135,6 +138,17 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
     )
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)
+
+
+def _unchanged(ctx: RunContext, attempt: int) -> PublishedVersion:
+    """A run whose change leaves the data as the head holds it (a merge of unchanged rows, an empty
+    append) publishes nothing: an identical version would be a commit that changes no pointer. It
+    reports the head's version, marked unchanged; a retry finds the same."""
+    head = newest_version(ctx.git, ctx.git.origin_ref, ctx.settings)
+    assert head is not None and head.md5 is not None, "the workspace was pulled from the head's version"
+    log.info("run %s: its change leaves %s's data as it is; nothing to publish", ctx.run_id, head.commit[:12])
+    unchanged = {"rows_added": 0, "rows_updated": 0, "rows_deleted": 0, "computed_from": None, "unchanged": True}
+    return published_version(ctx, head, attempts=attempt, already=False).model_copy(update=unchanged)
 
 
 def _what_the_strategy_did(ctx: RunContext, state: RunState, orchestrator: str) -> tuple[str | None, dict[str, str]]:

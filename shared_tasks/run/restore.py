@@ -70,6 +70,11 @@ def _restore_once(ctx: RunContext, commit: str, tracked: TrackedPointer, attempt
     if done is not None:
         return published_version(ctx, done, attempts=attempt, already=True)
     head = newest_version(ctx.git, ctx.git.origin_ref, ctx.settings)
+    if head is not None and head.md5 == tracked.pointer.md5:
+        raise RestoreError(
+            f"the branch's head {head.commit[:12]} already holds {commit[:12]}'s data (md5 {head.md5}): "
+            "nothing to restore"
+        )
     _take_from(ctx, commit)
     missing = ctx.dvc.missing_on_remote()
     if missing:

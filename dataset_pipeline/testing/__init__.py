@@ -13,6 +13,11 @@ only one, or PIPELINE_NAME's.
   a LazyFrame), the parameters checked against their declared bounds, the same seeded context
   (`ctx.rng` and `ctx.seed` draw the same for the same run id and step). Returns what the step
   returned; anything but a frame is an error naming the step.
+
+With real versioning (`dataset_pipeline.testing.origin`): `dataset_origin` (a bare Git origin and
+an S3 API on loopback, seeded with the team's sample), `make_dataset_origin(data)`, `run_pipeline`
+(the whole pipeline, run directly, returns the published version) and `publish_foreign_version`
+(bad upstream data, published as a person would).
 """
 
 from __future__ import annotations
@@ -23,6 +28,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from dataset_pipeline.testing.origin import (
+    dataset_origin,
+    make_dataset_origin,
+    publish_foreign_version,
+    pytest_addoption,
+    run_pipeline,
+    s3_server,
+    versioning_environment,
+)
+
+__all__ = [
+    "dataset_origin",
+    "find_project_file",
+    "make_dataset_origin",
+    "pipeline",
+    "publish_foreign_version",
+    "pytest_addoption",
+    "read_dataset",
+    "run_pipeline",
+    "run_step",
+    "s3_server",
+    "versioning_environment",
+]
 
 if TYPE_CHECKING:
     from shared_tasks.project.declared import DeclaredPipeline
