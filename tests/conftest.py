@@ -303,7 +303,9 @@ def bucket_listing(s3: Any) -> dict[str, str]:
     return listing
 
 
-def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str], timeout: float = 300, cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
     """The console script, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "dataset_pipeline.cli", *args],
@@ -311,7 +313,7 @@ def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Com
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=REPO_ROOT,
+        cwd=cwd,
     )
 
 

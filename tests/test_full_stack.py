@@ -52,6 +52,8 @@ def test_the_demo_publishes_each_pipeline_directly_and_through_each_orchestrator
     other = write_project(tmp_path / "other")
     refused = cli("stack", "up", "--project", str(other), env=full_stack_env)
     assert refused.returncode == 1 and "already run serving" in refused.stderr and str(other) in refused.stderr
+    found_here = cli("stack", "up", env=full_stack_env, cwd=other.parent)  # the current folder's project
+    assert found_here.returncode == 1 and str(other) in found_here.stderr, found_here.stderr
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "dataset-pipeline.toml").write_text("[[pipeline]]\nname = 'x'\n")
     broken = cli("stack", "up", "--project", str(tmp_path / "broken"), env=full_stack_env)

@@ -20,7 +20,7 @@ from shared_tasks.validation.table_schema import load_table_schema
 
 STATIONS = ["north", "south", "east", "west"]
 DAYS = 30
-KINDS_PER_TYPE = 3  # columns of each type
+KINDS_PER_TYPE = 10  # columns of each type
 
 
 def generated_rows(seed: int = 7) -> tuple[list[str], list[list[str]], dict[str, dict[str, Any]]]:
@@ -53,8 +53,8 @@ def generated_rows(seed: int = 7) -> tuple[list[str], list[list[str]], dict[str,
         rows.append(row)
     for name in makers:
         expected[name] = {"type": types[name.split("_")[0]], "required": name not in optional}
-    expected["grade_0"]["enum"] = expected["grade_2"]["enum"] = ["high", "low", "mid"]
-    expected["grade_1"]["enum"] = ["high", "low", "mid"]
+    for n in range(KINDS_PER_TYPE):
+        expected[f"grade_{n}"]["enum"] = ["high", "low", "mid"]
     return header, rows, expected
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,13 +36,15 @@ def stack_up(
         Path | None,
         typer.Option(
             help="A project file (or its folder) whose pipelines the orchestrators serve beside the built-in one; "
-            "kept for the next `up`. Default: PIPELINE_PROJECT_FILE, else the one served before."
+            "kept for the next `up`. Default: PIPELINE_PROJECT_FILE, else the current folder's project file, "
+            "else the one served before."
         ),
     ] = None,
 ) -> None:
     """Start the stack (idempotent) and seed the origin on first start."""
     with reported_errors():
         chosen = parse_services(services) if services is not None else None
+        project = project or _project_here()
         stack = local_stack(
             dir_,
             s3_port=s3_port,
@@ -55,6 +58,16 @@ def stack_up(
         with out.status("starting the local stack…"):
             status = stack.up()
         _print_status(status)
+
+
+def _project_here() -> Path | None:
+    """The current folder's project file, as `dagster dev` finds its definitions (the environment's first)."""
+    from shared_tasks.project.declared import PROJECT_FILE_NAME
+
+    if os.environ.get("PIPELINE_PROJECT_FILE"):
+        return None
+    here = Path.cwd() / PROJECT_FILE_NAME
+    return here if here.is_file() else None
 
 
 def stack_down(dir_: DirOption = None) -> None:
