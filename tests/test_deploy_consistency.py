@@ -161,10 +161,11 @@ def test_dagster_values_agree_with_the_cluster_description() -> None:
     assert deployment["envSecrets"] == [*worker_secrets, {"name": PEER_SECRET}], "the step's, then the sensor's"
     assert deployment["volumes"] == worker_volumes(DEFAULTS)
     assert deployment["volumeMounts"] == worker_volume_mounts(DEFAULTS)
-    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}, "run pods: the launcher's (below)"
     assert values["dagster-user-deployments"]["serviceAccount"]["name"] == DEFAULTS.service_account
-    assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["runLauncher"]["config"]["k8sRunLauncher"]["jobNamespace"] == DEFAULTS.namespace
+    launcher = values["runLauncher"]["config"]["customRunLauncher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
+    assert launcher["config"]["job_namespace"] == DEFAULTS.namespace
     assert f"--version {dagster.__version__}" in DAGSTER_VALUES.read_text(encoding="utf-8")
 
 
@@ -228,7 +229,7 @@ def test_a_run_whose_worker_died_is_failed_and_retried_on_the_cluster_as_on_the_
     )
     # The default launcher cannot say whether a worker lives: the local stack's can, the cluster's K8s one does.
     assert local["run_launcher"]["module"] == "dagster_assets.run_launcher"
-    assert load_yaml(DAGSTER_VALUES)["runLauncher"]["type"] == "K8sRunLauncher"
+    assert load_yaml(DAGSTER_VALUES)["runLauncher"]["config"]["customRunLauncher"]["class"] == "K8sRunLauncher"
 
 
 def _env(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -362,13 +363,13 @@ from shared_tasks.project.names import NAMES
 deployment = json.loads(input())
 executor = defs.resolve_job_def(NAMES.dagster_job).executor_def
 config = k8s_executor_config()
-# What a step pod gets: the run's context (the user-code deployment's, includeConfigInLaunchedRuns)
-# merged with the executor's config, as k8s_job_executor merges them.
+# What a step pod gets: the run's context (the run launcher's config) merged with the executor's
+# config, as k8s_job_executor merges them.
+launcher = deployment
 run_context = K8sContainerContext(
-    env_config_maps=[item["name"] for item in deployment["envConfigMaps"]],
-    env_secrets=[item["name"] for item in deployment["envSecrets"]],
-    volumes=deployment["volumes"], volume_mounts=deployment["volumeMounts"],
-    service_account_name=deployment["serviceAccountName"],
+    env_config_maps=launcher["env_config_maps"], env_secrets=launcher["env_secrets"],
+    volumes=launcher["volumes"], volume_mounts=launcher["volume_mounts"],
+    service_account_name=launcher["service_account_name"],
 )
 step_context = run_context.merge(K8sContainerContext(
     env_config_maps=config["env_config_maps"], env_secrets=config["env_secrets"],
@@ -517,12 +518,9 @@ def test_the_airflow_worker_pod_is_valid_and_uses_the_shared_names(tmp_path: Pat
 
 
 def test_the_dagster_step_pods_use_the_shared_names(tmp_path: Path) -> None:
-    deployment = {
-        **dagster_deployment(),
-        "serviceAccountName": load_yaml(DAGSTER_VALUES)["dagster-user-deployments"]["serviceAccount"]["name"],
-    }
-    env = {item["name"]: item["value"] for item in deployment["env"]}
-    rendered = _render(DAGSTER_RENDER, json.dumps(deployment), tmp_path, **env)
+    launcher = load_yaml(DAGSTER_VALUES)["runLauncher"]["config"]["customRunLauncher"]["config"]
+    env = dict(item.split("=", 1) for item in launcher["env_vars"])  # a run pod's, as the code server's
+    rendered = _render(DAGSTER_RENDER, json.dumps(launcher), tmp_path, **env)
 
     assert rendered["executor"] == "k8s", "PIPELINE_EXECUTOR=k8s selects k8s_job_executor"
     config = rendered["config"]
