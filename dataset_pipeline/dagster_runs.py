@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -19,6 +19,7 @@ from shared_tasks.versioning.history import history
 if TYPE_CHECKING:
     from dataset_pipeline.stack import LocalStack
     from shared_tasks.project.declared import DeclaredPipeline
+    from shared_tasks.versioning.versions import VersionRecord
 
 JOB = JobSelector(NAMES.dagster_location, NAMES.dagster_job)
 # The same steps with the multiprocess executor: a process per step, as the cluster's pod per step.
@@ -57,21 +58,34 @@ def run_job(
         raise StackError(f"Dagster run {launched} ended {run.status}: {client.failure(launched)}")
     pipeline_run_id = run.root_run_id or run.run_id
     claims = client.materialization_metadata(launched, published_asset)
-    for version in history(stack.settings(pipeline)):
-        if version.run_id == pipeline_run_id and version.md5 is not None:  # not a commit merely claiming it
-            published = PublishedVersion.from_mapping(
+    published = version_of_run(history(stack.settings(pipeline)), pipeline_run_id, claims, stack.remote_url)
+    if published is not None:
+        seconds = step_seconds(run) if pipeline is None else declared_step_seconds(run, pipeline)
+        return RunOutcome(published, launched, seconds, ("dagster_run_id", "orchestrator_run_id"))
+    raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
+
+
+def version_of_run(
+    versions: Sequence[VersionRecord], run_id: str, claims: Mapping[str, Any], remote_url: str
+) -> PublishedVersion | None:
+    """The version run `run_id` published (the history's, with what its materialization says of the
+    publish), or the head's when the run's change left the data as it was (its materialization says
+    `unchanged`); None when neither (a run that published nothing it could show)."""
+    for version in versions:
+        if version.run_id == run_id and version.md5 is not None:  # not a commit merely claiming it
+            return PublishedVersion.from_mapping(
                 {
                     **version.to_dict(),
-                    "run_id": pipeline_run_id,
-                    "s3_url": claims.get("s3_url") or s3_object_url(stack.remote_url, version.md5),
+                    "run_id": run_id,
+                    "s3_url": claims.get("s3_url") or s3_object_url(remote_url, version.md5),
                     "attempts": claims.get("attempts"),
                     "had_turn": claims.get("had_turn"),
                     "already_published": bool(claims.get("already_published", False)),
                 }
             )
-            seconds = step_seconds(run) if pipeline is None else declared_step_seconds(run, pipeline)
-            return RunOutcome(published, launched, seconds, ("dagster_run_id", "orchestrator_run_id"))
-    raise StackError(f"Dagster run {launched} succeeded but no version on the origin names run {pipeline_run_id}")
+    if claims.get("unchanged") is True and claims.get("md5"):
+        return PublishedVersion.from_mapping({**claims, "run_id": run_id})
+    return None
 
 
 def launch(client: DagsterClient, records: int, run_id: str | None, job: JobSelector = JOB) -> str:

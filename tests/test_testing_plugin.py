@@ -13,7 +13,10 @@ from typing import Any
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from dataset_pipeline.cli import app
+from dataset_pipeline.dagster_runs import version_of_run
 from dataset_pipeline.scaffold import init_project
 from dataset_pipeline.testing.origin import TEST_BUCKET, DatasetOrigin
 from shared_tasks.project.declared import DeclaredPipeline, load_project
@@ -156,6 +159,20 @@ def test_a_run_that_changes_nothing_publishes_nothing_and_says_so(
     assert objects_under(s3, prefix) == objects, "no object uploaded"
     retried = made.run(run_id="manual__unchanged")
     assert retried.unchanged and retried.commit == adopted.commit
+    env = {
+        "PIPELINE_GIT_URL": made.settings.git_url,
+        "PIPELINE_WORK_ROOT": str(made.settings.work_root),
+        "AWS_ENDPOINT_URL_S3": str(made.settings.s3_endpoint_url),
+        "PIPELINE_PROJECT_FILE": str(unchanging_project.project_file),
+    }
+    printed = CliRunner().invoke(app, ["run", "--run-id", "manual__unchanged-cli"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert "unchanged" in printed.output and adopted.commit[:12] in printed.output, printed.output
+    # Through Dagster: its publish asset's metadata is the record, and no version names the run.
+    claims = {key: value for key, value in version.to_dict().items() if value is not None}
+    shown = version_of_run(history(made.settings), "dagster-run-1", claims, made.remote_url)
+    assert shown is not None and shown.unchanged and (shown.commit, shown.run_id) == (adopted.commit, "dagster-run-1")
+    assert version_of_run(history(made.settings), "dagster-run-1", {**claims, "unchanged": False}, "") is None
     with pytest.raises(RestoreError, match=f"already holds {adopted.commit[:12]}'s data .*nothing to restore"):
         restore_version(made.settings, adopted.commit, "manual__restore-the-head")
     assert made.head() == adopted.commit

@@ -83,6 +83,13 @@ def run(
         if as_json:
             print_json(printed)
         else:
+            if version.unchanged:
+                out.print(
+                    f"unchanged: the run's output leaves the data as version [bold]{version.commit[:12]}[/bold] "
+                    f"holds it (md5 {version.md5}, {version.rows} rows); nothing was published",
+                    highlight=False,
+                )
+                return
             state = "already published" if version.already_published else "published"
             out.print(
                 f"{state} version [bold]{version.commit[:12]}[/bold]: md5 {version.md5}, "
