@@ -170,30 +170,3 @@ class DagsterStepOperator(BaseOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].extra = announcement(record)
         return record
-
-
-def step_tasks(steps: Any, cutover: Any, asset: Any, body_of: Any, pipeline: CutoverSteps = BUILTIN) -> dict[str, Any]:
-    """Each step's task in the DAG being built, after the steps it takes: a step the cutover sets to
-    dagster is this operator, any other runs `body_of(step)` as a TaskFlow task; the publishing
-    step's task updates the pipeline's Asset."""
-    from airflow.sdk import task
-
-    from airflow_dags.pods import executor_config
-    from shared_tasks.project.cutover import Runner
-
-    made: dict[str, Any] = {}
-    for step in steps:
-        common: dict[str, Any] = {
-            "task_id": step.name,
-            "doc_md": step.description,
-            "executor_config": executor_config(),
-            "outlets": [asset] if step.publishes else [],
-        }
-        if cutover.runner(step.name) is Runner.DAGSTER:
-            step_task: Any = DagsterStepOperator(step_name=step.name, pipeline=pipeline, **common)
-        else:
-            step_task = task(**common)(body_of(step))()
-        for upstream in step.upstream:
-            made[upstream] >> step_task
-        made[step.name] = step_task
-    return made

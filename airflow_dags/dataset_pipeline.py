@@ -16,8 +16,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
-from airflow_dags.dagster_proxy import step_tasks
 from airflow_dags.dataset_asset import dataset_asset
+from airflow_dags.step_tasks import step_tasks
 from airflow_dags.version_watcher import announcement
 from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE
 from shared_tasks.project.cutover import read_cutover

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, get_current_context
 
 from airflow_dags.dag_defaults import pipeline_dag_arguments
-from airflow_dags.dagster_proxy import step_tasks
+from airflow_dags.step_tasks import step_tasks
 from airflow_dags.verifying import verify_dag
 from airflow_dags.version_watcher import NewVersionTrigger, announcement
 from shared_tasks.project.cutover import CutoverSteps, declared_cutover_file, read_cutover

@@ -40,6 +40,8 @@ from shared_tasks.project.cutover import (
     AIRFLOW_TRY_TAG,
     DAGSTER_RUN_XCOM,
     LAUNCHING_OPERATOR,
+    SHADOW_OPERATOR,
+    shadow_task_id,
     steps_of_dag,
 )
 from shared_tasks.project.names import NAMES, PipelineNames
@@ -75,11 +77,12 @@ class AirflowClaim:
 
 
 def claimed_task(
-    tags: Mapping[str, str], asset: str | Sequence[str], project_file: Path | None = None
+    tags: Mapping[str, str], asset: str | Sequence[str], project_file: Path | None = None, shadow: bool = False
 ) -> AirflowClaim | None:
     """The Airflow task the run's tags claim, checked as far as it can be without Airflow; None
     when the run carries no `airflow/` tag (a run of Dagster's own). `asset` is the key of the asset
-    the run materializes (a built-in step's asset name alone)."""
+    the run materializes (a built-in step's asset name alone); with `shadow`, the asset whose step
+    the run runs in the shadow of Airflow's, for that step's shadow task."""
     claimed = _airflow_tags(tags)
     if claimed is None:
         return None
@@ -94,9 +97,15 @@ def claimed_task(
     except ValueError as error:
         raise ClaimRefused(AIRFLOW_RUN_TAG, run_id, str(error)) from None
     steps = pipeline.steps
-    if task_id not in steps:
+    if shadow:
+        tasks = {shadow_task_id(name): step for name, step in steps.items() if step.declared}
+        if task_id not in tasks:
+            raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"the shadow tasks are {', '.join(tasks) or 'none'}")
+        if tasks[task_id].output != key[-1]:
+            raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"that task shadows {tasks[task_id].output}, not {key[-1]}")
+    elif task_id not in steps:
         raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"the steps' tasks are {', '.join(steps)}")
-    if steps[task_id].output != key[-1]:
+    elif steps[task_id].output != key[-1]:
         raise ClaimRefused(AIRFLOW_TASK_TAG, task_id, f"that task launches {steps[task_id].output}, not {key[-1]}")
     if not try_text.isascii() or not try_text.isdigit() or int(try_text) < 1:
         raise ClaimRefused(AIRFLOW_TRY_TAG, try_text, "not a try number (1, 2, ...)")
@@ -126,10 +135,11 @@ def verify_claim(
     poll_seconds: float = XCOM_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    operator: str = LAUNCHING_OPERATOR,
 ) -> None:
-    """Returns when Airflow vouches that the claimed task launched Dagster run `dagster_run_id`;
-    raises ClaimRefused naming the tag it does not vouch for."""
-    _check_run_and_operator(client, claim)
+    """Returns when Airflow vouches that the claimed task (of `operator`) launched Dagster run
+    `dagster_run_id`; raises ClaimRefused naming the tag it does not vouch for."""
+    _check_run_and_operator(client, claim, operator)
     deadline = clock() + wait_seconds
     while True:
         state = _check_task(client, claim)
@@ -146,7 +156,7 @@ def verify_claim(
         sleep(poll_seconds)
 
 
-def _check_run_and_operator(client: AirflowClient, claim: AirflowClaim) -> None:
+def _check_run_and_operator(client: AirflowClient, claim: AirflowClaim, launching: str) -> None:
     """The Airflow run exists and runs, and the task is one that launches its step in Dagster."""
     try:
         run = client.dag_run(claim.dag_id, claim.run_id)
@@ -157,7 +167,7 @@ def _check_run_and_operator(client: AirflowClient, claim: AirflowClaim) -> None:
     if run.state != "running":
         raise ClaimRefused(AIRFLOW_RUN_TAG, claim.run_id, f"that Airflow run is {run.state}, not running")
     operator = client.task_operators(claim.dag_id).get(claim.task_id)
-    if operator != LAUNCHING_OPERATOR:
+    if operator != launching:
         raise ClaimRefused(
             AIRFLOW_TASK_TAG, claim.task_id, f"that task is a {operator}, which runs the step in Airflow itself"
         )
@@ -191,11 +201,25 @@ def check_launch_tags(tags: Mapping[str, str], dagster_run_id: str, asset: str |
     claim = claimed_task(tags, asset, OrchestrationSettings().project_file)
     if claim is None:
         return False
+    _vouched(claim, dagster_run_id, LAUNCHING_OPERATOR)
+    return True
+
+
+def check_shadow_tags(tags: Mapping[str, str], dagster_run_id: str, asset: Sequence[str]) -> AirflowClaim:
+    """The Airflow run a shadow runs beside, once Airflow vouched that the step's shadow task launched it:
+    a shadow reads that run's workspace, so it is always Airflow's, never a run of Dagster's own."""
+    claim = claimed_task(tags, asset, OrchestrationSettings().project_file, shadow=True)
+    if claim is None:
+        raise ClaimRefused(AIRFLOW_RUN_TAG, None, "a shadow runs only beside an Airflow run, whose task launches it")
+    _vouched(claim, dagster_run_id, SHADOW_OPERATOR)
+    return claim
+
+
+def _vouched(claim: AirflowClaim, dagster_run_id: str, operator: str) -> None:
     peer = AirflowPeer()
     if not peer.url or peer.password is None:
         raise ClaimRefused(
             AIRFLOW_RUN_TAG, claim.run_id, "Airflow is not configured here (PIPELINE_AIRFLOW_URL), so none can vouch"
         )
     with peer.client() as client:
-        verify_claim(client, claim, dagster_run_id)
-    return True
+        verify_claim(client, claim, dagster_run_id, operator=operator)

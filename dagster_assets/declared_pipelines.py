@@ -23,6 +23,7 @@ from dagster_assets.assets import (
     step_result,
 )
 from dagster_assets.peering import airflow_runs_sensor
+from dagster_assets.shadow import shadow_definitions
 from shared_tasks.project.cutover import CutoverSteps
 from shared_tasks.project.declared import DeclaredPipeline, load_project
 from shared_tasks.project.pipeline import StepInputs, StepSpec, declared_steps
@@ -111,7 +112,7 @@ def pipeline_definitions(
     assets = [step_asset(pipeline, step, outputs) for step in steps]
     job = dg.define_asset_job(
         pipeline.names.dagster_job,
-        selection=dg.AssetSelection.assets(*assets),
+        selection=dg.AssetSelection.assets(*assets).without_checks(),  # the shadow checks run for Airflow only
         description=pipeline.description or f"The declared pipeline {pipeline.name}: one new version per run",
     )
     return assets, job
@@ -121,6 +122,7 @@ class DeclaredDefinitions(NamedTuple):
     assets: list[dg.AssetsDefinition]
     jobs: list["UnresolvedAssetJobDefinition"]
     sensors: list[dg.SensorDefinition]
+    checks: list[dg.AssetChecksDefinition]
 
 
 def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool = False) -> DeclaredDefinitions:
@@ -128,18 +130,21 @@ def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool
     `process_per_step`, its job with a process per step, as the built-in pipeline has locally); none
     without a project file. A bad project file fails the code location's load, naming the file and the field."""
     project_file = OrchestrationSettings().project_file
-    found = DeclaredDefinitions([], [], [])
+    found = DeclaredDefinitions([], [], [], [])
     if project_file is None:
         return found
     for pipeline in load_project(project_file).pipelines:
         pipeline_assets, job = pipeline_definitions(pipeline)
         found.assets.extend(pipeline_assets)
         found.jobs.append(job)
+        shadow_checks, shadow_job = shadow_definitions(pipeline)
+        found.checks.extend(shadow_checks)
+        found.jobs.append(shadow_job)
         if process_per_step:
             found.jobs.append(
                 dg.define_asset_job(
                     pipeline.names.process_per_step_job,
-                    selection=dg.AssetSelection.assets(*pipeline_assets),
+                    selection=dg.AssetSelection.assets(*pipeline_assets).without_checks(),
                     executor_def=dg.multiprocess_executor,
                     description="The pipeline with a process per step (as a pod per step on the cluster)",
                 )

@@ -77,7 +77,7 @@ DECLARED = declared_definitions(DagsterSettings().peer_interval_seconds, process
 
 defs = dg.Definitions(
     assets=[dataset_head, pulled_dataset, changed_dataset, published_dataset, *DECLARED.assets],
-    asset_checks=CHECKS,
+    asset_checks=[*CHECKS, *DECLARED.checks],
     jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED.jobs],
     schedules=[
         *pipeline_schedules(),

@@ -7,7 +7,6 @@ found by that tag instead of being sent again: sending it again would start a se
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -27,6 +26,7 @@ from orchestrator_clients.dagster_records import (
     Materialization,
     RunSummary,
     SensorTick,
+    metadata_value,
 )
 from orchestrator_clients.errors import OrchestratorApiError, first_line
 from orchestrator_clients.retrying import busy_api_retrying
@@ -161,12 +161,18 @@ class DagsterClient:
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         asset_selection: Sequence[Sequence[str]] | None = None,
+        check_selection: Sequence[tuple[Sequence[str], str]] | None = None,
     ) -> str:
-        """Launch a run of `job` (only the assets of `asset_selection`, by key path, when given) once."""
+        """Launch a run of `job` once: only the assets of `asset_selection` (by key path) and the
+        checks of `check_selection` (asset key path, check name) when given."""
         launch_tags = tag_list({**(tags or {}), LAUNCH_TAG: secrets.token_hex(8)})
         selector = job.to_graphql()
         if asset_selection is not None:
             selector["assetSelection"] = [{"path": list(path)} for path in asset_selection]
+        if check_selection is not None:
+            selector["assetCheckSelection"] = [
+                {"assetKey": {"path": list(path)}, "name": name} for path, name in check_selection
+            ]
         params = {
             "selector": selector,
             "runConfigData": dict(run_config or {}),
@@ -259,7 +265,7 @@ class DagsterClient:
         for event in self.events(run_id):
             if event["__typename"] == "MaterializationEvent":
                 values = found.setdefault(tuple(event["assetKey"]["path"]), {})
-                values.update({entry["label"]: _metadata_value(entry) for entry in event["metadataEntries"]})
+                values.update({entry["label"]: metadata_value(entry) for entry in event["metadataEntries"]})
         return found
 
     def asset_materializations(self, asset_key: Sequence[str], limit: int = 100) -> list[Materialization]:
@@ -294,12 +300,6 @@ class DagsterClient:
         if runs:
             return str((runs[-1].get("error") or {}).get("message") or runs[-1]["message"])
         return "no failure event recorded"
-
-
-def _metadata_value(entry: Mapping[str, Any]) -> Any:
-    if "jsonString" in entry:
-        return json.loads(entry["jsonString"])
-    return next((entry[key] for key in ("text", "intValue", "floatValue", "boolValue") if key in entry), None)
 
 
 def _launched(result: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -115,8 +116,17 @@ class CheckExecution(ApiRecord):
     run_id: str
     status: str
     passed: bool | None
+    metadata: dict[str, Any] = {}
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> CheckExecution:
         evaluation = data.get("evaluation") or {}
-        return cls(run_id=data["runId"], status=data["status"], passed=evaluation.get("success"))
+        metadata = {entry["label"]: metadata_value(entry) for entry in evaluation.get("metadataEntries") or []}
+        return cls(run_id=data["runId"], status=data["status"], passed=evaluation.get("success"), metadata=metadata)
+
+
+def metadata_value(entry: Mapping[str, Any]) -> Any:
+    """A metadata entry's value as GraphQL gives it: text, a number, a boolean or parsed JSON."""
+    if "jsonString" in entry:
+        return json.loads(entry["jsonString"])
+    return next((entry[key] for key in ("text", "intValue", "floatValue", "boolValue") if key in entry), None)

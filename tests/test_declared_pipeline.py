@@ -9,63 +9,22 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from shared_tasks.project.cutover import CutoverSteps, read_cutover
 from shared_tasks.project.declared import ProjectFileError, load_project
 from shared_tasks.project.pipeline import StepInputs, pipeline_steps, run_pipeline
-from shared_tasks.project.settings import Layout, Settings, load_settings
+from shared_tasks.project.settings import Layout, load_settings
 from shared_tasks.run.steps import pull_data, push_data, run_declared_step
 from shared_tasks.run.team_steps import StepDefinitionError
 from shared_tasks.run.workspace import WorkspaceError
-from shared_tasks.storage.layout import read_dataset
 from shared_tasks.validation.schema import DataValidationError
-from shared_tasks.versioning.backends import LocalBackends, using_backends
 from shared_tasks.versioning.history import history, verify
-from tests.conftest import DVC_INIT_FILES, LocalVersioning, git
-from tests.team_project import SEED_ROWS, seed_origin, use_settings_env, write_project
-
-
-class TeamRepo:
-    def __init__(self, settings: Settings, origin: Path, remote_root: Path, project_dir: Path, package: str) -> None:
-        self.settings, self.origin, self.remote_root = settings, origin, remote_root
-        self.project_dir, self.package = project_dir, package
-
-    def calls(self) -> list[str]:
-        module = sys.modules.get(f"{self.package}.steps")
-        return list(module.CALLS) if module is not None else []
-
-    def head_data(self, tmp: Path) -> pd.DataFrame:
-        tmp.mkdir(parents=True, exist_ok=True)
-        clone = tmp / f"read-{len(list(tmp.iterdir()))}"
-        git(tmp, "clone", "--quiet", self.origin.as_uri(), str(clone))
-        from shared_tasks.project.redact import Redactor
-        from shared_tasks.versioning.local_dvc import LocalDvc
-
-        LocalDvc(self.settings, clone, Redactor(), self.remote_root, cache_dir=tmp / "cache").pull()
-        return read_dataset(clone / self.settings.data_relpath)
-
-
-_packages = iter(range(10_000))
-
-
-@pytest.fixture(params=[Layout.SINGLE_FILE, Layout.PARTITIONED], ids=lambda layout: layout.value)
-def team(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TeamRepo]:
-    layout: Layout = request.param
-    package = f"readings_team_{next(_packages)}_{layout.name.lower()}"  # a module of its own per test
-    project_file = write_project(tmp_path / "team-project", layout, package)
-    remote_root = tmp_path / "remote"
-    base = Settings(git_url="file:///unused", work_root=tmp_path / "work", project_file=project_file)
-    settings = base.for_pipeline(None)
-    origin = seed_origin(tmp_path / "team-origin", settings, remote_root, DVC_INIT_FILES)
-    settings = settings.model_copy(update={"git_url": origin.as_uri()})
-    with using_backends(LocalBackends(remote_root)):
-        yield TeamRepo(settings, origin, remote_root, project_file.parent, package)
-    sys.modules.pop(f"{package}.steps", None)
+from tests.conftest import LocalVersioning, git
+from tests.team_project import SEED_ROWS, use_settings_env, write_project
+from tests.team_repo import TeamRepo
 
 
 def test_a_declared_pipeline_runs_its_steps_and_publishes_one_version_with_generated_keys(
@@ -500,8 +459,10 @@ def test_every_version_command_takes_the_declared_pipeline(
     good.write_text(seed_csv(2))
     assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
     builtin_before = Path(os.environ["PIPELINE_CUTOVER_FILE"]).read_text()
-    moved = runner.invoke(app, ["cutover", "clean", "dagster", "--pipeline", "readings"])
-    assert moved.exit_code == 0, moved.output
+    held = runner.invoke(app, ["cutover", "clean", "dagster", "--pipeline", "readings"])
+    assert held.exit_code == 1 and "clean stays where it runs: Dagster is not running here" in held.output
+    moved = runner.invoke(app, ["cutover", "clean", "dagster", "--pipeline", "readings", "--force"])
+    assert moved.exit_code == 0 and "without the proof its shadow runs give" in moved.output, moved.output
     written = team.project_dir / "cutover.readings.yaml"  # beside the project file: it travels with it
     assert read_cutover(written, CutoverSteps.of(team.settings.declared())).in_dagster() == ["clean"]
     assert written.read_text().startswith("# Which orchestrator runs each step of DAG readings_pipeline")

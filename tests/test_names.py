@@ -29,6 +29,7 @@ TODAYS_NAMES = {
     "dagster_location": "dataset-pipeline",  # the chart names it after the user deployment
     "dagster_job": "dataset_pipeline",
     "process_per_step_job": "dataset_pipeline_process_per_step",
+    "shadow_job": "dataset_pipeline_shadow",
     "schedule": "dataset_pipeline_schedule",
     "checks_job": "published_dataset_checks",
     "observe_job": "observe_dataset_head",
@@ -46,7 +47,7 @@ NAMESPACES = {
     "Airflow DAG id": ("dag_id", "verify_dag_id"),
     "Airflow Asset": ("airflow_asset",),
     "Airflow DAG tag": ("dag_tag",),
-    "Dagster job": ("dagster_job", "process_per_step_job", "checks_job", "observe_job"),
+    "Dagster job": ("dagster_job", "process_per_step_job", "shadow_job", "checks_job", "observe_job"),
     "Dagster schedule or sensor": ("schedule", "observe_schedule", "airflow_runs_sensor"),
     "Dagster asset group": ("asset_group",),
     "Dagster pool": ("publish_pool",),

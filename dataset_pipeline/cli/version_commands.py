@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from dataset_pipeline.airflow_stack import cutover_file
-from dataset_pipeline.cli.app import PipelineOption, current_settings, err, out, print_json, reported_errors
-from shared_tasks.project.cutover import BUILTIN, Cutover, CutoverSteps, Runner, read_cutover, write_cutover
+from dataset_pipeline.cli.app import (
+    PipelineOption,
+    current_settings,
+    err,
+    local_stack,
+    out,
+    print_json,
+    reported_errors,
+)
+from shared_tasks.project.cutover import (
+    BUILTIN,
+    SHADOWABLE,
+    Cutover,
+    CutoverSteps,
+    Runner,
+    read_cutover,
+    write_cutover,
+)
 from shared_tasks.project.settings import ENV_PREFIX
+
+if TYPE_CHECKING:
+    from dataset_pipeline.shadow_record import ShadowRecord
 
 
 def validate_cmd(
@@ -78,30 +97,84 @@ def cutover_cmd(
     step: Annotated[str | None, typer.Argument(help="A step of the pipeline (`cutover` alone lists them).")] = None,
     runner: Annotated[Runner | None, typer.Argument(help="Who runs it from now on.")] = None,
     pipeline: PipelineOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Move a step to Dagster without the shadow runs that prove it.")
+    ] = False,
 ) -> None:
-    """Which orchestrator runs each step of the pipeline's DAG; with STEP and airflow|dagster, set one."""
+    """Which orchestrator runs each step of the pipeline's DAG; with STEP and airflow|dagster|shadow, set one.
+
+    A team's step moves to Dagster only after matched shadow runs of its current code (see
+    `shadow`); moving a step back to Airflow is never held."""
     with reported_errors():
         steps = BUILTIN
         if pipeline is not None or f"{ENV_PREFIX}PROJECT_FILE" in os.environ:
             steps = CutoverSteps.of(current_settings(pipeline).declared())
         path = steps.file(cutover_file())
         cutover = read_cutover(path, steps)
+        shadowable = [name for name, spec in steps.steps.items() if spec.declared]
+        records = _shadow_records(steps, shadowable)
         if step is not None:
             if step not in steps.steps:
                 raise ValueError(
                     f"unknown step {step!r}; the steps of {steps.names.dag_id} are {', '.join(steps.steps)}"
                 )
             if runner is None:
-                raise ValueError(f"say who runs {step}: airflow or dagster")
+                raise ValueError(f"say who runs {step}: airflow, dagster or shadow")
+            if runner is Runner.SHADOW and step not in shadowable:
+                raise ValueError(f"step {step!r} cannot be shadowed: {SHADOWABLE}")
+            if runner is Runner.DAGSTER and step in shadowable and cutover.runner(step) is not Runner.DAGSTER:
+                _gate(step, records, force)
             cutover = Cutover({**cutover.runners, step: runner}, steps)
             write_cutover(path, cutover)
-        table = Table("step", "runs in", title=f"{steps.names.dag_id}: {path}")
+        table = Table("step", "runs in", "shadow runs of its current code", title=f"{steps.names.dag_id}: {path}")
         for name in steps.steps:
-            table.add_row(name, cutover.runner(name).value)
+            shadow = records[name].shown() if isinstance(records, dict) and name in records else ""
+            table.add_row(name, cutover.runner(name).value, shadow if name in shadowable else "")
         out.print(table)
+        if isinstance(records, str) and shadowable:
+            out.print(f"Shadow runs not shown: {records}", highlight=False)
         if step is not None:
             out.print(
                 "Airflow reads the file when it parses the DAG (within seconds on the local stack); "
                 "on a cluster, commit and push it: gitSync brings it to Airflow like the DAG.",
                 highlight=False,
             )
+
+
+def _shadow_records(steps: CutoverSteps, shadowable: list[str]) -> dict[str, ShadowRecord] | str:
+    """The steps' shadow runs, from Dagster's API (the local stack's, else PIPELINE_DAGSTER_URL's); or
+    why they cannot be read."""
+    from dataset_pipeline.process import StackError
+    from dataset_pipeline.shadow_record import shadow_records
+    from orchestrator_clients.dagster_api import DagsterClient
+    from orchestrator_clients.errors import OrchestratorApiError
+
+    if not shadowable:
+        return {}
+    url = os.environ.get("PIPELINE_DAGSTER_URL")
+    if not url:
+        try:
+            service = local_stack().service("dagster")
+        except StackError as error:
+            return str(error)
+        if service.running() is None:  # type: ignore[attr-defined]
+            return "Dagster is not running here (start the stack, or set PIPELINE_DAGSTER_URL)"
+        url = service.url  # type: ignore[attr-defined]
+    try:
+        return shadow_records(DagsterClient(url), steps, shadowable)
+    except (OrchestratorApiError, OSError) as error:
+        return f"Dagster's API at {url} did not answer: {error}"
+
+
+def _gate(step: str, records: dict[str, ShadowRecord] | str, force: bool) -> None:
+    from dataset_pipeline.shadow_record import gate_refusal, required_matches
+
+    why = records if isinstance(records, str) else gate_refusal(records[step], required_matches())
+    if why is None:
+        return
+    if not force:
+        raise ValueError(
+            f"{step} stays where it runs: {why}. Shadow it first (`cutover {step} shadow`, then Airflow runs), "
+            "or move it anyway with --force"
+        )
+    err.print(f"[yellow]moving {step} to Dagster without the proof its shadow runs give: {why}[/yellow]")

@@ -6,9 +6,13 @@ it travels with the project, to the cluster's DAG folder too. The Airflow DAG re
 each task's kind; the CLI's `cutover` command reads and writes it; so its format lives here, with
 the pipelines it names.
 
-One line per step, `airflow` or `dagster`; a step missing from the file, or no file at all, runs in
-Airflow. Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on
-the cluster, like the DAG). A bad file is a DAG import error naming the file and the line, never a
+One line per step, `airflow`, `dagster` or `shadow`; a step missing from the file, or no file at all,
+runs in Airflow. A shadowed step (a team's own step of a declared pipeline) runs in Airflow, and
+Dagster runs it again beside, on a copy of the same inputs, for the two outputs to be compared
+(shared_tasks.run.shadow): the stage between observing a step and cutting it over.
+
+Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on the
+cluster, like the DAG). A bad file is a DAG import error naming the file and the line, never a
 silent default: an unknown step or orchestrator, a step named twice, anything but `step: value` pairs,
 text that is not UTF-8, nesting deeper than any such file has (refused as it is read, before a
 parser could recurse into it).
@@ -37,13 +41,23 @@ AIRFLOW_TAGS = (AIRFLOW_DAG_TAG, AIRFLOW_RUN_TAG, AIRFLOW_TASK_TAG, AIRFLOW_TRY_
 # the launched run's URL (ending `/runs/<Dagster run id>`) as this XCom before it waits on it.
 LAUNCHING_OPERATOR = "DagsterStepOperator"
 DAGSTER_RUN_XCOM = "dagster_run_url"
+# A shadowed step's second task, after the step's own: it launches the shadow in Dagster and waits.
+SHADOW_OPERATOR = "DagsterShadowOperator"
+SHADOW_TASK_SUFFIX = "__shadow"
+MATCHES_AIRFLOW_CHECK = "matches_airflow"  # the shadow's Dagster asset check on the step's asset
 
 FILE_NAME = "cutover.yaml"  # beside the DAG file: in the repository, and in the DAG folder gitSync fills
 HEADER = (
-    "# Which orchestrator runs each step of DAG {dag_id}: airflow or dagster.\n"
+    "# Which orchestrator runs each step of DAG {dag_id}: airflow, dagster or shadow.\n"
     "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
+    "# A step set to shadow runs in Airflow, and in Dagster beside it on the same inputs, to compare.\n"
 )
 
+
+SHADOWABLE = (
+    "only a team's own step of a declared pipeline is (its output is kept, for Dagster's to be compared with);"
+    " the product's pull and publish are the same code everywhere"
+)
 
 # The file is a mapping of scalars; a level or two more still read as a value of the wrong kind (a list
 # or mapping), named as such. Anything deeper is refused while the events stream in: composing it
@@ -54,6 +68,11 @@ MAX_NESTING = 3
 class Runner(StrEnum):
     AIRFLOW = "airflow"
     DAGSTER = "dagster"
+    SHADOW = "shadow"  # Airflow runs it; Dagster runs it too, in the shadow, and the outputs are compared
+
+
+def shadow_task_id(step: str) -> str:
+    return f"{step}{SHADOW_TASK_SUFFIX}"
 
 
 class CutoverError(ValueError):
@@ -113,6 +132,9 @@ class Cutover:
     def in_dagster(self) -> list[str]:
         return [step for step in self.of.steps if self.runner(step) is Runner.DAGSTER]
 
+    def shadowed(self) -> list[str]:
+        return [step for step in self.of.steps if self.runner(step) is Runner.SHADOW]
+
     def to_text(self) -> str:
         header = HEADER.format(dag_id=self.of.names.dag_id)
         return header + "".join(f"{step}: {self.runner(step).value}\n" for step in self.of.steps)
@@ -134,23 +156,33 @@ def read_cutover(path: Path, of: CutoverSteps = BUILTIN) -> Cutover:
     if node is None:
         return Cutover({}, of)
     if not isinstance(node, yaml.MappingNode):
-        raise CutoverError(f"{path}, line {node.start_mark.line + 1}: expected one `step: airflow|dagster` per line")
-    steps = set(of.steps)
+        raise CutoverError(
+            f"{path}, line {node.start_mark.line + 1}: expected one `step: airflow|dagster|shadow` per line"
+        )
     runners: dict[str, Runner] = {}
     for key, value in node.value:
-        line = key.start_mark.line + 1
-        if not isinstance(key, yaml.ScalarNode) or key.value not in steps:
-            raise CutoverError(
-                f"{path}, line {line}: unknown step {key.value!r}; the steps of {of.names.dag_id}"
-                f" are {', '.join(of.steps)}"
-            )
-        if key.value in runners:
-            raise CutoverError(f"{path}, line {line}: step {key.value!r} is named twice")
-        if not isinstance(value, yaml.ScalarNode) or value.value not in set(Runner):
-            shown = value.value if isinstance(value, yaml.ScalarNode) else "a list or mapping"
-            raise CutoverError(f"{path}, line {line}: step {key.value!r} set to {shown!r}; use airflow or dagster")
-        runners[key.value] = Runner(value.value)
+        step, runner = _line(path, of, key, value, runners)
+        runners[step] = runner
     return Cutover(runners, of)
+
+
+def _line(
+    path: Path, of: CutoverSteps, key: yaml.Node, value: yaml.Node, earlier: dict[str, Runner]
+) -> tuple[str, Runner]:
+    """One `step: runner` line, checked against the pipeline's steps and the lines before it."""
+    line = key.start_mark.line + 1
+    if not isinstance(key, yaml.ScalarNode) or key.value not in of.steps:
+        raise CutoverError(
+            f"{path}, line {line}: unknown step {key.value!r}; the steps of {of.names.dag_id} are {', '.join(of.steps)}"
+        )
+    if key.value in earlier:
+        raise CutoverError(f"{path}, line {line}: step {key.value!r} is named twice")
+    if not isinstance(value, yaml.ScalarNode) or value.value not in set(Runner):
+        shown = value.value if isinstance(value, yaml.ScalarNode) else "a list or mapping"
+        raise CutoverError(f"{path}, line {line}: step {key.value!r} set to {shown!r}; use airflow, dagster or shadow")
+    if value.value == Runner.SHADOW and not of.steps[key.value].declared:
+        raise CutoverError(f"{path}, line {line}: step {key.value!r} cannot be shadowed: {SHADOWABLE}")
+    return key.value, Runner(value.value)
 
 
 def _read_text(path: Path) -> str:
@@ -178,7 +210,7 @@ def _check_nesting(path: Path, text: str) -> None:
                 where = f", line {mark.line + 1}" if mark is not None else ""
                 raise CutoverError(
                     f"{path}{where}: lists or mappings nested {depth} deep; "
-                    "expected one `step: airflow|dagster` per line"
+                    "expected one `step: airflow|dagster|shadow` per line"
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1

@@ -11,6 +11,7 @@ underscores, at most 64 characters: so every name below is a valid Airflow DAG i
     Airflow Asset, the DAGs' tag           P
     Dagster job, its schedule              P_pipeline, P_pipeline_schedule
     the job with a process per step        P_pipeline_process_per_step (local stack only)
+    the job of its steps' shadow checks    P_pipeline_shadow (a declared pipeline's)
     the checks job, the head's job         published_P_checks, observe_P_head (+ _schedule)
     Dagster asset group                    P
     Dagster asset keys                     P/<asset>, e.g. P/published_dataset
@@ -77,6 +78,7 @@ class PipelineNames:
     dagster_location: str
     dagster_job: str
     process_per_step_job: str
+    shadow_job: str
     schedule: str
     checks_job: str
     observe_job: str
@@ -103,6 +105,7 @@ class PipelineNames:
             dagster_location=CODE_LOCATION,
             dagster_job=job,
             process_per_step_job=f"{job}_process_per_step",
+            shadow_job=f"{job}_shadow",
             schedule=f"{job}_schedule",
             checks_job=f"published_{pipeline}_checks",
             observe_job=observe_job,

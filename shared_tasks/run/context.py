@@ -22,10 +22,13 @@ from shared_tasks.versioning.versions import VersionRecord, described, find_run_
 
 
 class RunContext:
-    def __init__(self, settings: Settings, run_id: str, backends: Backends | None = None) -> None:
+    def __init__(
+        self, settings: Settings, run_id: str, backends: Backends | None = None, workspace: Workspace | None = None
+    ) -> None:
+        """`workspace`: another than the run's own (a shadow's, which runs the run's step again beside it)."""
         self.settings = settings
         self.run_id = run_id
-        self.workspace = Workspace.for_run(settings.work_root, run_id)
+        self.workspace = workspace or Workspace.for_run(settings.work_root, run_id)
         self.redact = Redactor.from_environment(settings.secret_values())
         self.rules = rules_of(settings)
         backends = backends or backends_in_use()
