@@ -19,7 +19,7 @@ import pytest
 from dataset_pipeline.airflow_stack import PROXY_OPERATOR
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.errors import OrchestratorApiError
-from shared_tasks.project.cutover import AIRFLOW_RUN_TAG, read_cutover
+from shared_tasks.project.cutover import AIRFLOW_RUN_TAG, SHADOW_OPERATOR, read_cutover
 from shared_tasks.project.names import NAMES, PipelineNames
 from shared_tasks.project.pipeline import PIPELINE, STEPS
 from tests.conftest import cli, headless_page
@@ -276,6 +276,10 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     assert reported["published_dataset"][0]["commit"] == made[1][1]
     assert not any(event["dagster_run_id"] for (event,) in reported.values()), "each a report of Airflow's task"
 
+    # Before `clean` may move to Dagster, its shadow runs prove it: refused, shadowed, proven.
+    env = {**env, "PIPELINE_SHADOW_MATCHES": "1"}
+    prove_in_the_shadow(porting_stack_env, env, "clean")
+
     # Cut the team's `clean` over to Dagster: Airflow's task launches it there, in this run's workspace.
     with airflow_client(porting_stack_env) as client:
         for runner, in_dagster in (("dagster", {"clean"}), ("airflow", set())):
@@ -329,6 +333,70 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
     assert comparison["cutover_restored"] == []
     with airflow_client(porting_stack_env) as client:
         assert parsed_as(client, set(), "readings_pipeline"), "the cutover put back as it was"
+
+
+def shadow_tasks(client: AirflowClient, dag_id: str) -> set[str] | None:
+    shadows = {name for name, kind in client.task_operators(dag_id).items() if kind == SHADOW_OPERATOR}
+    return shadows or None
+
+
+def shadowed_run(env: dict[str, str], stack_env: dict[str, str], step: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An Airflow run of the team's pipeline with `step` shadowed: its version, and its shadow task's result."""
+    ran = cli("run", "--via", "airflow", "--param", "readings=2", "--json", env=env, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    version = json.loads(ran.stdout)
+    with airflow_client(stack_env) as client:
+        tasks = client.task_states("readings_pipeline", version["run_id"])
+        assert tasks[f"{step}__shadow"].state == "success", "the run ends once its shadow has"
+        shadow: dict[str, Any] = client.return_value("readings_pipeline", version["run_id"], f"{step}__shadow")
+    return version, shadow
+
+
+def prove_in_the_shadow(stack_env: dict[str, str], env: dict[str, str], step: str) -> None:
+    """The gate, and what lets a step through it: shadow runs of its current code, matched, and none that
+    differed. A change of the step's code that Dagster's environment makes differ is caught and named;
+    the code put back, its earlier proof counts again."""
+    steps_file = Path(env["PIPELINE_PROJECT_FILE"]).parent / "stack_readings_team" / "steps.py"
+    held = cli("cutover", step, "dagster", env=env)
+    assert held.returncode == 1 and "0 matched shadow run(s) of its current code, 1 needed" in held.stderr, held.stderr
+    assert cli("cutover", step, "shadow", env=env).returncode == 0
+    with airflow_client(stack_env) as client:
+        eventually(lambda: shadow_tasks(client, "readings_pipeline"), "the shadow task parsed", timeout=180)
+        assert shadow_tasks(client, "readings_pipeline") == {f"{step}__shadow"}
+    history_before = json.loads(cli("history", "--json", env=env).stdout)
+    version, shadow = shadowed_run(env, stack_env, step)
+    assert shadow["matched"] is True and shadow["summary"].startswith("equal: 2 rows"), shadow
+    assert shadow["airflow_run_id"] == version["run_id"] and shadow["dagster_run_id"]
+    history = json.loads(cli("history", "--json", env=env).stdout)
+    assert [v["commit"] for v in history] == [version["commit"]] + [v["commit"] for v in history_before], (
+        "one version, Airflow's; the shadow published nothing"
+    )
+    checks = dagster_client(stack_env).check_executions(["readings", step], "matches_airflow", limit=10)
+    (execution,) = [c for c in checks if c.run_id == shadow["dagster_run_id"]]
+    assert execution.passed and execution.metadata["code_digest"] == shadow["code_digest"]
+    listed = cli("cutover", env=env)
+    assert "1 matched, 0 differed" in listed.stdout, listed.stdout
+
+    # Dagster's environment differs from Airflow's (a variable set only in Dagster's code location), and a
+    # new version of the step reads it: the shadow differs, naming the column and the values.
+    original = steps_file.read_text(encoding="utf-8")
+    reads_env = original.replace(
+        'return collect.with_columns(pl.col("celsius").round(1))',
+        'import os\n    site = "dagster-home" if os.environ.get("DAGSTER_HOME") else "no-dagster-home"\n'
+        '    return collect.with_columns(pl.col("celsius").round(1), pl.lit(site).alias("note"))',
+    )
+    assert reads_env != original
+    steps_file.write_text(reads_env, encoding="utf-8")
+    try:
+        _, differed = shadowed_run(env, stack_env, step)
+        assert differed["matched"] is False and differed["code_digest"] != shadow["code_digest"]
+        assert "'note': 'no-dagster-home'" in differed["summary"] and "'note': 'dagster-home'" in differed["summary"]
+        refused = cli("cutover", step, "dagster", env=env)
+        assert refused.returncode == 1 and "1 shadow run(s) of its current code differed" in refused.stderr
+        assert "'note': 'dagster-home'" in refused.stderr, "the refusal names the difference"
+    finally:
+        steps_file.write_text(original, encoding="utf-8")
+    assert "1 matched, 0 differed" in cli("cutover", env=env).stdout, "the earlier code's proof counts again"
 
 
 def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(
