@@ -188,8 +188,15 @@ def test_every_declared_pipeline_has_a_sensor_and_locally_a_job_with_a_process_p
     assert sorted(jobs) == [
         "readings_pipeline",
         "readings_pipeline_process_per_step",
+        "readings_pipeline_shadow",
         "station_readings_pipeline",
         "station_readings_pipeline_process_per_step",
+        "station_readings_pipeline_shadow",
     ]
     assert jobs["readings_pipeline_process_per_step"].executor_def is dg.multiprocess_executor
-    assert [job.name for job in declared_definitions(7).jobs] == ["readings_pipeline", "station_readings_pipeline"]
+    assert [job.name for job in declared_definitions(7).jobs] == [
+        "readings_pipeline",
+        "readings_pipeline_shadow",
+        "station_readings_pipeline",
+        "station_readings_pipeline_shadow",
+    ]
