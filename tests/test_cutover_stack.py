@@ -278,7 +278,7 @@ def test_a_declared_pipeline_runs_directly_through_airflow_and_through_dagster_w
 
     # Before `clean` may move to Dagster, its shadow runs prove it: refused, shadowed, proven.
     env = {**env, "PIPELINE_SHADOW_MATCHES": "1"}
-    prove_in_the_shadow(porting_stack_env, env, "clean")
+    rows += prove_in_the_shadow(porting_stack_env, env, "clean")
 
     # Cut the team's `clean` over to Dagster: Airflow's task launches it there, in this run's workspace.
     with airflow_client(porting_stack_env) as client:
@@ -352,10 +352,10 @@ def shadowed_run(env: dict[str, str], stack_env: dict[str, str], step: str) -> t
     return version, shadow
 
 
-def prove_in_the_shadow(stack_env: dict[str, str], env: dict[str, str], step: str) -> None:
+def prove_in_the_shadow(stack_env: dict[str, str], env: dict[str, str], step: str) -> int:
     """The gate, and what lets a step through it: shadow runs of its current code, matched, and none that
     differed. A change of the step's code that Dagster's environment makes differ is caught and named;
-    the code put back, its earlier proof counts again."""
+    the code put back, its earlier proof counts again. Returns the rows its two runs added."""
     steps_file = Path(env["PIPELINE_PROJECT_FILE"]).parent / "stack_readings_team" / "steps.py"
     held = cli("cutover", step, "dagster", env=env)
     assert held.returncode == 1 and "0 matched shadow run(s) of its current code, 1 needed" in held.stderr, held.stderr
@@ -397,6 +397,7 @@ def prove_in_the_shadow(stack_env: dict[str, str], env: dict[str, str], step: st
     finally:
         steps_file.write_text(original, encoding="utf-8")
     assert "1 matched, 0 differed" in cli("cutover", env=env).stdout, "the earlier code's proof counts again"
+    return 2 * 2
 
 
 def test_a_second_pipeline_of_the_project_merges_runs_racing_directly_through_airflow_and_through_dagster(
