@@ -42,13 +42,21 @@ def announced_version(extra: Mapping[str, Any]) -> Mapping[str, Any]:
     return payload if isinstance(payload, Mapping) else extra
 
 
+# The watermark of a branch first seen holding no version of the pipeline (a declared pipeline not yet
+# adopted): every version after that is new, the adopted one too, however fast the next ones follow.
+NO_VERSION_YET = "no-version-yet"
+
+
 def unannounced(versions: Sequence[VersionRecord], announced: str | None) -> list[VersionRecord]:
     """The versions after `announced`, oldest first (newest-first history in, as `history` gives it).
 
     With no watermark yet, or one the branch no longer holds (the origin was replaced), nothing is
-    announced: the newest version becomes the watermark, so history is never replayed as new.
+    announced: the newest version becomes the watermark, so history is never replayed as new. A
+    branch first seen with no version of the pipeline has every later version announced.
     """
     commits = [version.commit for version in versions]
+    if announced == NO_VERSION_YET:
+        return list(reversed(versions))
     if announced is None or announced not in commits:
         return []
     return list(reversed(versions[: commits.index(announced)]))
@@ -96,7 +104,9 @@ class NewVersionTrigger(BaseEventTrigger):
                 await asyncio.sleep(self.poll_seconds)
                 continue
             announced = await self._watermark()
-            if versions and (announced is None or announced not in {v.commit for v in versions}):
+            if not versions and announced is None:
+                await self._advance(NO_VERSION_YET)
+            elif versions and announced != NO_VERSION_YET and announced not in {v.commit for v in versions}:
                 await self._advance(versions[0].commit)
             for version in unannounced(versions, announced):
                 if version.orchestrator != self.skip_orchestrator:

@@ -106,3 +106,26 @@ def test_each_version_made_elsewhere_is_announced_once_across_a_restart(
     assert before[1]["author"] == "A. Person <person@example.invalid>"  # the plain git + dvc commit
     assert [event["run_id"] for event in after] == ["direct-2"]
     assert {"commit", "md5", "rows", "rows_added", "orchestrator", "run_id"} <= set(after[0])
+
+
+def test_a_pipeline_first_seen_with_no_version_has_every_later_one_announced_however_fast_they_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A declared pipeline not yet adopted: its adopted version and one published before the watcher's
+    next poll are both new (taking the newest as the first watermark would lose the first of them)."""
+    import shared_tasks.project.settings as settings_module
+    import shared_tasks.versioning.history as history_module
+
+    adopted, direct = version("c1").model_copy(update={"orchestrator": "adopt"}), version("c2")
+    polls = iter([[], [direct, adopted]])  # newest first; then the same again, for good
+    monkeypatch.setattr(settings_module, "load_builtin_settings", lambda: None)
+    monkeypatch.setattr(history_module, "history", lambda settings: next(polls, [direct, adopted]))
+    store = StateStore()
+
+    async def scenario() -> list[dict[str, Any]]:
+        watcher = NewVersionTrigger(poll_seconds=0.05)
+        watcher.asset_state_store = store  # type: ignore[assignment]
+        return await next_events(watcher.run(), 2, timeout=10)
+
+    announced = asyncio.run(scenario())
+    assert [event["commit"] for event in announced] == ["c1", "c2"], "the adopted version first, then the next"
