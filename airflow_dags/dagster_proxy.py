@@ -113,6 +113,27 @@ def launch_config(pipeline: CutoverSteps, step_name: str, params: Any) -> dict[s
     return {"ops": {pipeline.names.op_name(step.output): {"config": wanted}}} if wanted else {}
 
 
+def launch_and_defer(operator: BaseOperator, context: Any, launch: Any, what: str) -> None:
+    """Launch a Dagster run for this task (`launch(client, tags)`), or follow the one an earlier try
+    launched that has not failed; name it in the task's XCom, then defer until it ends."""
+    from orchestrator_clients.dagster_api import DagsterClient
+
+    endpoint = DagsterEndpoint()
+    client = DagsterClient(endpoint.api())
+    ti = context["ti"]
+    task = {AIRFLOW_DAG_TAG: ti.dag_id, AIRFLOW_RUN_TAG: ti.run_id, AIRFLOW_TASK_TAG: ti.task_id}
+    earlier = [run for run in client.runs_with_tags(task) if run.status not in FAILED]
+    if earlier:
+        run_id = earlier[0].run_id
+        operator.log.info("waiting on Dagster run %s, launched by an earlier try", endpoint.run_url(run_id))
+    else:
+        run_id = launch(client, {**task, AIRFLOW_TRY_TAG: str(ti.try_number)})
+        operator.log.info("launched Dagster run %s for %s", endpoint.run_url(run_id), what)
+    ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
+    trigger = DagsterRunTrigger(endpoint.api(), run_id, endpoint.poll_seconds, time.time() + endpoint.settle_seconds)
+    operator.defer(trigger=trigger, method_name="execute_complete")
+
+
 class DagsterStepOperator(BaseOperator):
     """The task of a step that runs in Dagster (see the module's docstring)."""
 
@@ -125,33 +146,23 @@ class DagsterStepOperator(BaseOperator):
         self.pipeline = pipeline
 
     def execute(self, context: Any) -> Any:
-        from orchestrator_clients.dagster_api import DagsterClient
         from orchestrator_clients.dagster_records import JobSelector
 
-        endpoint = DagsterEndpoint()
-        client = DagsterClient(endpoint.api())
-        ti = context["ti"]
-        task = {AIRFLOW_DAG_TAG: ti.dag_id, AIRFLOW_RUN_TAG: ti.run_id, AIRFLOW_TASK_TAG: ti.task_id}
-        earlier = [run for run in client.runs_with_tags(task) if run.status not in FAILED]
-        if earlier:
-            run_id = earlier[0].run_id
-            self.log.info("waiting on Dagster run %s, launched by an earlier try", endpoint.run_url(run_id))
-        else:
-            names = self.pipeline.names
-            run_id = client.launch_run(
-                JobSelector(names.dagster_location, names.dagster_job),
-                run_config=launch_config(self.pipeline, self.step_name, context["params"]),
-                tags={**task, AIRFLOW_TRY_TAG: str(ti.try_number)},
-                asset_selection=[names.asset_key(self.pipeline.steps[self.step_name].output)],
-                # a team step's only check is its shadow's, which has no business in the step's own run
-                check_selection=None if self.pipeline.declared is None else [],
+        names = self.pipeline.names
+
+        def launch(client: Any, tags: dict[str, str]) -> str:
+            return str(
+                client.launch_run(
+                    JobSelector(names.dagster_location, names.dagster_job),
+                    run_config=launch_config(self.pipeline, self.step_name, context["params"]),
+                    tags=tags,
+                    asset_selection=[names.asset_key(self.pipeline.steps[self.step_name].output)],
+                    # a team step's only check is its shadow's, which has no business in the step's own run
+                    check_selection=None if self.pipeline.declared is None else [],
+                )
             )
-            self.log.info("launched Dagster run %s for step %s", endpoint.run_url(run_id), self.step_name)
-        ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
-        trigger = DagsterRunTrigger(
-            endpoint.api(), run_id, endpoint.poll_seconds, time.time() + endpoint.settle_seconds
-        )
-        self.defer(trigger=trigger, method_name="execute_complete")
+
+        launch_and_defer(self, context, launch, f"step {self.step_name}")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException

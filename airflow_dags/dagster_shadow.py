@@ -13,17 +13,12 @@ say) fails the task.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_dags.dagster_proxy import FAILED, RUN_URL_XCOM, DagsterEndpoint, DagsterRunLink, DagsterRunTrigger
+from airflow_dags.dagster_proxy import RUN_URL_XCOM, DagsterEndpoint, DagsterRunLink, launch_and_defer
 from shared_tasks.project.cutover import (
-    AIRFLOW_DAG_TAG,
-    AIRFLOW_RUN_TAG,
-    AIRFLOW_TASK_TAG,
-    AIRFLOW_TRY_TAG,
     MATCHES_AIRFLOW_CHECK,
     CutoverSteps,
 )
@@ -44,31 +39,21 @@ class DagsterShadowOperator(BaseOperator):
         return list(self.pipeline.names.asset_key(self.pipeline.steps[self.step_name].output))
 
     def execute(self, context: Any) -> Any:
-        from orchestrator_clients.dagster_api import DagsterClient
         from orchestrator_clients.dagster_records import JobSelector
 
-        endpoint = DagsterEndpoint()
-        client = DagsterClient(endpoint.api())
-        ti = context["ti"]
-        task = {AIRFLOW_DAG_TAG: ti.dag_id, AIRFLOW_RUN_TAG: ti.run_id, AIRFLOW_TASK_TAG: ti.task_id}
-        earlier = [run for run in client.runs_with_tags(task) if run.status not in FAILED]
-        if earlier:
-            run_id = earlier[0].run_id
-            self.log.info("waiting on Dagster shadow run %s, launched by an earlier try", endpoint.run_url(run_id))
-        else:
-            names = self.pipeline.names
-            run_id = client.launch_run(
-                JobSelector(names.dagster_location, names.shadow_job),
-                tags={**task, AIRFLOW_TRY_TAG: str(ti.try_number)},
-                asset_selection=[],
-                check_selection=[(self.asset_key(), MATCHES_AIRFLOW_CHECK)],
+        names = self.pipeline.names
+
+        def launch(client: Any, tags: dict[str, str]) -> str:
+            return str(
+                client.launch_run(
+                    JobSelector(names.dagster_location, names.shadow_job),
+                    tags=tags,
+                    asset_selection=[],
+                    check_selection=[(self.asset_key(), MATCHES_AIRFLOW_CHECK)],
+                )
             )
-            self.log.info("launched Dagster shadow run %s of step %s", endpoint.run_url(run_id), self.step_name)
-        ti.xcom_push(key=RUN_URL_XCOM, value=endpoint.run_url(run_id))
-        trigger = DagsterRunTrigger(
-            endpoint.api(), run_id, endpoint.poll_seconds, time.time() + endpoint.settle_seconds
-        )
-        self.defer(trigger=trigger, method_name="execute_complete")
+
+        launch_and_defer(self, context, launch, f"the shadow of step {self.step_name}")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
