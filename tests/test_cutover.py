@@ -30,6 +30,39 @@ def test_a_written_file_reads_back_the_same(tmp_path: Path) -> None:
     assert path.read_text().startswith("#")  # says what it is to whoever opens it
 
 
+def test_a_step_forced_to_dagster_keeps_why_in_its_line_until_it_moves_again(tmp_path: Path) -> None:
+    path = tmp_path / "cutover.yaml"
+    forced = Cutover({}).moved("modify_data", Runner.DAGSTER, "0 matched shadow run(s)\n of its code")
+    write_cutover(path, forced)
+    assert "modify_data: dagster  # forced: 0 matched shadow run(s) of its code\n" in path.read_text()
+    read = read_cutover(path)
+    assert read.forced_steps() == ["modify_data"]
+    assert read.forced == {"modify_data": "0 matched shadow run(s) of its code"}
+    again = read.moved("modify_data", Runner.DAGSTER)  # set to dagster again: still the forced move it was
+    assert again.forced_steps() == ["modify_data"]
+    back = read.moved("modify_data", Runner.AIRFLOW).moved("modify_data", Runner.DAGSTER)  # back, then proven
+    assert back.forced_steps() == [] and back.in_dagster() == ["modify_data"]
+    assert read.moved("push_data", Runner.DAGSTER).forced_steps() == ["modify_data"], "other steps keep theirs"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "modify_data: airflow  # forced: a comment on a step Airflow runs means nothing",
+        "modify_data: dagster  # forcedly moved",
+        "modify_data: dagster  # moved by hand, forced: no",
+        "modify_data: dagster",
+        "# forced: a comment line of its own\nmodify_data: dagster",
+    ],
+)
+def test_only_a_forced_comment_after_a_dagster_value_marks_a_step_forced(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "cutover.yaml"
+    path.write_text(line + "\n")
+    assert read_cutover(path).forced_steps() == []
+    path.write_text("modify_data: dagster # forced\n")
+    assert read_cutover(path).forced == {"modify_data": ""}, "the test can fail: a bare marker counts"
+
+
 def bad_files() -> dict[str, tuple[str, str]]:
     """name -> (file text, what the error must say)."""
     cases = {

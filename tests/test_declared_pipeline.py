@@ -465,10 +465,14 @@ def test_every_version_command_takes_the_declared_pipeline(
     assert moved.exit_code == 0 and "without the proof its shadow runs give" in moved.output, moved.output
     written = team.project_dir / "cutover.readings.yaml"  # beside the project file: it travels with it
     assert read_cutover(written, CutoverSteps.of(team.settings.declared())).in_dagster() == ["clean"]
+    assert "clean: dagster  # forced: Dagster is not running here" in written.read_text(), "why it was forced"
     assert written.read_text().startswith("# Which orchestrator runs each step of DAG readings_pipeline")
     assert Path(os.environ["PIPELINE_CUTOVER_FILE"]).read_text() == builtin_before, "the built-in's lines are its own"
-    listed = runner.invoke(app, ["cutover"])
+    listed = runner.invoke(app, ["cutover"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and all(name in listed.stdout for name in ("collect", "clean", "push_data"))
+    assert "dagster (forced)" in listed.stdout
+    back = runner.invoke(app, ["cutover", "clean", "airflow"])
+    assert back.exit_code == 0 and "forced" not in written.read_text(), "rolled back, the mark goes with it"
     unknown = runner.invoke(app, ["cutover", "modify_data", "dagster"])
     assert unknown.exit_code == 1 and "the steps of readings_pipeline are pull_data, collect, clean" in unknown.output
 
@@ -595,6 +599,43 @@ def test_a_declared_step_cut_over_to_dagster_works_in_the_airflow_runs_workspace
     assert newest.commit == version.to_dict()["commit"] and newest.orchestrator == "airflow" and newest.run_id == run_id
     assert newest.steps_by == {"pull_data": "airflow", "collect": "airflow", "clean": "dagster", "push_data": "airflow"}
     assert newest.rows_added == 3 and len(team.head_data(tmp_path / "reads")) == SEED_ROWS + 3
+
+
+def test_a_version_whose_step_was_forced_to_dagster_says_so_in_its_history(
+    team: TeamRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cutover clean dagster --force` marks the line; Airflow's runs that Dagster's `clean` served then
+    publish versions whose history names the forced step, and a proven move's versions do not."""
+    from typer.testing import CliRunner
+
+    from dataset_pipeline.cli import app
+    from shared_tasks.project.cutover import Runner, declared_cutover_file, write_cutover
+
+    use_settings_env(monkeypatch, team.settings)
+    pipeline = team.settings.declared()
+    steps = {step.name: step for step in pipeline_steps(team.settings)}
+    cutover_path = declared_cutover_file(pipeline)
+
+    def airflow_run_with_clean_in_dagster(run_id: str) -> None:
+        for name in ("pull_data", "collect"):
+            steps[name].run(team.settings, run_id, StepInputs(orchestrator="airflow", runner="airflow", params={}))
+        steps["clean"].run(team.settings, run_id, StepInputs(orchestrator="airflow", runner="dagster", params={}))
+        steps["push_data"].run(team.settings, run_id, StepInputs(orchestrator="airflow", runner="airflow"))
+
+    forced = read_cutover(cutover_path, CutoverSteps.of(pipeline)).moved("clean", Runner.DAGSTER, "0 matched")
+    write_cutover(cutover_path, forced)
+    airflow_run_with_clean_in_dagster("manual__forced")
+    proven = read_cutover(cutover_path, CutoverSteps.of(pipeline))
+    write_cutover(cutover_path, proven.moved("clean", Runner.AIRFLOW).moved("clean", Runner.DAGSTER))
+    airflow_run_with_clean_in_dagster("manual__proven")
+
+    newest, before = history(team.settings)[:2]
+    assert (before.run_id, before.forced_steps) == ("manual__forced", ["clean"])
+    assert before.steps_by is not None and before.steps_by["clean"] == "dagster"
+    assert (newest.run_id, newest.forced_steps, newest.steps_by) == ("manual__proven", None, before.steps_by)
+    shown = CliRunner().invoke(app, ["history", "--pipeline", "readings"], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0 and shown.stdout.count("clean by dagster (forced)") == 1, shown.stdout
+    assert shown.stdout.count("clean by dagster") == 2
 
 
 def test_a_parameter_given_twice_in_a_dagster_run_must_agree(team: TeamRepo, monkeypatch: pytest.MonkeyPatch) -> None:

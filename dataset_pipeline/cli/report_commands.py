@@ -45,10 +45,22 @@ def history_cmd(as_json: Annotated[bool, typer.Option("--json")] = False, pipeli
                 str(v["size"]),
                 str(v["rows"]),
                 _change_of(v),
-                str(v["orchestrator"]),
+                _orchestrator_of(v),
                 str(v["run_id"]),
             )
         Console(width=max(out.width, TABLE_WIDTH)).print(table)
+
+
+def _orchestrator_of(version: dict[str, Any]) -> str:
+    """The run's orchestrator, and each step another one ran (cut over), marked when moved by force."""
+    own = str(version["orchestrator"])
+    forced = version.get("forced_steps") or []
+    others = [
+        f"{step} by {runner}" + (" (forced)" if step in forced else "")
+        for step, runner in (version.get("steps_by") or {}).items()
+        if runner != own
+    ]
+    return "; ".join([own, *others])
 
 
 def _change_of(version: dict[str, Any]) -> str:

@@ -22,7 +22,6 @@ from dataset_pipeline.cli.app import (
 from shared_tasks.project.cutover import (
     BUILTIN,
     SHADOWABLE,
-    Cutover,
     CutoverSteps,
     Runner,
     read_cutover,
@@ -122,14 +121,16 @@ def cutover_cmd(
                 raise ValueError(f"say who runs {step}: airflow, dagster or shadow")
             if runner is Runner.SHADOW and step not in shadowable:
                 raise ValueError(f"step {step!r} cannot be shadowed: {SHADOWABLE}")
+            forced = None
             if runner is Runner.DAGSTER and step in shadowable and cutover.runner(step) is not Runner.DAGSTER:
-                _gate(step, records, force)
-            cutover = Cutover({**cutover.runners, step: runner}, steps)
+                forced = _gate(step, records, force)
+            cutover = cutover.moved(step, runner, forced)
             write_cutover(path, cutover)
         table = Table("step", "runs in", "shadow runs of its current code", title=f"{steps.names.dag_id}: {path}")
         for name in steps.steps:
             shadow = records[name].shown() if isinstance(records, dict) and name in records else ""
-            table.add_row(name, cutover.runner(name).value, shadow if name in shadowable else "")
+            runs_in = cutover.runner(name).value + (" (forced)" if name in cutover.forced_steps() else "")
+            table.add_row(name, runs_in, shadow if name in shadowable else "")
         out.print(table)
         if isinstance(records, str) and shadowable:
             out.print(f"Shadow runs not shown: {records}", highlight=False)
@@ -166,15 +167,18 @@ def _shadow_records(steps: CutoverSteps, shadowable: list[str]) -> dict[str, Sha
         return f"Dagster's API at {url} did not answer: {error}"
 
 
-def _gate(step: str, records: dict[str, ShadowRecord] | str, force: bool) -> None:
+def _gate(step: str, records: dict[str, ShadowRecord] | str, force: bool) -> str | None:
+    """None when the step's shadow runs prove it; else why not, if --force moves it anyway (kept in the
+    cutover file, and so in the history of the versions its runs publish)."""
     from dataset_pipeline.shadow_record import gate_refusal, required_matches
 
     why = records if isinstance(records, str) else gate_refusal(records[step], required_matches())
     if why is None:
-        return
+        return None
     if not force:
         raise ValueError(
             f"{step} stays where it runs: {why}. Shadow it first (`cutover {step} shadow`, then Airflow runs), "
             "or move it anyway with --force"
         )
     err.print(f"[yellow]moving {step} to Dagster without the proof its shadow runs give: {why}[/yellow]")
+    return why

@@ -9,7 +9,9 @@ the pipelines it names.
 One line per step, `airflow`, `dagster` or `shadow`; a step missing from the file, or no file at all,
 runs in Airflow. A shadowed step (a team's own step of a declared pipeline) runs in Airflow, and
 Dagster runs it again beside, on a copy of the same inputs, for the two outputs to be compared
-(shared_tasks.run.shadow): the stage between observing a step and cutting it over.
+(shared_tasks.run.shadow): the stage between observing a step and cutting it over. A `dagster` line
+ending in the comment `# forced: <why>` was moved past the shadow gate with `--force`: the versions
+its runs publish say so in their history.
 
 Read when the DAG is parsed, so a committed change reaches the next run (through gitSync on the
 cluster, like the DAG). A bad file is a DAG import error naming the file and the line, never a
@@ -20,7 +22,7 @@ parser could recurse into it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -52,6 +54,7 @@ HEADER = (
     "# A step set to dagster keeps its Airflow task, which launches the step's asset in Dagster and waits.\n"
     "# A step set to shadow runs in Airflow, and in Dagster beside it on the same inputs, to compare.\n"
 )
+FORCED_COMMENT = "forced"  # `step: dagster  # forced: <why>`, written by `cutover STEP dagster --force`
 
 
 SHADOWABLE = (
@@ -125,6 +128,7 @@ def steps_of_dag(dag_id: str, project_file: Path | None) -> CutoverSteps | None:
 class Cutover:
     runners: dict[str, Runner]
     of: CutoverSteps = BUILTIN
+    forced: dict[str, str] = field(default_factory=dict)  # step -> why it was moved without its shadow proof
 
     def runner(self, step: str) -> Runner:
         return self.runners.get(step, Runner.AIRFLOW)
@@ -135,9 +139,28 @@ class Cutover:
     def shadowed(self) -> list[str]:
         return [step for step in self.of.steps if self.runner(step) is Runner.SHADOW]
 
+    def forced_steps(self) -> list[str]:
+        """The steps in Dagster that were moved there past the shadow gate."""
+        return [step for step in self.in_dagster() if step in self.forced]
+
+    def moved(self, step: str, runner: Runner, forced: str | None = None) -> Cutover:
+        """This file with `step` set to `runner`: a forced move says why; any other move of it clears that."""
+        others = {name: why for name, why in self.forced.items() if name != step}
+        if runner is Runner.DAGSTER and self.runner(step) is Runner.DAGSTER and step in self.forced:
+            forced = forced or self.forced[step]  # still where it was forced to
+        marked = {step: forced} if forced is not None and runner is Runner.DAGSTER else {}
+        return Cutover({**self.runners, step: runner}, self.of, {**others, **marked})
+
     def to_text(self) -> str:
         header = HEADER.format(dag_id=self.of.names.dag_id)
-        return header + "".join(f"{step}: {self.runner(step).value}\n" for step in self.of.steps)
+        return header + "".join(self._line(step) for step in self.of.steps)
+
+    def _line(self, step: str) -> str:
+        line = f"{step}: {self.runner(step).value}"
+        if step in self.forced_steps():
+            why = " ".join(self.forced[step].split())  # one line
+            line += f"  # {FORCED_COMMENT}: {why}" if why else f"  # {FORCED_COMMENT}"
+        return line + "\n"
 
 
 def read_cutover(path: Path, of: CutoverSteps = BUILTIN) -> Cutover:
@@ -160,10 +183,28 @@ def read_cutover(path: Path, of: CutoverSteps = BUILTIN) -> Cutover:
             f"{path}, line {node.start_mark.line + 1}: expected one `step: airflow|dagster|shadow` per line"
         )
     runners: dict[str, Runner] = {}
+    forced: dict[str, str] = {}
+    lines = text.splitlines()
     for key, value in node.value:
         step, runner = _line(path, of, key, value, runners)
         runners[step] = runner
-    return Cutover(runners, of)
+        why = _forced_comment(lines, value)
+        if runner is Runner.DAGSTER and why is not None:
+            forced[step] = why
+    return Cutover(runners, of, forced)
+
+
+def _forced_comment(lines: list[str], value: yaml.Node) -> str | None:
+    """Why the step was forced, from a `# forced: <why>` comment after its value; None without one."""
+    mark = value.end_mark
+    if mark is None or mark.line >= len(lines):
+        return None
+    rest = lines[mark.line][mark.column :].strip()
+    if not rest.startswith("#"):
+        return None
+    comment = rest[1:].strip()
+    word, _, why = comment.partition(":")
+    return why.strip() if word.strip() == FORCED_COMMENT else None
 
 
 def _line(

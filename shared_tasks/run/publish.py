@@ -15,6 +15,7 @@ from typing import TypeVar
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from shared_tasks.project.cutover import CutoverSteps, declared_cutover_file, read_cutover
 from shared_tasks.project.declared import Strategy
 from shared_tasks.project.records import PublishedVersion
 from shared_tasks.project.settings import Settings
@@ -25,6 +26,7 @@ from shared_tasks.run.workspace import RunState
 from shared_tasks.storage.pointer import s3_object_url
 from shared_tasks.versioning.versions import (
     TRAILER_COMPUTED_FROM,
+    TRAILER_FORCED_CUTOVER,
     TRAILER_ROWS_DELETED,
     TRAILER_ROWS_UPDATED,
     TRAILER_STEPS_BY,
@@ -132,12 +134,26 @@ def _publish_once(ctx: RunContext, orchestrator: str, attempt: int) -> Published
     elsewhere = {step: runner for step, runner in state.ran_by.items() if runner != orchestrator}
     named = elsewhere or ctx.settings.is_declared  # a declared pipeline's history names its steps
     steps_by = {TRAILER_STEPS_BY: ", ".join(f"{s}={r}" for s, r in state.ran_by.items())} if named else {}
+    forced = _forced_steps(ctx, elsewhere)
+    steps_by |= {TRAILER_FORCED_CUTOVER: ", ".join(forced)} if forced else {}
     subject, trailers = _what_the_strategy_did(ctx, state, orchestrator)
     message = commit_message(
         ctx.run_id, orchestrator, applied.rows_added, applied.rows, subject=subject, extra={**steps_by, **trailers}
     )
     git.commit_paths(message, [ctx.settings.pointer_path])
     return _push_pointer(ctx, attempt, remote_url)
+
+
+def _forced_steps(ctx: RunContext, elsewhere: dict[str, str]) -> list[str]:
+    """Of the steps Dagster ran for another orchestrator's run, those its cutover file says were moved
+    there past the shadow gate (`--force`). The file is read as the run publishes: a line flipped
+    while the run was in flight is judged as it stands now."""
+    cut_over = [step for step, runner in elsewhere.items() if runner == "dagster"]
+    if not cut_over or not ctx.settings.is_declared:
+        return []
+    pipeline = ctx.settings.declared()
+    cutover = read_cutover(declared_cutover_file(pipeline), CutoverSteps.of(pipeline))
+    return [step for step in cut_over if step in cutover.forced_steps()]
 
 
 def _unchanged(ctx: RunContext, attempt: int) -> PublishedVersion:

@@ -22,6 +22,8 @@ TRAILER_ROWS = "Rows"
 TRAILER_RESTORED_FROM = "Restored-From"
 # Which orchestrator ran each step, when not all were the run's own (a step cut over to Dagster).
 TRAILER_STEPS_BY = "Steps-By"
+# The steps of those moved to Dagster past the shadow gate (`cutover STEP dagster --force`).
+TRAILER_FORCED_CUTOVER = "Cut-Over-Forced"
 # What a declared pipeline's merge did beyond inserting, and the commit a replace was computed from.
 TRAILER_ROWS_UPDATED = "Rows-Updated"
 TRAILER_ROWS_DELETED = "Rows-Deleted"
@@ -46,6 +48,7 @@ class VersionRecord(Record):
     author: str | None = None
     restored_from: str | None = None
     steps_by: dict[str, str] | None = None
+    forced_steps: list[str] | None = None  # steps run in Dagster that were moved there without shadow proof
     rows_updated: int | None = None
     rows_deleted: int | None = None
     computed_from: str | None = None
@@ -90,6 +93,7 @@ def _record(reader: PointerReader, commit: str, time: str, author: str, trailers
         md5, size = pointer.md5, pointer.size
     except PointerProblem as error:
         problem = str(error)
+    forced = trailers.get(TRAILER_FORCED_CUTOVER)
     return VersionRecord(
         commit=commit,
         time=time,
@@ -102,6 +106,7 @@ def _record(reader: PointerReader, commit: str, time: str, author: str, trailers
         author=author,
         restored_from=trailers.get(TRAILER_RESTORED_FROM),
         steps_by=_steps_by(trailers.get(TRAILER_STEPS_BY)),
+        forced_steps=[step.strip() for step in forced.split(",") if step.strip()] if forced else None,
         rows_updated=_int_or_none(trailers.get(TRAILER_ROWS_UPDATED)),
         rows_deleted=_int_or_none(trailers.get(TRAILER_ROWS_DELETED)),
         computed_from=trailers.get(TRAILER_COMPUTED_FROM),
