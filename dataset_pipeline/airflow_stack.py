@@ -28,7 +28,7 @@ from dataset_pipeline.process import LOOPBACK, ProcessService, StackError, proce
 from orchestrator_clients.airflow_api import AirflowClient
 from orchestrator_clients.retrying import poll_until
 from shared_tasks.project.cutover import FILE_NAME as CUTOVER_FILE_NAME
-from shared_tasks.project.cutover import Cutover, read_cutover, write_cutover
+from shared_tasks.project.cutover import SHADOW_OPERATOR, Cutover, read_cutover, shadow_task_id, write_cutover
 from shared_tasks.project.names import NAMES
 
 if TYPE_CHECKING:
@@ -190,14 +190,17 @@ class Service(ProcessService):
         """Write the cutover file of its pipeline and wait until Airflow has parsed it; the seconds that took."""
         started = time.monotonic()
         path = cutover.of.file(cutover_file())
-        if read_cutover(path, cutover.of).in_dagster() != cutover.in_dagster():
+        if read_cutover(path, cutover.of).to_text() != cutover.to_text():
             write_cutover(path, cutover)
         wanted = set(cutover.in_dagster())
+        shadows = {shadow_task_id(step) for step in cutover.shadowed()}
         with self.client() as client:
 
             def parsed() -> bool:
                 operators = client.task_operators(cutover.of.names.dag_id)
-                return {task for task, kind in operators.items() if kind == PROXY_OPERATOR} == wanted
+                proxied = {task for task, kind in operators.items() if kind == PROXY_OPERATOR}
+                shadowing = {task for task, kind in operators.items() if kind == SHADOW_OPERATOR}
+                return proxied == wanted and shadowing == shadows
 
             poll_until(
                 parsed,

@@ -50,6 +50,7 @@ class RunMeasure:
     commit: str | None = None
     error: str | None = None
     parts: dict[str, Any] | None = None  # RunParts.to_dict(): by part, and each step's share
+    shadows: dict[str, dict[str, Any]] = field(default_factory=dict)  # shadowed step -> both sides' work
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,27 @@ class RunnerSummary:
     step_parts: dict[str, dict[str, float]] = field(default_factory=dict)  # median seconds per step and part
     overhead_seconds: float | None = None
     cutover_seconds: float | None = None  # how long Airflow took to parse the runner's cutover
+    shadows: dict[str, ShadowSummary] = field(default_factory=dict)  # shadowed step -> both sides, same runs
+
+
+@dataclass(frozen=True)
+class ShadowSummary:
+    """A shadowed step over a runner's runs: its work in Airflow's runs and in Dagster's shadows of them."""
+
+    airflow: Spread | None
+    dagster: Spread | None
+    matched: int
+    runs: int
+
+    @classmethod
+    def of(cls, step: str, measures: list[RunMeasure]) -> ShadowSummary:
+        found = [m.shadows[step] for m in measures if step in m.shadows]
+        return cls(
+            Spread.of([f["airflow_seconds"] for f in found if f.get("airflow_seconds") is not None]),
+            Spread.of([float(f["dagster_seconds"]) for f in found if f.get("dagster_seconds") is not None]),
+            sum(1 for f in found if f.get("matched") is True),
+            len(found),
+        )
 
 
 @dataclass
@@ -231,12 +253,12 @@ def _one_run(stack: LocalStack, settings: Settings, spec: RunnerSpec, work: Work
     requested_at, started = time.time(), time.perf_counter()
     seen: list[float] = []
     try:
-        version, steps, timings = run_once(stack, settings, spec, work, console, seen)
+        version, steps, timings, shadows = run_once(stack, settings, spec, work, console, seen)
     except Exception as error:  # one failed run is a figure of the comparison, not its end
         return RunMeasure(spec.name, None, False, time.perf_counter() - started, {}, error=str(error)[:300])
     seconds = seen[0] - requested_at
     parts = split_run(requested_at, seen[0], timings).to_dict() if len(timings) == len(work.steps) else None
-    return RunMeasure(spec.name, version.run_id, True, seconds, steps, version.commit, parts=parts)
+    return RunMeasure(spec.name, version.run_id, True, seconds, steps, version.commit, parts=parts, shadows=shadows)
 
 
 def summarize(
@@ -267,6 +289,7 @@ def summarize(
         isolation=isolation if isolation is not None else runner_named(runner).isolation,
         parts={part: Spread.of([parts["parts"][part] for parts in split]) for part in PARTS},
         step_parts=step_parts,
+        shadows={step: ShadowSummary.of(step, done) for step in steps if any(step in m.shadows for m in done)},
     )
 
 

@@ -65,6 +65,24 @@ def console_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+SHADOWS_SAID = (
+    "A shadowed step runs in Airflow's run, and Dagster runs it again beside, on the same inputs, in its own "
+    "environment. Its work, timed by the same code on both sides, from the same runs:"
+)
+
+
+def shadow_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Each shadowed step's work in Airflow and in Dagster's shadow, from the same runs, and how many matched."""
+    header = ["runner", "step", f"Airflow's work {SECONDS_HEADER}", f"Dagster's work in the shadow {SECONDS_HEADER}"]
+    header += ["outputs matched"]
+    rows = [
+        [summary.runner, step, _spread(shadow.airflow), _spread(shadow.dagster), f"{shadow.matched}/{shadow.runs}"]
+        for summary in comparison.summaries
+        for step, shadow in summary.shadows.items()
+    ]
+    return header, rows
+
+
 def version_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["commit", "orchestrator", "run id", "rows", "rows added", "md5"]
     rows = [
@@ -96,7 +114,10 @@ def markdown(comparison: Comparison) -> str:
     lines += _markdown_table(*summary_rows(comparison))
     lines += ["", "![time per step](steps.png)", "", "## Where the seconds went", "", HOW_PARTS_ARE_MEASURED, ""]
     lines += _markdown_table(*parts_rows(comparison))
-    lines += ["", "![parts of each run](parts.png)", "", "## Versions made", ""]
+    lines += ["", "![parts of each run](parts.png)", ""]
+    if any(summary.shadows for summary in comparison.summaries):
+        lines += ["## Shadowed steps", "", SHADOWS_SAID, "", *_markdown_table(*shadow_rows(comparison)), ""]
+    lines += ["## Versions made", ""]
     lines += _markdown_table(*version_rows(comparison))
     lines += [f"\n{runner} skipped: {why}" for runner, why in comparison.skipped.items()]
     failures = [m for m in comparison.measures if not m.ok]
@@ -112,6 +133,9 @@ def html_page(comparison: Comparison, plot_name: str, parts_plot_name: str) -> s
     body += [_html_table(*summary_rows(comparison)), f'<p><img src="{plot_name}" alt="time per step"></p>']
     body += ["<h2>Where the seconds went</h2>", f"<p>{html.escape(HOW_PARTS_ARE_MEASURED)}</p>"]
     body += [_html_table(*parts_rows(comparison)), f'<p><img src="{parts_plot_name}" alt="parts of each run"></p>']
+    if any(summary.shadows for summary in comparison.summaries):
+        body += ["<h2>Shadowed steps</h2>", f"<p>{html.escape(SHADOWS_SAID)}</p>"]
+        body += [_html_table(*shadow_rows(comparison))]
     body += ["<h2>Versions made</h2>", _html_table(*version_rows(comparison))]
     body += [f"<p>{html.escape(runner)} skipped: {html.escape(why)}</p>" for runner, why in comparison.skipped.items()]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"

@@ -19,13 +19,14 @@ from rich.console import Console
 from dataset_pipeline import airflow_stack, dagster_stack
 from dataset_pipeline.run_parts import timing_of
 from dataset_pipeline.stack import LocalStack
-from shared_tasks.project.cutover import BUILTIN, Cutover, CutoverSteps, Runner, read_cutover
+from shared_tasks.project.cutover import BUILTIN, Cutover, CutoverSteps, Runner, read_cutover, shadow_task_id
 from shared_tasks.project.pipeline import new_run_id, run_pipeline
 from shared_tasks.project.records import PublishedVersion, StepRecord, StepTiming
 from shared_tasks.project.settings import Settings
 
 STEP_NAMES = tuple(BUILTIN.steps)
 CUT_OVER = "airflow→dagster:"
+SHADOW = "airflow+shadow:"  # Airflow runs the step, and Dagster again beside it (a declared pipeline's own step)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RunnerSpec:
     isolation: str
     in_dagster: tuple[str, ...] = ()  # for Airflow's runners: the steps its DAG proxies to Dagster
     process_per_step: bool = True
+    shadowed: tuple[str, ...] = ()  # for Airflow's runners: the steps Dagster runs again in the shadow
 
 
 def runner_specs(pipeline: CutoverSteps = BUILTIN) -> tuple[RunnerSpec, ...]:
@@ -92,6 +94,16 @@ def cut_over_runner(step: str) -> RunnerSpec:
     )
 
 
+def shadow_runner(step: str) -> RunnerSpec:
+    return RunnerSpec(
+        f"{SHADOW}{step}",
+        ("airflow", "dagster"),
+        f"a process per step: Airflow's tasks, {step} run again by Dagster in the shadow (the version is "
+        "published without waiting; the run ends when the shadow does)",
+        shadowed=(step,),
+    )
+
+
 RUNNER_SPECS = runner_specs()
 RUNNERS = tuple(spec.name for spec in RUNNER_SPECS)
 SPECS = {spec.name: spec for spec in RUNNER_SPECS}
@@ -105,9 +117,13 @@ def runner_named(name: str, pipeline: CutoverSteps = BUILTIN) -> RunnerSpec:
         return specs[wanted]
     if wanted.startswith(CUT_OVER) and wanted.removeprefix(CUT_OVER) in pipeline.steps:
         return cut_over_runner(wanted.removeprefix(CUT_OVER))
+    own_steps = [step.name for step in pipeline.steps.values() if step.declared]
+    if wanted.startswith(SHADOW) and wanted.removeprefix(SHADOW) in own_steps:
+        return shadow_runner(wanted.removeprefix(SHADOW))
+    shadowable = f", {SHADOW}STEP for a step of its own: {', '.join(own_steps)}" if own_steps else ""
     raise ValueError(
         f"unknown runner {name!r}; the runners are {', '.join(specs)}"
-        f" (or {CUT_OVER}STEP for a step of {pipeline.names.dag_id}: {', '.join(pipeline.steps)})"
+        f" (or {CUT_OVER}STEP for a step of {pipeline.names.dag_id}: {', '.join(pipeline.steps)}{shadowable})"
     )
 
 
@@ -143,10 +159,13 @@ def set_cutover(
 ) -> float | None:
     if "airflow" not in spec.services:
         return None
-    cutover = Cutover(dict.fromkeys(spec.in_dagster, Runner.DAGSTER), pipeline)
-    seconds = airflow_stack.Service(stack).apply_cutover(cutover)
+    lines = {**dict.fromkeys(spec.in_dagster, Runner.DAGSTER), **dict.fromkeys(spec.shadowed, Runner.SHADOW)}
+    seconds = airflow_stack.Service(stack).apply_cutover(Cutover(lines, pipeline))
     shown = ", ".join(spec.in_dagster) or "nothing"
-    console.print(f"{spec.name}: {shown} in Dagster (Airflow parsed the cutover in {seconds:.1f} s)", highlight=False)
+    shadowed = f", {', '.join(spec.shadowed)} shadowed" if spec.shadowed else ""
+    console.print(
+        f"{spec.name}: {shown} in Dagster{shadowed} (Airflow parsed the cutover in {seconds:.1f} s)", highlight=False
+    )
     return round(seconds, 3)
 
 
@@ -155,14 +174,15 @@ Timings = list[tuple[str, StepTiming]]
 
 def run_once(
     stack: LocalStack, settings: Settings, spec: RunnerSpec, work: Work, console: Console, seen: list[float]
-) -> tuple[PublishedVersion, dict[str, float], Timings]:
-    """One run with the runner: its version, the seconds of each step as reported, the steps' timings;
-    `seen` gets the instant the client had the version."""
+) -> tuple[PublishedVersion, dict[str, float], Timings, dict[str, dict[str, Any]]]:
+    """One run with the runner: its version, the seconds of each step as reported, the steps' timings,
+    and what each shadowed step's shadow found (`shadow_measure`); `seen` gets the instant the client
+    had the version."""
     if spec.name == "direct":
-        return _direct_run(settings, work, seen)
+        return (*_direct_run(settings, work, seen), {})
     if spec.services[0] == "airflow":
-        return _airflow_run(stack, work, console, seen)
-    return _dagster_run(stack, spec, work, console, seen)
+        return _airflow_run(stack, spec, work, console, seen)
+    return (*_dagster_run(stack, spec, work, console, seen), {})
 
 
 def _direct_run(
@@ -186,8 +206,8 @@ def _direct_run(
 
 
 def _airflow_run(
-    stack: LocalStack, work: Work, console: Console, seen: list[float]
-) -> tuple[PublishedVersion, dict[str, float], Timings]:
+    stack: LocalStack, spec: RunnerSpec, work: Work, console: Console, seen: list[float]
+) -> tuple[PublishedVersion, dict[str, float], Timings, dict[str, dict[str, Any]]]:
     from dataset_pipeline.airflow_runs import run_dag
 
     with airflow_stack.Service(stack).client() as client:
@@ -196,7 +216,25 @@ def _airflow_run(
         run_id = str(outcome.orchestrator_run_id)
         dag_id = work.pipeline.names.dag_id
         returned = {name: client.return_value(dag_id, run_id, name) for name in work.steps}
-    return outcome.version, dict(outcome.step_seconds), _timings(returned, work.steps)
+        shadows = {step: client.return_value(dag_id, run_id, shadow_task_id(step)) for step in spec.shadowed}
+    timings = _timings(returned, work.steps)
+    return outcome.version, dict(outcome.step_seconds), timings, shadow_measures(dict(timings), shadows)
+
+
+def shadow_measures(
+    timings: dict[str, StepTiming], shadows: dict[str, dict[str, Any] | None]
+) -> dict[str, dict[str, Any]]:
+    """Each shadowed step's work in Airflow's run and in Dagster's shadow of it, and whether they matched."""
+    measured = {}
+    for step, found in shadows.items():
+        own = timings.get(step)
+        measured[step] = {
+            "airflow_seconds": round(own.seconds, 3) if own is not None else None,
+            "dagster_seconds": (found or {}).get("dagster_seconds"),
+            "matched": (found or {}).get("matched"),
+            "summary": (found or {}).get("summary", "the shadow task returned nothing"),
+        }
+    return measured
 
 
 def _dagster_run(

@@ -99,3 +99,59 @@ def test_a_declared_pipeline_is_compared_on_its_own_steps_and_any_of_them_can_be
     assert "Pipeline readings" in markdown and "readings=2" in markdown
     assert all(f"| {step}" in markdown or f" {step} |" in markdown for step in steps), markdown
     assert "modify_data" not in markdown
+
+
+def test_a_shadowed_step_is_reported_with_each_sides_work_from_the_same_runs(tmp_path: Path) -> None:
+    from dataset_pipeline.compare_runners import shadow_measures
+    from shared_tasks.project.cutover import CutoverSteps
+    from shared_tasks.project.declared import load_project
+    from tests.team_project import write_project
+
+    pipeline = CutoverSteps.of(load_project(write_project(tmp_path / "project")).pipeline("readings"))
+    spec = runner_named("airflow+shadow:clean", pipeline)
+    assert (spec.name, spec.shadowed, spec.in_dagster, spec.services) == (
+        "airflow+shadow:clean",
+        ("clean",),
+        (),
+        ("airflow", "dagster"),
+    )
+    for product_step in ("pull_data", "push_data"):
+        with pytest.raises(ValueError, match=r"airflow\+shadow:STEP for a step of its own: collect, clean"):
+            runner_named(f"airflow+shadow:{product_step}", pipeline)
+    with pytest.raises(ValueError, match="unknown runner 'airflow\\+shadow:modify_data'") as refused:
+        runner_named("airflow+shadow:modify_data")  # the built-in pipeline has no step of a team's
+    assert "airflow+shadow:STEP" not in str(refused.value)
+
+    def timed(seconds: float) -> dict[str, StepTiming]:
+        return {"clean": StepTiming(process_started_at=1.0, started_at=2.0, seconds=seconds, load_seconds=0.1)}
+
+    runs = [
+        shadow_measures(timed(0.5), {"clean": {"matched": True, "dagster_seconds": 0.7, "summary": "equal"}}),
+        shadow_measures(timed(0.25), {"clean": {"matched": False, "dagster_seconds": 0.9, "summary": "differs"}}),
+        shadow_measures(timed(0.75), {"clean": None}),  # the shadow task returned nothing
+    ]
+    assert runs[2]["clean"] == {
+        "airflow_seconds": 0.75,
+        "dagster_seconds": None,
+        "matched": None,
+        "summary": "the shadow task returned nothing",
+    }
+    steps = ("pull_data", "collect", "clean", "push_data")
+    measures = [
+        RunMeasure(spec.name, f"r{n}", True, 9.0, dict.fromkeys(steps, 2.0), "c" * 40, shadows=shadows)
+        for n, shadows in enumerate(runs)
+    ]
+    comparison = Comparison(1, 1, "2026-12-08T00:00:00+00:00", pipeline="readings", steps=list(steps))
+    comparison.measures.extend(measures)
+    comparison.summaries.append(summarize(spec.name, measures, 10.0, 20.0, steps, spec.isolation))
+    (shadow,) = comparison.summaries[0].shadows.values()
+    assert (shadow.airflow.median if shadow.airflow else None, shadow.matched, shadow.runs) == (0.5, 1, 3)
+    assert shadow.dagster is not None and (shadow.dagster.low, shadow.dagster.high) == (0.7, 0.9)
+    markdown = write_report(comparison, tmp_path / "report")["markdown"].read_text()
+    assert "## Shadowed steps" in markdown
+    assert "| airflow+shadow:clean | clean | 0.50 [0.25–0.75] | 0.80 [0.70–0.90] | 1/3 |" in markdown, markdown
+
+    plain = Comparison(1, 1, "2026-12-08T00:00:00+00:00", pipeline="readings", steps=list(steps))
+    plain.summaries.append(summarize("dagster", measures[:1], 10.0, 20.0, steps, "x"))
+    plain.summaries[0].shadows.clear()
+    assert "Shadowed steps" not in write_report(plain, tmp_path / "plain")["markdown"].read_text()

@@ -364,9 +364,26 @@ def prove_in_the_shadow(stack_env: dict[str, str], env: dict[str, str], step: st
         eventually(lambda: shadow_tasks(client, "readings_pipeline"), "the shadow task parsed", timeout=180)
         assert shadow_tasks(client, "readings_pipeline") == {f"{step}__shadow"}
     history_before = json.loads(cli("history", "--json", env=env).stdout)
-    version, shadow = shadowed_run(env, stack_env, step)
+    # The first shadowed run is the comparison's: it shows each side's time for the step from that run.
+    compared = cli(
+        *("compare", "--runs", "1", "--runner", f"airflow+shadow:{step}", "--param", "readings=2", "--json"),
+        env=env,
+        timeout=900,
+    )
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    comparison = json.loads(compared.stdout)
+    (measure,) = comparison["measures"]
+    (summary,) = comparison["summaries"]
+    assert measure["shadows"][step]["matched"] is True and summary["shadows"][step]["matched"] == 1, summary
+    assert measure["shadows"][step]["airflow_seconds"] > 0 and measure["shadows"][step]["dagster_seconds"] > 0
+    assert summary["shadows"][step]["dagster"]["median"] == measure["shadows"][step]["dagster_seconds"]
+    assert comparison["cutover_restored"] == [], "the file put back: the step shadowed, none in Dagster"
+    (version,) = comparison["versions"]
+    with airflow_client(stack_env) as client:
+        shadow = client.return_value("readings_pipeline", version["run_id"], f"{step}__shadow")
     assert shadow["matched"] is True and shadow["summary"].startswith("equal: 2 rows"), shadow
     assert shadow["airflow_run_id"] == version["run_id"] and shadow["dagster_run_id"]
+    assert shadow["dagster_seconds"] == measure["shadows"][step]["dagster_seconds"], "the same run's figure"
     history = json.loads(cli("history", "--json", env=env).stdout)
     assert [v["commit"] for v in history] == [version["commit"]] + [v["commit"] for v in history_before], (
         "one version, Airflow's; the shadow published nothing"

@@ -55,6 +55,7 @@ def test_a_shadow_on_the_same_inputs_matches_and_leaves_the_run_and_the_origin_a
         assert outcome.comparison is not None and outcome.comparison.expected_md5 == outcome.comparison.actual_md5
         assert outcome.summary.startswith("equal: 6 rows")
         assert outcome.code_digest == step_code_digest(pipeline, step)
+        assert outcome.seconds is not None and outcome.metadata()["dagster_seconds"] == outcome.seconds > 0
         shadow = shadow_workspace(team.settings, run_id, step).root
         assert (shadow / "outputs" / f"{step}.parquet").is_file()
     assert files_of(Workspace.for_run(team.settings.work_root, run_id).root) == before, "the run's own untouched"
@@ -85,6 +86,7 @@ def test_a_step_that_reads_its_environment_differs_in_the_shadow_naming_the_colu
     assert not failed.matched and failed.comparison is None
     assert failed.error == "KeyError: 'READINGS_SITE'" and "failed in the shadow" in failed.summary
     assert failed.metadata()["error"] == failed.error and failed.metadata()["matched"] is False
+    assert failed.seconds is None and "dagster_seconds" not in failed.metadata(), "no work finished to time"
 
 
 def test_a_non_deterministic_step_is_compared_on_schema_and_rows_only(team: TeamRepo) -> None:

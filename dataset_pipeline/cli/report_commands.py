@@ -108,7 +108,8 @@ def compare_cmd(
         typer.Option(
             "--runner",
             help="A runner to measure (again for more; default all): direct, airflow, dagster, dagster-in-process, "
-            "airflow->dagster:STEP (the pipeline's first step of its own by default), airflow->dagster:all.",
+            "airflow->dagster:STEP (the pipeline's first step of its own by default), airflow->dagster:all, "
+            "airflow+shadow:STEP (a declared pipeline's step, run again by Dagster in the shadow).",
         ),
     ] = None,
     pipeline: PipelineOption = None,
@@ -122,7 +123,7 @@ def compare_cmd(
     The cut-over runners set the pipeline's cutover file for their runs and put it back as it was."""
     from dataset_pipeline.cli.run_commands import parse_params
     from dataset_pipeline.compare import run_comparison
-    from dataset_pipeline.compare_report import console_rows, write_report
+    from dataset_pipeline.compare_report import console_rows, shadow_rows, write_report
     from dataset_pipeline.compare_runners import Work, runner_names
     from shared_tasks.project.cutover import CutoverSteps
 
@@ -154,6 +155,12 @@ def compare_cmd(
         for row in rows:
             table.add_row(*row)
         out.print(table)
+        header, rows = shadow_rows(comparison)
+        if rows:
+            shadowed = Table(*header, title="shadowed steps: each side's work, from the same runs")
+            for row in rows:
+                shadowed.add_row(*row)
+            out.print(shadowed)
         others = ", ".join(paths[key].name for key in ("markdown", "plot", "parts_plot", "json"))
         out.print(f"report: {paths['html']} (and {others})")
         if any(not measure.ok for measure in comparison.measures):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,10 +42,11 @@ class ShadowOutcome:
     deterministic: bool
     comparison: OutputComparison | None = None  # None: the shadow failed before it had an output
     error: str | None = None
+    seconds: float | None = None  # the step's own work in the shadow, as Airflow's record times its run of it
 
-    def metadata(self) -> dict[str, str | int | bool]:
+    def metadata(self) -> dict[str, str | int | float | bool]:
         """What a report of it carries (the asset check's metadata): flat text and numbers."""
-        found: dict[str, str | int | bool] = {
+        found: dict[str, str | int | float | bool] = {
             "step": self.step,
             "airflow_run_id": self.run_id,
             "code_digest": self.code_digest,
@@ -61,6 +63,8 @@ class ShadowOutcome:
             }
         if self.error is not None:
             found["error"] = self.error
+        if self.seconds is not None:
+            found["dagster_seconds"] = self.seconds
         return found
 
 
@@ -91,11 +95,16 @@ def run_shadow(settings: Settings, pipeline: DeclaredPipeline, step_name: str, r
     def outcome(
         matched: bool, summary: str, comparison: OutputComparison | None = None, error: str | None = None
     ) -> ShadowOutcome:
-        return ShadowOutcome(step_name, run_id, digest, matched, summary, step.deterministic, comparison, error)
+        return ShadowOutcome(
+            step_name, run_id, digest, matched, summary, step.deterministic, comparison, error, seconds
+        )
 
+    seconds = None
     try:
         _fork(original, shadow, state, pipeline, step_name)
+        started = time.perf_counter()
         actual = run_team_step(shadow, pipeline, step_name, dict(state.params or {}), "dagster")
+        seconds = round(time.perf_counter() - started, 3)
     except Exception as error:
         said = f"{type(error).__name__}: {error}"
         return outcome(matched=False, summary=f"the step failed in the shadow: {said}", error=said)
