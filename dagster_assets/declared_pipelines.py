@@ -123,14 +123,17 @@ class DeclaredDefinitions(NamedTuple):
     jobs: list["UnresolvedAssetJobDefinition"]
     sensors: list[dg.SensorDefinition]
     checks: list[dg.AssetChecksDefinition]
+    schedules: list[dg.ScheduleDefinition]
 
 
 def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool = False) -> DeclaredDefinitions:
-    """Every declared pipeline's assets, job and sensor of Airflow's runs of its DAG (and, with
+    """Every declared pipeline's assets, job, schedule (stopped, as Airflow's DAG has the schedule) and
+    sensor of Airflow's runs of its DAG (and, with
     `process_per_step`, its job with a process per step, as the built-in pipeline has locally); none
     without a project file. A bad project file fails the code location's load, naming the file and the field."""
-    project_file = OrchestrationSettings().project_file
-    found = DeclaredDefinitions([], [], [], [])
+    orchestration = OrchestrationSettings()
+    project_file = orchestration.project_file
+    found = DeclaredDefinitions([], [], [], [], [])
     if project_file is None:
         return found
     for pipeline in load_project(project_file).pipelines:
@@ -150,4 +153,15 @@ def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool
                 )
             )
         found.sensors.append(airflow_runs_sensor(None, peer_interval_seconds, CutoverSteps.of(pipeline)))
+        if orchestration.schedule is not None:  # as the pipeline's DAG is scheduled; stopped until turned on
+            found.schedules.append(
+                dg.ScheduleDefinition(
+                    name=pipeline.names.schedule,
+                    job=job,
+                    cron_schedule=orchestration.schedule,
+                    execution_timezone="UTC",
+                    default_status=dg.DefaultScheduleStatus.STOPPED,
+                    description=f"{pipeline.names.dag_id}'s schedule, in Dagster: on when the schedule moves here",
+                )
+            )
     return found

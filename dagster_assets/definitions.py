@@ -81,6 +81,7 @@ defs = dg.Definitions(
     jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED.jobs],
     schedules=[
         *pipeline_schedules(),
+        *DECLARED.schedules,
         dg.ScheduleDefinition(
             name=NAMES.observe_schedule,
             job=observe_dataset_head,

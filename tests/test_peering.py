@@ -172,7 +172,7 @@ def test_a_declared_pipelines_sensor_reports_its_own_dags_runs_on_its_own_asset_
     assert asked and all("/dags/dataset_pipeline" not in path for path in asked), "the built-in DAG is another's"
 
 
-def test_every_declared_pipeline_has_a_sensor_and_locally_a_job_with_a_process_per_step_of_its_own(
+def test_every_declared_pipeline_has_a_sensor_a_stopped_schedule_and_locally_a_job_with_a_process_per_step(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dagster_assets.declared_pipelines import declared_definitions
@@ -200,3 +200,12 @@ def test_every_declared_pipeline_has_a_sensor_and_locally_a_job_with_a_process_p
         "station_readings_pipeline",
         "station_readings_pipeline_shadow",
     ]
+    monkeypatch.setenv("PIPELINE_SCHEDULE", "15 4 * * *")
+    schedules = {schedule.name: schedule for schedule in declared_definitions(7).schedules}
+    assert sorted(schedules) == ["readings_pipeline_schedule", "station_readings_pipeline_schedule"]
+    for name, schedule in schedules.items():
+        assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 4 * * *", "UTC")
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED, "Airflow's DAG has the schedule"
+        assert schedule.job_name == name.removesuffix("_schedule"), "the pipeline's own job"
+    monkeypatch.setenv("PIPELINE_SCHEDULE", "none")
+    assert declared_definitions(7).schedules == []
