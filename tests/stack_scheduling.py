@@ -23,7 +23,7 @@ STACK_GROUPS = {
     "full_stack_env": ("test_full_stack.py", "test_peering_stack.py"),
     "porting_stack_env": ("test_cutover_stack.py",),
     "airflow_stack": ("test_airflow_stack.py", "test_airflow_ui.py"),
-    "dagster_stack": ("test_dagster_stack.py", "test_dagster_ui.py"),
+    "dagster_stack": ("test_dagster_daemon_kills.py", "test_dagster_stack.py", "test_dagster_ui.py"),
 }
 GROUP_OF_MODULE = {module: fixture for fixture, modules in STACK_GROUPS.items() for module in modules}
 
