@@ -131,8 +131,7 @@ def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool
     sensor of Airflow's runs of its DAG (and, with
     `process_per_step`, its job with a process per step, as the built-in pipeline has locally); none
     without a project file. A bad project file fails the code location's load, naming the file and the field."""
-    orchestration = OrchestrationSettings()
-    project_file = orchestration.project_file
+    project_file = OrchestrationSettings().project_file
     found = DeclaredDefinitions([], [], [], [], [])
     if project_file is None:
         return found
@@ -153,15 +152,23 @@ def declared_definitions(peer_interval_seconds: int = 30, process_per_step: bool
                 )
             )
         found.sensors.append(airflow_runs_sensor(None, peer_interval_seconds, CutoverSteps.of(pipeline)))
-        if orchestration.schedule is not None:  # as the pipeline's DAG is scheduled; stopped until turned on
-            found.schedules.append(
-                dg.ScheduleDefinition(
-                    name=pipeline.names.schedule,
-                    job=job,
-                    cron_schedule=orchestration.schedule,
-                    execution_timezone="UTC",
-                    default_status=dg.DefaultScheduleStatus.STOPPED,
-                    description=f"{pipeline.names.dag_id}'s schedule, in Dagster: on when the schedule moves here",
-                )
-            )
+        found.schedules.extend(pipeline_schedules(pipeline.names.schedule, job, pipeline.names.dag_id))
     return found
+
+
+def pipeline_schedules(name: str, job: Any, dag_id: str) -> list[dg.ScheduleDefinition]:
+    """A pipeline's schedule in Dagster: the settings' cron, as its Airflow DAG has it, stopped until
+    someone turns it on (Airflow's DAG runs it meanwhile); none with PIPELINE_SCHEDULE=none."""
+    cron = OrchestrationSettings().schedule
+    if cron is None:
+        return []
+    return [
+        dg.ScheduleDefinition(
+            name=name,
+            job=job,
+            cron_schedule=cron,
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description=f"{dag_id}'s schedule, in Dagster: on when the schedule moves here",
+        )
+    ]

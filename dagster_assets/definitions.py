@@ -11,12 +11,11 @@ import dagster as dg
 
 from dagster_assets.assets import changed_dataset, dataset_head, published_dataset, pulled_dataset
 from dagster_assets.checks import CHECKS
-from dagster_assets.declared_pipelines import DeclaredPipelineSettings, declared_definitions
+from dagster_assets.declared_pipelines import DeclaredPipelineSettings, declared_definitions, pipeline_schedules
 from dagster_assets.k8s import k8s_executor_config
 from dagster_assets.peering import airflow_runs_sensor
 from dagster_assets.resources import RESOURCES, DagsterSettings
 from shared_tasks.project.names import NAMES
-from shared_tasks.project.settings import OrchestrationSettings
 
 PIPELINE_ASSETS = dg.AssetSelection.assets(pulled_dataset, changed_dataset, published_dataset)
 
@@ -28,21 +27,6 @@ def step_executor() -> dg.ExecutorDefinition:
 
         return k8s_job_executor.configured(k8s_executor_config())
     return dg.in_process_executor
-
-
-def pipeline_schedules() -> list[dg.ScheduleDefinition]:
-    """The settings' schedule, stopped until someone turns it on; none with PIPELINE_SCHEDULE=none."""
-    schedule = OrchestrationSettings().schedule
-    if schedule is None:
-        return []
-    return [
-        dg.ScheduleDefinition(
-            name=NAMES.schedule,
-            job=dataset_pipeline,
-            cron_schedule=schedule,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-        )
-    ]
 
 
 # Locally, the three steps again with a process per step, and no asset checks: the same work as
@@ -80,7 +64,7 @@ defs = dg.Definitions(
     asset_checks=[*CHECKS, *DECLARED.checks],
     jobs=[dataset_pipeline, *LOCAL_ONLY_JOBS, published_dataset_checks, observe_dataset_head, *DECLARED.jobs],
     schedules=[
-        *pipeline_schedules(),
+        *pipeline_schedules(NAMES.schedule, dataset_pipeline, NAMES.dag_id),
         *DECLARED.schedules,
         dg.ScheduleDefinition(
             name=NAMES.observe_schedule,

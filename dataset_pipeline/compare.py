@@ -98,7 +98,7 @@ class ShadowSummary:
         found = [m.shadows[step] for m in measures if step in m.shadows]
         return cls(
             Spread.of([f["airflow_seconds"] for f in found if f.get("airflow_seconds") is not None]),
-            Spread.of([float(f["dagster_seconds"]) for f in found if f.get("dagster_seconds") is not None]),
+            Spread.of([f["dagster_seconds"] for f in found if f.get("dagster_seconds") is not None]),
             sum(1 for f in found if f.get("matched") is True),
             len(found),
         )

@@ -176,7 +176,7 @@ def run_once(
     stack: LocalStack, settings: Settings, spec: RunnerSpec, work: Work, console: Console, seen: list[float]
 ) -> tuple[PublishedVersion, dict[str, float], Timings, dict[str, dict[str, Any]]]:
     """One run with the runner: its version, the seconds of each step as reported, the steps' timings,
-    and what each shadowed step's shadow found (`shadow_measure`); `seen` gets the instant the client
+    and what each shadowed step's shadow found (`shadow_measures`); `seen` gets the instant the client
     had the version."""
     if spec.name == "direct":
         return (*_direct_run(settings, work, seen), {})
